@@ -1,0 +1,247 @@
+//! Warren's client side: `warren access tcp`.
+//!
+//! Each local connection (or stdin/stdout, for an SSH `ProxyCommand`) is
+//! carried to the edge as a WebSocket upgrade on `/.warren/tcp` of the
+//! target hostname, over TLS with SNI = that hostname. The edge asks the
+//! tunnel's connector to dial the hostname's TCP origin before it accepts
+//! the upgrade, so a refusal arrives as an HTTP answer whose sentence this
+//! client prints.
+//!
+//! On the WebSocket, binary messages carry bytes, an empty binary message
+//! is end-of-stream in that direction (TCP half-close), a Close ends both.
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use warren_transport::tls::{client_config, Trust};
+
+/// Path the edge serves `access tcp` upgrades on.
+pub const TCP_PATH: &str = "/.warren/tcp";
+const CHUNK: usize = 64 * 1024;
+const MAX_MESSAGE: usize = 1024 * 1024;
+
+/// Why a connection through the edge failed. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("cannot connect to the edge at {edge}: {source}; check --edge (default: the hostname on port 443)")]
+    Connect {
+        edge: String,
+        source: std::io::Error,
+    },
+    #[error("TLS with the edge at {edge} failed: {source}; if the edge uses its own CA, pass it with --ca-cert (the edge's data-dir/ca.pem)")]
+    Tls {
+        edge: String,
+        source: std::io::Error,
+    },
+    #[error("the edge refused the connection to {hostname} ({status}): {message}")]
+    Refused {
+        hostname: String,
+        status: u16,
+        message: String,
+    },
+    #[error("the WebSocket upgrade to the edge failed: {0}")]
+    WebSocket(String),
+    #[error("\"{0}\" is not a valid hostname")]
+    BadHostname(String),
+    #[error(transparent)]
+    TlsConfig(#[from] warren_transport::tls::TlsError),
+    #[error("cannot listen on {addr}: {source}; pick another --url address")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("local IO failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where and how to reach the edge for one hostname.
+#[derive(Clone)]
+pub struct AccessTcp {
+    hostname: String,
+    edge: String,
+    server_name: ServerName<'static>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl AccessTcp {
+    /// `edge` is `host:port` of the edge's HTTPS listener.
+    pub fn new(hostname: &str, edge: &str, trust: &Trust) -> Result<Self, AccessError> {
+        warren_transport::tls::install_provider();
+        let server_name = ServerName::try_from(hostname.to_owned())
+            .map_err(|_| AccessError::BadHostname(hostname.to_owned()))?;
+        let tls = client_config(trust, &[b"http/1.1"])?;
+        Ok(Self {
+            hostname: hostname.to_owned(),
+            edge: edge.to_owned(),
+            server_name,
+            tls: Arc::new(tls),
+        })
+    }
+
+    /// Opens one byte stream to the hostname's TCP service.
+    pub async fn connect(
+        &self,
+    ) -> Result<WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>, AccessError> {
+        let tcp = TcpStream::connect(&self.edge)
+            .await
+            .map_err(|source| AccessError::Connect {
+                edge: self.edge.clone(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|source| AccessError::Tls {
+                edge: self.edge.clone(),
+                source,
+            })?;
+        let request = format!("wss://{}{TCP_PATH}", self.hostname)
+            .into_client_request()
+            .map_err(|e| AccessError::WebSocket(e.to_string()))?;
+        let cfg = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        match tokio_tungstenite::client_async_with_config(request, tls, Some(cfg)).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let body = resp
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                Err(AccessError::Refused {
+                    hostname: self.hostname.clone(),
+                    status: resp.status().as_u16(),
+                    message: page_sentence(&body),
+                })
+            }
+            Err(e) => Err(AccessError::WebSocket(e.to_string())),
+        }
+    }
+
+    /// Accepts local connections on `listener` and carries each through
+    /// the edge, until the future is dropped.
+    pub async fn serve(&self, listener: TcpListener) -> Result<(), AccessError> {
+        loop {
+            let (local, peer) = listener.accept().await?;
+            let _ = local.set_nodelay(true);
+            let this = self.clone();
+            tokio::spawn(async move {
+                match this.connect().await {
+                    Ok(ws) => {
+                        let (r, w) = local.into_split();
+                        if let Err(e) = pump(ws, r, w).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    }
+                    Err(e) => tracing::error!(%peer, "{e}"),
+                }
+            });
+        }
+    }
+
+    /// Carries stdin/stdout through the edge (for SSH `ProxyCommand`).
+    pub async fn stdio(&self) -> Result<(), AccessError> {
+        let ws = self.connect().await?;
+        pump(ws, tokio::io::stdin(), tokio::io::stdout()).await
+    }
+}
+
+/// Binds the local listener for [`AccessTcp::serve`].
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AccessError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AccessError::Listen { addr, source })
+}
+
+/// Moves bytes between a WebSocket and a local reader/writer until both
+/// directions have ended.
+pub async fn pump<S, R, W>(
+    ws: WebSocketStream<S>,
+    mut local_r: R,
+    mut local_w: W,
+) -> Result<(), AccessError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (mut tx, mut rx) = ws.split();
+    let up = async {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = local_r.read(&mut buf).await?;
+            if n == 0 {
+                // Half-close: tell the far side we are done sending.
+                tx.send(Message::Binary(Bytes::new()))
+                    .await
+                    .map_err(|e| AccessError::WebSocket(e.to_string()))?;
+                return Ok::<_, AccessError>(());
+            }
+            tx.send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
+                .await
+                .map_err(|e| AccessError::WebSocket(e.to_string()))?;
+        }
+    };
+    let down = async {
+        while let Some(msg) = rx.next().await {
+            match msg.map_err(|e| AccessError::WebSocket(e.to_string()))? {
+                Message::Binary(b) if b.is_empty() => break,
+                Message::Binary(b) => {
+                    local_w.write_all(&b).await?;
+                    local_w.flush().await?;
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        local_w.shutdown().await?;
+        Ok::<_, AccessError>(())
+    };
+    let (a, b) = tokio::join!(up, down);
+    let _ = tx.close().await;
+    a.and(b)
+}
+
+/// The sentence of an edge error page (its first `<p>`), or the text.
+fn page_sentence(body: &str) -> String {
+    let text = body
+        .split_once("<p>")
+        .and_then(|(_, rest)| rest.split_once("</p>"))
+        .map(|(p, _)| p)
+        .unwrap_or(body);
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+        .trim()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_the_sentence_of_an_error_page() {
+        let page = "<html><body><h1>502</h1>\n<p>The tunnel for db has no connected connector; start one with `warren tunnel run`.</p><hr><p>warren</p>";
+        assert_eq!(
+            page_sentence(page),
+            "The tunnel for db has no connected connector; start one with `warren tunnel run`."
+        );
+        assert_eq!(page_sentence("plain"), "plain");
+    }
+}

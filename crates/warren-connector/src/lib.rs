@@ -1,0 +1,25 @@
+//! Warren's connector (`warren tunnel run`): runs next to private
+//! services, dials the edge (it never listens), and proxies the streams
+//! the edge opens to origins chosen by ingress rules.
+//!
+//! - [`run`]: keeps `ha_connections` QUIC connections to the edge
+//!   addresses, re-dialling lost ones with exponential backoff and jitter;
+//!   drains on shutdown; swaps the ingress config on reload.
+//! - [`ingress`]: cloudflared-shaped ingress rules: parsing, validation,
+//!   matching.
+//! - [`serve`]: one data stream: header → rule → origin → bytes.
+//! - [`origin`]: dialling origins (TCP, Unix, TLS) and pooled HTTP clients.
+//! - [`proxy_protocol`], [`hello`]: PROXY headers and the built-in page.
+//!
+//! **The connector never listens on a network port for tunnel traffic.**
+
+#![forbid(unsafe_code)]
+
+mod dial;
+pub mod hello;
+pub mod ingress;
+pub mod origin;
+pub mod proxy_protocol;
+pub mod serve;
+
+pub use dial::{run, run_with_status, ConnectorConfig, ConnectorError, IngressSource, Signal};

@@ -1,0 +1,156 @@
+//! Edge settings: defaults, the optional YAML file, and how they merge.
+//!
+//! Precedence, highest first: command-line flag, `WARREN_*` environment
+//! variable (both handled by the binary's clap layer), `--config` file,
+//! built-in default. [`PartialEdgeConfig`] is the shape both the file and
+//! the flags produce; [`PartialEdgeConfig::resolve`] fills the gaps.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use warren_transport::quic::QuicSettings;
+
+/// Every edge setting, resolved.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    pub data_dir: PathBuf,
+    /// Hostnames under this domain get a certificate on first use.
+    pub domain: Option<String>,
+    pub listen_tunnel: SocketAddr,
+    pub listen_https: SocketAddr,
+    pub listen_http: SocketAddr,
+    pub listen_admin: SocketAddr,
+    /// A fixed certificate for the HTTPS listener instead of per-SNI ones.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Tunnel addresses written into tunnel tokens. Empty: derived from
+    /// `--domain` and the tunnel listener's port.
+    pub advertise: Vec<String>,
+    /// How long to wait for a connector to answer a new stream (it dials
+    /// the origin first).
+    pub stream_timeout: Duration,
+    /// How long to wait for a client's TLS handshake.
+    pub handshake_timeout: Duration,
+    pub quic: QuicSettings,
+}
+
+/// The same settings, each optional; what a file or the flags provide.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PartialEdgeConfig {
+    pub data_dir: Option<PathBuf>,
+    pub domain: Option<String>,
+    pub listen_tunnel: Option<SocketAddr>,
+    pub listen_https: Option<SocketAddr>,
+    pub listen_http: Option<SocketAddr>,
+    pub listen_admin: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub advertise: Vec<String>,
+    /// Seconds.
+    pub stream_timeout: Option<u64>,
+}
+
+/// Why the edge configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the edge config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the edge config file {path} is invalid: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("--tls-cert and --tls-key must be given together")]
+    HalfTls,
+}
+
+impl PartialEdgeConfig {
+    /// Reads a YAML edge config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_norway::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Values set here win over `lower`'s.
+    pub fn over(self, lower: PartialEdgeConfig) -> PartialEdgeConfig {
+        PartialEdgeConfig {
+            data_dir: self.data_dir.or(lower.data_dir),
+            domain: self.domain.or(lower.domain),
+            listen_tunnel: self.listen_tunnel.or(lower.listen_tunnel),
+            listen_https: self.listen_https.or(lower.listen_https),
+            listen_http: self.listen_http.or(lower.listen_http),
+            listen_admin: self.listen_admin.or(lower.listen_admin),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            advertise: if self.advertise.is_empty() {
+                lower.advertise
+            } else {
+                self.advertise
+            },
+            stream_timeout: self.stream_timeout.or(lower.stream_timeout),
+        }
+    }
+
+    /// Fills unset values with the defaults.
+    pub fn resolve(self) -> Result<EdgeConfig, ConfigError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::HalfTls);
+        }
+        let addr = |a: Option<SocketAddr>, d: &str| {
+            a.unwrap_or_else(|| d.parse().expect("default address"))
+        };
+        Ok(EdgeConfig {
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("./warren-data")),
+            domain: self
+                .domain
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
+            listen_tunnel: addr(self.listen_tunnel, "0.0.0.0:7844"),
+            listen_https: addr(self.listen_https, "0.0.0.0:8443"),
+            listen_http: addr(self.listen_http, "0.0.0.0:8080"),
+            listen_admin: addr(self.listen_admin, "127.0.0.1:7800"),
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            advertise: self.advertise,
+            stream_timeout: Duration::from_secs(self.stream_timeout.unwrap_or(30)),
+            handshake_timeout: Duration::from_secs(10),
+            quic: QuicSettings::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let file: PartialEdgeConfig =
+            serde_norway::from_str("domain: example.com\nlisten-https: 127.0.0.1:9443\n").unwrap();
+        let flags = PartialEdgeConfig {
+            listen_https: Some("127.0.0.1:1443".parse().unwrap()),
+            ..Default::default()
+        };
+        let cfg = flags.over(file).resolve().unwrap();
+        assert_eq!(cfg.listen_https.port(), 1443);
+        assert_eq!(cfg.domain.as_deref(), Some("example.com"));
+        assert_eq!(cfg.listen_admin.to_string(), "127.0.0.1:7800");
+        assert_eq!(cfg.data_dir, PathBuf::from("./warren-data"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        assert!(serde_norway::from_str::<PartialEdgeConfig>("listen-htps: x\n").is_err());
+    }
+}

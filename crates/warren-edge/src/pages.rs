@@ -1,0 +1,155 @@
+//! Every error page the edge answers with, in one place.
+//!
+//! Each page is a short HTML document whose `<p>` is one sentence saying
+//! what went wrong and what to do, plus a `Warren-Error` header with a
+//! stable machine-readable code. Internals (tunnel ids, addresses of
+//! connectors) never appear.
+
+use http::{header, Response, StatusCode};
+use warren_proto::stream::ErrorCode;
+use warren_transport::body::{full, BoxBody};
+
+/// Why the edge answered instead of the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeFailure {
+    /// No route for the hostname.
+    UnknownHost { host: String },
+    /// The request had no usable Host.
+    NoHost,
+    /// The route's tunnel has no connected connector.
+    NoConnector { host: String },
+    /// The connector could not serve the stream.
+    Origin {
+        host: String,
+        code: ErrorCode,
+        message: String,
+    },
+    /// The tunnel stream failed before an answer came back.
+    Tunnel { host: String, reason: String },
+    /// The connector did not answer in time.
+    Timeout { host: String },
+    /// The request was malformed.
+    BadRequest { reason: String },
+}
+
+impl EdgeFailure {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownHost { .. } => StatusCode::NOT_FOUND,
+            Self::NoHost | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Origin { code, .. } => match code {
+                ErrorCode::OriginTimeout => StatusCode::GATEWAY_TIMEOUT,
+                ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+                ErrorCode::NoService => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::NoConnector { .. } | Self::Tunnel { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Stable code for the `Warren-Error` header.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownHost { .. } => "unknown-hostname",
+            Self::NoHost => "no-host",
+            Self::NoConnector { .. } => "no-connector",
+            Self::Origin { code, .. } => match code {
+                ErrorCode::NoService => "no-service",
+                ErrorCode::OriginUnreachable => "origin-unreachable",
+                ErrorCode::OriginTimeout => "origin-timeout",
+                ErrorCode::OriginTls => "origin-tls",
+                ErrorCode::OriginProtocol => "origin-protocol",
+                ErrorCode::BadRequest => "bad-request",
+                ErrorCode::ShuttingDown => "connector-shutting-down",
+                ErrorCode::Internal => "connector-error",
+            },
+            Self::Tunnel { .. } => "tunnel-error",
+            Self::Timeout { .. } => "connector-timeout",
+            Self::BadRequest { .. } => "bad-request",
+        }
+    }
+
+    /// The one sentence a person reads.
+    pub fn sentence(&self) -> String {
+        match self {
+            Self::UnknownHost { host } => format!(
+                "There is no tunnel route for {host}; an administrator can add one with `warren tunnel route dns TUNNEL {host}`."
+            ),
+            Self::NoHost => "The request has no Host header, so it cannot be routed; send one.".into(),
+            Self::NoConnector { host } => format!(
+                "The tunnel for {host} has no connected connector; start one with `warren tunnel run` on the private network."
+            ),
+            Self::Origin { host, message, .. } => {
+                format!("The connector for {host} could not reach the origin: {message}.")
+            }
+            Self::Tunnel { host, reason } => {
+                format!("The tunnel to {host} failed before the origin answered ({reason}); try again.")
+            }
+            Self::Timeout { host } => {
+                format!("The connector for {host} did not answer in time; try again.")
+            }
+            Self::BadRequest { reason } => format!("The request is malformed: {reason}."),
+        }
+    }
+
+    /// The page.
+    pub fn response(&self) -> Response<BoxBody> {
+        let status = self.status();
+        let sentence = self.sentence();
+        let body = format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1>\n<p>{text}</p>\n<hr><p>warren</p></body></html>\n",
+            code = status.as_u16(),
+            reason = status.canonical_reason().unwrap_or(""),
+            text = html_escape(&sentence),
+        );
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+            .header(header::CACHE_CONTROL, "no-store")
+            .header("warren-error", self.code())
+            .body(full(body))
+            .expect("static response parts are valid")
+    }
+}
+
+/// Escapes text for HTML.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_connector_page_says_so() {
+        let f = EdgeFailure::NoConnector {
+            host: "app.example.com".into(),
+        };
+        assert_eq!(f.status(), StatusCode::BAD_GATEWAY);
+        assert!(f.sentence().contains("has no connected connector"));
+        assert_eq!(f.response().headers()["warren-error"], "no-connector");
+    }
+
+    #[test]
+    fn hostile_host_is_escaped() {
+        let f = EdgeFailure::UnknownHost {
+            host: "<script>".into(),
+        };
+        let r = f.response();
+        assert_eq!(r.status(), 404);
+        assert_eq!(html_escape("<a&'\">"), "&lt;a&amp;&#39;&quot;&gt;");
+    }
+}

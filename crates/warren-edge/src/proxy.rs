@@ -1,0 +1,515 @@
+//! The HTTP request path, in phases:
+//!
+//! 1. **identify**: the hostname from `:authority` or `Host`;
+//! 2. **route**: hostname → tunnel ([`RouteTable`]);
+//! 3. **pick**: a live connection of the tunnel, the less loaded of two
+//!    random ones ([`Registry::pick`]);
+//! 4. **open**: a QUIC stream on it, with a typed request header;
+//! 5. **proxy**: request body up and response body down as body frames,
+//!    concurrently, each awaiting the other side's flow control; or, for
+//!    an upgrade answered 101, raw bytes both ways.
+//!
+//! Failures become pages through [`EdgeFailure`], never ad hoc responses.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use warren_proto::stream::{ClientInfo, ErrorCode, HttpHead, StreamRequest, StreamResponse};
+use warren_transport::body::{headers_from_wire, recv_body, send_body, BoxBody};
+use warren_transport::framed::expect_frame;
+use warren_transport::splice::{splice, QuicStream};
+
+use crate::pages::EdgeFailure;
+use crate::registry::{Registry, StreamGuard};
+use crate::routes::{Route, RouteTable};
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+];
+
+/// What the request path needs.
+pub struct ProxyCtx {
+    pub routes: RouteTable,
+    pub registry: Registry,
+    /// How long the connector has to answer a stream header.
+    pub stream_timeout: Duration,
+}
+
+/// Serves one HTTP request arriving at the edge.
+pub async fn handle(
+    ctx: Arc<ProxyCtx>,
+    req: Request<Incoming>,
+    client: SocketAddr,
+    scheme: &'static str,
+) -> Response<BoxBody> {
+    match serve(&ctx, req, client, scheme).await {
+        Ok(resp) => resp,
+        Err(failure) => {
+            tracing::debug!(code = failure.code(), "{}", failure.sentence());
+            failure.response()
+        }
+    }
+}
+
+async fn serve(
+    ctx: &ProxyCtx,
+    req: Request<Incoming>,
+    client: SocketAddr,
+    scheme: &'static str,
+) -> Result<Response<BoxBody>, EdgeFailure> {
+    let host = identify(&req)?;
+    let route = route(ctx, &host)?;
+    if req.uri().path() == crate::tcp::TCP_PATH && crate::tcp::is_websocket(&req) {
+        return crate::tcp::handle(ctx, req, host, route, client).await;
+    }
+    let client = ClientInfo {
+        addr: client.to_string(),
+        scheme: scheme.to_owned(),
+    };
+    if is_upgrade(&req) {
+        proxy_upgrade(ctx, req, host, route, client).await
+    } else {
+        proxy_http(ctx, req, host, route, client).await
+    }
+}
+
+/// Phase 1: the hostname, lower-case, without port.
+pub fn identify<B>(req: &Request<B>) -> Result<String, EdgeFailure> {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.host().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(strip_port)
+        })
+        .ok_or(EdgeFailure::NoHost)?;
+    let host = raw.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(EdgeFailure::NoHost);
+    }
+    Ok(host)
+}
+
+fn strip_port(h: &str) -> String {
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("").to_owned();
+    }
+    h.rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(h)
+        .to_owned()
+}
+
+/// Phase 2: the route for the hostname.
+pub fn route(ctx: &ProxyCtx, host: &str) -> Result<Route, EdgeFailure> {
+    ctx.routes
+        .lookup(host)
+        .ok_or_else(|| EdgeFailure::UnknownHost {
+            host: host.to_owned(),
+        })
+}
+
+/// Phases 3 and 4: a connection of the tunnel, a stream on it, and the
+/// header written. The caller reads the answer with [`answer`] (after
+/// starting the request body, which may flow before the answer comes).
+pub async fn open_stream(
+    ctx: &ProxyCtx,
+    route: &Route,
+    host: &str,
+    header: &StreamRequest,
+) -> Result<(quinn::SendStream, quinn::RecvStream, StreamGuard), EdgeFailure> {
+    let conn = ctx
+        .registry
+        .pick(&route.tunnel_id)
+        .ok_or_else(|| EdgeFailure::NoConnector {
+            host: host.to_owned(),
+        })?;
+    let guard = conn.track();
+    let tunnel_err = |reason: String| EdgeFailure::Tunnel {
+        host: host.to_owned(),
+        reason,
+    };
+    let exchange = async {
+        let (mut send, recv) = conn
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| tunnel_err(e.to_string()))?;
+        send.write_all(&header.encode())
+            .await
+            .map_err(|e| tunnel_err(e.to_string()))?;
+        Ok((send, recv))
+    };
+    let (send, recv) = tokio::time::timeout(ctx.stream_timeout, exchange)
+        .await
+        .map_err(|_| EdgeFailure::Timeout {
+            host: host.to_owned(),
+        })??;
+    Ok((send, recv, guard))
+}
+
+/// Phases 3 and 4 plus the answer, for streams whose request carries no
+/// body yet: if the chosen connector is shutting down, it is marked
+/// draining and the stream is tried once more on another connection, so
+/// a rolling restart costs the client nothing.
+pub async fn exchange(
+    ctx: &ProxyCtx,
+    route: &Route,
+    host: &str,
+    header: &StreamRequest,
+) -> Result<
+    (
+        StreamResponse,
+        quinn::SendStream,
+        quinn::RecvStream,
+        StreamGuard,
+    ),
+    EdgeFailure,
+> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (send, mut recv, guard) = open_stream(ctx, route, host, header).await?;
+        match answer(ctx, host, &mut recv).await {
+            Err(EdgeFailure::Origin {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }) if attempts < 3 => {
+                guard.conn().set_draining();
+                continue;
+            }
+            Err(e) => return Err(e),
+            Ok(resp) => return Ok((resp, send, recv, guard)),
+        }
+    }
+}
+
+/// Reads the connector's answer to a stream header, within the timeout.
+pub async fn answer(
+    ctx: &ProxyCtx,
+    host: &str,
+    recv: &mut quinn::RecvStream,
+) -> Result<StreamResponse, EdgeFailure> {
+    let tunnel_err = |reason: String| EdgeFailure::Tunnel {
+        host: host.to_owned(),
+        reason,
+    };
+    let frame = tokio::time::timeout(ctx.stream_timeout, expect_frame(recv))
+        .await
+        .map_err(|_| EdgeFailure::Timeout {
+            host: host.to_owned(),
+        })?
+        .map_err(|e| tunnel_err(e.to_string()))?;
+    let resp = StreamResponse::decode(&frame).map_err(|e| tunnel_err(e.to_string()))?;
+    if let StreamResponse::Error { code, message } = resp {
+        return Err(EdgeFailure::Origin {
+            host: host.to_owned(),
+            code,
+            message,
+        });
+    }
+    Ok(resp)
+}
+
+fn head(
+    req: &Request<Incoming>,
+    host: &str,
+    client: ClientInfo,
+    has_body: bool,
+    keep_upgrade: bool,
+) -> HttpHead {
+    let mut headers = Vec::with_capacity(req.headers().len() + 3);
+    let named_in_connection = connection_tokens(req.headers());
+    for (name, value) in req.headers() {
+        let n = name.as_str();
+        let hop = HOP_BY_HOP.contains(&n) || named_in_connection.iter().any(|t| t == n);
+        let keep = keep_upgrade && (n == "upgrade" || n == "connection");
+        let trailers_te = n == "te" && value.as_bytes().eq_ignore_ascii_case(b"trailers");
+        if (hop && !keep && !trailers_te) || n == "x-forwarded-proto" || n == "x-forwarded-host" {
+            continue;
+        }
+        if n == "x-forwarded-for" {
+            continue;
+        }
+        headers.push((n.to_owned(), value.as_bytes().to_vec()));
+    }
+    // X-Forwarded-*: append the client to any chain the client sent.
+    let client_ip = client
+        .addr
+        .parse::<SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| client.addr.clone());
+    let prior: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let xff = if prior.is_empty() {
+        client_ip
+    } else {
+        format!("{}, {client_ip}", prior.join(", "))
+    };
+    headers.push(("x-forwarded-for".into(), xff.into_bytes()));
+    headers.push((
+        "x-forwarded-proto".into(),
+        client.scheme.clone().into_bytes(),
+    ));
+    let fwd_host = req
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.as_bytes().to_vec())
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .map(|a| a.as_str().as_bytes().to_vec())
+        })
+        .unwrap_or_else(|| host.as_bytes().to_vec());
+    headers.push(("x-forwarded-host".into(), fwd_host));
+    HttpHead {
+        method: req.method().as_str().to_owned(),
+        host: host.to_owned(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into()),
+        headers,
+        client,
+        has_body,
+    }
+}
+
+fn connection_tokens(h: &HeaderMap) -> Vec<String> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() <= http::Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && connection_tokens(req.headers())
+            .iter()
+            .any(|t| t == "upgrade")
+}
+
+/// Phase 5 for plain requests.
+async fn proxy_http(
+    ctx: &ProxyCtx,
+    req: Request<Incoming>,
+    host: String,
+    route: Route,
+    client: ClientInfo,
+) -> Result<Response<BoxBody>, EdgeFailure> {
+    let has_body = !req.body().is_end_stream();
+    let header = StreamRequest::Http(head(&req, &host, client, has_body, false));
+    let (resp, recv, guard) = if has_body {
+        let (mut send, mut recv, guard) = open_stream(ctx, &route, &host, &header).await?;
+        // Request body goes up while the response comes down (gRPC
+        // streams both ways at once).
+        let body = req.into_body();
+        tokio::spawn(async move {
+            if let Err(e) = send_body(body, &mut send).await {
+                tracing::debug!(error = %e, "request body not fully sent");
+                let _ = send.reset(quinn::VarInt::from_u32(1));
+                return;
+            }
+            let _ = send.finish();
+        });
+        (answer(ctx, &host, &mut recv).await?, recv, guard)
+    } else {
+        let (resp, mut send, recv, guard) = exchange(ctx, &route, &host, &header).await?;
+        let _ = send.finish();
+        (resp, recv, guard)
+    };
+    let StreamResponse::Http(h) = resp else {
+        return Err(EdgeFailure::Tunnel {
+            host,
+            reason: "the connector answered an HTTP request with a non-HTTP response".into(),
+        });
+    };
+    let body = recv_body(Guarded {
+        inner: recv,
+        _guard: guard,
+    });
+    response(h.status, h.headers, body, false)
+}
+
+fn response(
+    status: u16,
+    headers: warren_proto::stream::Headers,
+    body: BoxBody,
+    upgrade: bool,
+) -> Result<Response<BoxBody>, EdgeFailure> {
+    let status = StatusCode::from_u16(status).map_err(|_| EdgeFailure::Tunnel {
+        host: String::new(),
+        reason: "invalid status".into(),
+    })?;
+    let mut map = headers_from_wire(headers);
+    let named = connection_tokens(&map);
+    for h in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        if upgrade && (h == "upgrade" || h == "connection") {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(h.as_bytes()) {
+            map.remove(name);
+        }
+    }
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = map;
+    Ok(resp)
+}
+
+/// Phase 5 for upgrades (WebSocket to an HTTP origin): the connector
+/// makes the upgrade request to the origin; on 101 both sides switch to
+/// raw bytes.
+async fn proxy_upgrade(
+    ctx: &ProxyCtx,
+    mut req: Request<Incoming>,
+    host: String,
+    route: Route,
+    client: ClientInfo,
+) -> Result<Response<BoxBody>, EdgeFailure> {
+    let header = StreamRequest::WebSocket(head(&req, &host, client, false, true));
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (resp, send, recv, guard) = exchange(ctx, &route, &host, &header).await?;
+    let StreamResponse::Http(h) = resp else {
+        return Err(EdgeFailure::Tunnel {
+            host,
+            reason: "the connector answered an upgrade with a non-HTTP response".into(),
+        });
+    };
+    if h.status != 101 {
+        // The origin declined the upgrade; its answer has a body.
+        let mut send = send;
+        let _ = send.finish();
+        let body = recv_body(Guarded {
+            inner: recv,
+            _guard: guard,
+        });
+        return response(h.status, h.headers, body, false);
+    }
+    tokio::spawn(async move {
+        let _guard = guard;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let mut client = TokioIo::new(upgraded);
+                let mut tunnel = QuicStream::new(send, recv);
+                if let Err(e) = splice(&mut client, &mut tunnel).await {
+                    tracing::debug!(error = %e, "upgraded connection ended with an error");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "client upgrade failed"),
+        }
+    });
+    response(101, h.headers, warren_transport::body::empty(), true)
+}
+
+/// A stream reader that keeps its connection's outstanding-stream count
+/// up until the body is done.
+struct Guarded<R> {
+    inner: R,
+    _guard: StreamGuard,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Guarded<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+/// The value for an HTTP → HTTPS redirect's `Location`.
+pub fn https_location(
+    host_header: Option<&HeaderValue>,
+    path: &str,
+    https_port: u16,
+) -> Option<String> {
+    let host = strip_port(host_header?.to_str().ok()?);
+    if host.is_empty() {
+        return None;
+    }
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Some(if https_port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{https_port}{path}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ports_and_brackets() {
+        assert_eq!(strip_port("app.example.com:8443"), "app.example.com");
+        assert_eq!(strip_port("app.example.com"), "app.example.com");
+        assert_eq!(strip_port("[::1]:8443"), "::1");
+    }
+
+    #[test]
+    fn identifies_host_from_header_or_authority() {
+        let r = Request::builder()
+            .uri("/x")
+            .header("host", "App.Example.com:8443")
+            .body(())
+            .unwrap();
+        assert_eq!(identify(&r).unwrap(), "app.example.com");
+        let r = Request::builder()
+            .uri("https://h2.example.com/x")
+            .body(())
+            .unwrap();
+        assert_eq!(identify(&r).unwrap(), "h2.example.com");
+        let r = Request::builder().uri("/x").body(()).unwrap();
+        assert_eq!(identify(&r), Err(EdgeFailure::NoHost));
+    }
+
+    #[test]
+    fn redirect_location() {
+        let h = HeaderValue::from_static("app.example.com:8080");
+        assert_eq!(
+            https_location(Some(&h), "/a?b", 8443).unwrap(),
+            "https://app.example.com:8443/a?b"
+        );
+        assert_eq!(
+            https_location(Some(&h), "/", 443).unwrap(),
+            "https://app.example.com/"
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! The control stream: the first bidirectional stream of a tunnel
+//! connection, opened by the connector.
+//!
+//! ```text
+//! connector                                   edge
+//!   | Register{versions, tunnel, secret, ...}  |
+//!   |----------------------------------------->|  verify secret (constant time)
+//!   |       Registered{version, conn id} |     |
+//!   |<-----------------------------------------|  or Refused{code, message}, then close
+//!   |                 ...                      |
+//!   | Drain                                    |  stop sending new streams here
+//!   |----------------------------------------->|
+//! ```
+//!
+//! Every message travels in a [`crate::frame::FrameType::Control`] frame
+//! whose payload starts with a one-byte message tag.
+
+use bytes::Bytes;
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::frame::{self, FrameType};
+
+/// Length of a tunnel secret in bytes.
+pub const SECRET_LEN: usize = 32;
+
+/// A message on the control stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlMessage {
+    /// Connector → edge, first message: who I am and which versions I speak.
+    Register(Register),
+    /// Edge → connector: registration accepted.
+    Registered(Registered),
+    /// Edge → connector: registration refused; the edge closes the
+    /// connection after sending it.
+    Refused(Refused),
+    /// Connector → edge: stop opening new streams on this connection; the
+    /// connector is shutting down and will close it when in-flight streams
+    /// end.
+    Drain,
+}
+
+/// Registration of one connection of a connector.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Register {
+    /// Protocol versions the connector speaks.
+    pub versions: Vec<u16>,
+    /// The tunnel's id (a UUID in text form).
+    pub tunnel_id: String,
+    /// The tunnel secret. The connection is TLS with a pinned CA, so the
+    /// secret itself is the proof; the edge keeps only its hash.
+    pub secret: [u8; SECRET_LEN],
+    /// Stable id of this connector process (a UUID), shared by its HA
+    /// connections.
+    pub connector_id: String,
+    /// Connector software version.
+    pub connector_version: String,
+    /// Index of this connection among the connector's HA connections.
+    pub conn_index: u8,
+    /// Host name of the machine the connector runs on (informational).
+    pub host: String,
+}
+
+// Never print the secret.
+impl std::fmt::Debug for Register {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Register")
+            .field("versions", &self.versions)
+            .field("tunnel_id", &self.tunnel_id)
+            .field("secret", &"<redacted>")
+            .field("connector_id", &self.connector_id)
+            .field("connector_version", &self.connector_version)
+            .field("conn_index", &self.conn_index)
+            .field("host", &self.host)
+            .finish()
+    }
+}
+
+/// Registration accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The version both sides will speak.
+    pub version: u16,
+    /// Id the edge gave this connection (for logs on both sides).
+    pub connection_id: String,
+    /// Name of the tunnel, for the connector's logs.
+    pub tunnel_name: String,
+}
+
+/// Registration refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub code: RefuseCode,
+    /// One sentence for the operator: what is wrong and what to do.
+    pub message: String,
+}
+
+/// Why a registration was refused. Values are part of the wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RefuseCode {
+    /// No version in common.
+    UnsupportedVersion = 1,
+    /// No tunnel with that id (it may have been deleted).
+    UnknownTunnel = 2,
+    /// The secret does not match (it may have been rotated).
+    BadSecret = 3,
+    /// Malformed registration.
+    BadRequest = 4,
+    /// The edge could not check the registration; retrying may help.
+    Internal = 5,
+}
+
+impl RefuseCode {
+    fn from_u8(b: u8) -> Result<Self, DecodeError> {
+        Ok(match b {
+            1 => Self::UnsupportedVersion,
+            2 => Self::UnknownTunnel,
+            3 => Self::BadSecret,
+            4 => Self::BadRequest,
+            5 => Self::Internal,
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "refuse code",
+                    tag,
+                })
+            }
+        })
+    }
+
+    /// Whether dialling again can succeed without the operator changing
+    /// anything.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Internal)
+    }
+}
+
+const TAG_REGISTER: u8 = 1;
+const TAG_REGISTERED: u8 = 2;
+const TAG_REFUSED: u8 = 3;
+const TAG_DRAIN: u8 = 4;
+
+impl ControlMessage {
+    /// Encodes the message as a complete control frame.
+    pub fn encode(&self) -> Bytes {
+        let mut w = Writer::new();
+        match self {
+            Self::Register(r) => {
+                w.u8(TAG_REGISTER).count(r.versions.len());
+                for v in &r.versions {
+                    w.u16(*v);
+                }
+                w.str(&r.tunnel_id)
+                    .bytes(&r.secret)
+                    .str(&r.connector_id)
+                    .str(&r.connector_version)
+                    .u8(r.conn_index)
+                    .str(&r.host);
+            }
+            Self::Registered(r) => {
+                w.u8(TAG_REGISTERED)
+                    .u16(r.version)
+                    .str(&r.connection_id)
+                    .str(&r.tunnel_name);
+            }
+            Self::Refused(r) => {
+                w.u8(TAG_REFUSED).u8(r.code as u8).str(&r.message);
+            }
+            Self::Drain => {
+                w.u8(TAG_DRAIN);
+            }
+        }
+        frame::encode(FrameType::Control, &w.finish())
+    }
+
+    /// Decodes the payload of a control frame.
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(payload);
+        let msg = match r.u8("control tag")? {
+            TAG_REGISTER => {
+                let n = r.count("versions", 2)?;
+                let mut versions = Vec::with_capacity(n);
+                for _ in 0..n {
+                    versions.push(r.u16("version")?);
+                }
+                let tunnel_id = r.string("tunnel id")?;
+                let secret: [u8; SECRET_LEN] = r
+                    .bytes("secret")?
+                    .try_into()
+                    .map_err(|_| DecodeError::InvalidValue("secret"))?;
+                Self::Register(Register {
+                    versions,
+                    tunnel_id,
+                    secret,
+                    connector_id: r.string("connector id")?,
+                    connector_version: r.string("connector version")?,
+                    conn_index: r.u8("connection index")?,
+                    host: r.string("host")?,
+                })
+            }
+            TAG_REGISTERED => Self::Registered(Registered {
+                version: r.u16("version")?,
+                connection_id: r.string("connection id")?,
+                tunnel_name: r.string("tunnel name")?,
+            }),
+            TAG_REFUSED => Self::Refused(Refused {
+                code: RefuseCode::from_u8(r.u8("refuse code")?)?,
+                message: r.string("message")?,
+            }),
+            TAG_DRAIN => Self::Drain,
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "control message",
+                    tag,
+                })
+            }
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameDecoder;
+    use bytes::BytesMut;
+
+    fn round_trip(m: ControlMessage) {
+        let mut buf = BytesMut::from(&m.encode()[..]);
+        let f = FrameDecoder::new().decode(&mut buf).unwrap().unwrap();
+        assert_eq!(f.kind, FrameType::Control);
+        assert_eq!(ControlMessage::decode(&f.payload).unwrap(), m);
+    }
+
+    #[test]
+    fn round_trips_every_message() {
+        round_trip(ControlMessage::Register(Register {
+            versions: vec![1, 2],
+            tunnel_id: "t".into(),
+            secret: [9; 32],
+            connector_id: "c".into(),
+            connector_version: "0.1.0".into(),
+            conn_index: 3,
+            host: "h".into(),
+        }));
+        round_trip(ControlMessage::Registered(Registered {
+            version: 1,
+            connection_id: "x".into(),
+            tunnel_name: "office".into(),
+        }));
+        round_trip(ControlMessage::Refused(Refused {
+            code: RefuseCode::BadSecret,
+            message: "no".into(),
+        }));
+        round_trip(ControlMessage::Drain);
+    }
+
+    #[test]
+    fn secret_is_not_debug_printed() {
+        let r = Register {
+            versions: vec![1],
+            tunnel_id: "t".into(),
+            secret: [0xab; 32],
+            connector_id: "c".into(),
+            connector_version: "v".into(),
+            conn_index: 0,
+            host: "h".into(),
+        };
+        let s = format!("{r:?}");
+        assert!(s.contains("redacted"));
+        assert!(!s.contains("171"));
+    }
+
+    #[test]
+    fn short_secret_is_invalid() {
+        let mut w = Writer::new();
+        w.u8(TAG_REGISTER)
+            .count(1)
+            .u16(1)
+            .str("t")
+            .bytes(&[1, 2, 3]);
+        assert_eq!(
+            ControlMessage::decode(&w.finish()),
+            Err(DecodeError::InvalidValue("secret"))
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! Warren's tunnel wire protocol, with no IO.
+//!
+//! Everything the edge and the connector say to each other over a QUIC
+//! connection is defined here, as plain types with an encoder and a bounded
+//! decoder:
+//!
+//! - [`control`]: the registration handshake (with version negotiation) and
+//!   the control messages that follow it on the connection's first stream.
+//! - [`stream`]: the typed header that opens every proxied request or
+//!   connection ([`stream::StreamRequest`]), the connector's typed answer
+//!   ([`stream::StreamResponse`]), and the HTTP body frames that follow.
+//! - [`frame`]: the length-prefixed framing every message uses, with the
+//!   size limits that keep a peer from making us buffer without bound.
+//! - [`token`]: the tunnel token a connector needs to run.
+//!
+//! `docs/protocol.md` at the repository root is the prose description; the
+//! two must agree.
+//!
+//! **This crate does no IO.** Callers feed it bytes and get messages (or a
+//! [`DecodeError`]) back; the tokio glue lives in the edge and connector.
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod control;
+pub mod frame;
+pub mod stream;
+pub mod token;
+
+pub use codec::DecodeError;
+
+/// ALPN protocol identifier of the tunnel QUIC connection.
+pub const ALPN: &[u8] = b"warren-tunnel";
+
+/// Protocol versions this build speaks, newest first.
+pub const SUPPORTED_VERSIONS: &[u16] = &[1];
+
+/// The TLS server name connectors use for the edge's tunnel listener; the
+/// edge's tunnel certificate always carries it.
+pub const EDGE_SERVER_NAME: &str = "warren-edge";
+
+/// Picks the highest protocol version both sides speak.
+pub fn negotiate_version(offered: &[u16]) -> Option<u16> {
+    SUPPORTED_VERSIONS
+        .iter()
+        .copied()
+        .find(|v| offered.contains(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_common_version() {
+        assert_eq!(negotiate_version(&[1, 2]), Some(1));
+        assert_eq!(negotiate_version(&[7]), None);
+        assert_eq!(negotiate_version(&[]), None);
+    }
+}

@@ -1,0 +1,434 @@
+//! Warren's control-plane store: tunnels, hostname routes and admin API
+//! tokens, in SQLite (`<data-dir>/warren.db`) through sqlx.
+//!
+//! [`Store`] is the only type; it is cheap to clone (it wraps a connection
+//! pool). **Only this crate knows SQL**: callers get typed rows
+//! ([`Tunnel`], [`RouteRow`]) and typed errors ([`StoreError`], each one a
+//! sentence saying what was wrong and what to do).
+//!
+//! **The store never holds a secret**, only SHA-256 hashes that the caller
+//! computed; a tunnel's secret hash is kept out of [`Tunnel`] so that it
+//! cannot be serialized by accident ([`Store::tunnel_secret_hash`] reads it).
+//!
+//! Writes that take more than one statement run in one `BEGIN IMMEDIATE`
+//! transaction, so they neither half-apply nor fail on a lock upgrade.
+
+#![forbid(unsafe_code)]
+
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use thiserror::Error;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "warren.db";
+
+/// How long a statement waits for another writer before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Why a store operation failed. Each message is one sentence that says
+/// what was wrong and what to do about it.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The data directory or the database file could not be created.
+    #[error("cannot create {path} ({source}); check that the data directory's parent exists and is writable by warren's user")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The database file could not be opened, or a statement on it failed.
+    #[error("the control-plane database {path} failed ({source}); check that the file and its directory are readable and writable by warren's user and that the disk is not full")]
+    Database { path: PathBuf, source: sqlx::Error },
+    /// The schema could not be brought up to date.
+    #[error("cannot update the schema of the control-plane database {path} ({source}); if a newer warren wrote it, run that version, otherwise restore the file from a backup")]
+    Migrate { path: PathBuf, source: MigrateError },
+    /// A tunnel with that name already exists.
+    #[error("a tunnel named {0:?} already exists; pick another name or delete it with `warren tunnel delete {0}`")]
+    TunnelExists(String),
+    /// The tunnel name is not allowed.
+    #[error("{0:?} is not a valid tunnel name; use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit (and not shaped like a tunnel id)")]
+    InvalidName(String),
+    /// No tunnel has that id.
+    #[error("no tunnel has the id {0:?}; list tunnels with `warren tunnel list`")]
+    UnknownTunnel(String),
+    /// The route hostname is not a DNS name.
+    #[error("{0:?} is not a valid route hostname; use a DNS name such as app.example.com, or *.example.com for a wildcard, without scheme or port")]
+    InvalidHostname(String),
+    /// The hostname already routes to a tunnel.
+    #[error("the hostname {hostname} already routes to tunnel {tunnel_name}; delete that route first with `warren tunnel route delete {hostname}`")]
+    RouteExists {
+        hostname: String,
+        tunnel_name: String,
+    },
+}
+
+/// A named tunnel. Its secret hash is deliberately not a field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tunnel {
+    /// UUID v4.
+    pub id: String,
+    pub name: String,
+    /// Bumped by every secret rotation; the secret is derived from it.
+    pub secret_generation: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A hostname route, with the name of the tunnel it points to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRow {
+    /// Lower-case; `*.example.com` for a wildcard.
+    pub hostname: String,
+    pub tunnel_id: String,
+    pub tunnel_name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+type TunnelTuple = (String, String, i64, i64);
+type RouteTuple = (String, String, String, i64);
+
+fn tunnel_from((id, name, secret_generation, created_at): TunnelTuple) -> Tunnel {
+    Tunnel {
+        id,
+        name,
+        secret_generation,
+        created_at,
+    }
+}
+
+fn route_from((hostname, tunnel_id, tunnel_name, created_at): RouteTuple) -> RouteRow {
+    RouteRow {
+        hostname,
+        tunnel_id,
+        tunnel_name,
+        created_at,
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Creates an empty database file readable only by its owner, so SQLite
+/// (which gives its -wal and -shm files the same mode) never makes a
+/// world-readable one. An existing file is left alone.
+fn create_private_db_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The control-plane store. Clones share one connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    path: Arc<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating if missing) `<data_dir>/warren.db` in WAL mode with
+    /// foreign keys on, and applies pending migrations.
+    pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        create_private_db_file(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Database {
+                path: path.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Store {
+            pool,
+            path: Arc::new(path),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for in-flight statements and closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn db(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+        move |source| StoreError::Database {
+            path: self.path.to_path_buf(),
+            source,
+        }
+    }
+
+    // ---- tunnels ----
+
+    /// Creates a tunnel with a new UUID. The caller derives the secret and
+    /// passes only its hash. When the secret depends on the tunnel id, use
+    /// [`Store::create_tunnel_with`] instead.
+    pub async fn create_tunnel(
+        &self,
+        name: &str,
+        secret_hash: &[u8; 32],
+        generation: i64,
+    ) -> Result<Tunnel, StoreError> {
+        self.create_tunnel_with(name, generation, |_| *secret_hash)
+            .await
+    }
+
+    /// Creates a tunnel with a new UUID, asking `secret_hash` for the hash
+    /// of its secret given that id, so that the tunnel is written once and
+    /// complete (no placeholder hash, no second statement).
+    pub async fn create_tunnel_with(
+        &self,
+        name: &str,
+        generation: i64,
+        secret_hash: impl FnOnce(&str) -> [u8; 32],
+    ) -> Result<Tunnel, StoreError> {
+        if !validate::is_valid_tunnel_name(name) {
+            return Err(StoreError::InvalidName(name.to_owned()));
+        }
+        let tunnel = Tunnel {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            secret_generation: generation,
+            created_at: now(),
+        };
+        let hash = secret_hash(&tunnel.id);
+        let result = sqlx::query(
+            "INSERT INTO tunnels (id, name, secret_hash, secret_generation, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&tunnel.id)
+        .bind(&tunnel.name)
+        .bind(&hash[..])
+        .bind(tunnel.secret_generation)
+        .bind(tunnel.created_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(tunnel),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::TunnelExists(name.to_owned())),
+            Err(e) => Err(self.db()(e)),
+        }
+    }
+
+    /// All tunnels, by name.
+    pub async fn list_tunnels(&self) -> Result<Vec<Tunnel>, StoreError> {
+        let rows: Vec<TunnelTuple> = sqlx::query_as(
+            "SELECT id, name, secret_generation, created_at FROM tunnels ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(rows.into_iter().map(tunnel_from).collect())
+    }
+
+    /// The tunnel with this id, or else with this name.
+    pub async fn get_tunnel(&self, name_or_id: &str) -> Result<Option<Tunnel>, StoreError> {
+        let row: Option<TunnelTuple> = sqlx::query_as(
+            "SELECT id, name, secret_generation, created_at FROM tunnels
+             WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1",
+        )
+        .bind(name_or_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(row.map(tunnel_from))
+    }
+
+    /// Deletes a tunnel and (by cascade) its routes. `false` if there was
+    /// no such tunnel.
+    pub async fn delete_tunnel(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM tunnels WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.db())?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Replaces a tunnel's secret hash and generation (secret rotation).
+    pub async fn set_tunnel_secret(
+        &self,
+        id: &str,
+        secret_hash: &[u8; 32],
+        generation: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE tunnels SET secret_hash = ?2, secret_generation = ?3 WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(&secret_hash[..])
+        .bind(generation)
+        .execute(&self.pool)
+        .await
+        .map_err(self.db())?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownTunnel(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The stored SHA-256 of a tunnel's current secret.
+    pub async fn tunnel_secret_hash(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT secret_hash FROM tunnels WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.db())
+    }
+
+    // ---- routes ----
+
+    /// Routes `hostname` (lower-cased, validated) to a tunnel.
+    pub async fn add_route(&self, hostname: &str, tunnel_id: &str) -> Result<RouteRow, StoreError> {
+        let host = validate::normalize_hostname(hostname)
+            .ok_or_else(|| StoreError::InvalidHostname(hostname.to_owned()))?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.db())?;
+        let tunnel_name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM tunnels WHERE id = ?1")
+                .bind(tunnel_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(self.db())?;
+        let tunnel_name = tunnel_name.ok_or_else(|| StoreError::UnknownTunnel(tunnel_id.into()))?;
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT t.name FROM routes r JOIN tunnels t ON t.id = r.tunnel_id
+             WHERE r.hostname = ?1",
+        )
+        .bind(&host)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.db())?;
+        if let Some(tunnel_name) = existing {
+            return Err(StoreError::RouteExists {
+                hostname: host,
+                tunnel_name,
+            });
+        }
+        let row = RouteRow {
+            hostname: host,
+            tunnel_id: tunnel_id.to_owned(),
+            tunnel_name,
+            created_at: now(),
+        };
+        sqlx::query("INSERT INTO routes (hostname, tunnel_id, created_at) VALUES (?1, ?2, ?3)")
+            .bind(&row.hostname)
+            .bind(&row.tunnel_id)
+            .bind(row.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.db())?;
+        tx.commit().await.map_err(self.db())?;
+        Ok(row)
+    }
+
+    /// All routes with their tunnel names, by hostname.
+    pub async fn list_routes(&self) -> Result<Vec<RouteRow>, StoreError> {
+        let rows: Vec<RouteTuple> = sqlx::query_as(
+            "SELECT r.hostname, r.tunnel_id, t.name, r.created_at
+             FROM routes r JOIN tunnels t ON t.id = r.tunnel_id ORDER BY r.hostname",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(rows.into_iter().map(route_from).collect())
+    }
+
+    /// Deletes the route for `hostname` (compared lower-case). `false` if
+    /// there was none.
+    pub async fn delete_route(&self, hostname: &str) -> Result<bool, StoreError> {
+        let host = hostname.trim().to_ascii_lowercase();
+        let host = host.strip_suffix('.').unwrap_or(&host);
+        let done = sqlx::query("DELETE FROM routes WHERE hostname = ?1")
+            .bind(host)
+            .execute(&self.pool)
+            .await
+            .map_err(self.db())?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- admin tokens ----
+
+    /// Stores the SHA-256 of a new admin API token.
+    pub async fn add_admin_token_hash(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?1, ?2, ?3)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(&token_hash[..])
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// Hashes of every admin API token.
+    pub async fn admin_token_hashes(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT token_hash FROM admin_tokens")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.db())
+    }
+
+    /// Whether any admin API token exists.
+    pub async fn has_admin_token(&self) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM admin_tokens)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.db())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,395 @@
+//! The `warren` binary: parses flags and hands off to the library crates.
+//!
+//! `warren edge` → [`warren_edge::run`]; `warren tunnel run` →
+//! [`warren_connector::run`]; `warren access tcp` → [`warren_access`];
+//! `warren tunnel create|list|...` → the admin API ([`admin_cli`]);
+//! `warren dev` → edge + connector in one process ([`dev`]).
+
+#![forbid(unsafe_code)]
+
+mod admin_cli;
+mod dev;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::mpsc;
+use warren_connector::ingress::{ingress_for_url_check, parse_duration, IngressConfig};
+use warren_connector::{ConnectorConfig, IngressSource, Signal};
+use warren_proto::token::TunnelToken;
+use warren_transport::tls::Trust;
+
+#[derive(Parser)]
+#[command(
+    name = "warren",
+    version,
+    about = "Self-hosted zero-trust tunnel and access proxy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the public edge: tunnel, HTTPS, HTTP and admin listeners.
+    Edge(EdgeArgs),
+    /// Manage tunnels and run a connector.
+    Tunnel {
+        #[command(subcommand)]
+        cmd: TunnelCmd,
+    },
+    /// Reach services through the edge from this machine.
+    Access {
+        #[command(subcommand)]
+        cmd: AccessCmd,
+    },
+    /// Run an edge, a connector and a demo origin locally, on loopback.
+    Dev(dev::DevArgs),
+}
+
+#[derive(Args)]
+struct EdgeArgs {
+    /// YAML file with any of these settings (kebab-case keys); flags and
+    /// environment variables win over it.
+    #[arg(long, env = "WARREN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the store, CA and admin token live [default: ./warren-data].
+    #[arg(long, env = "WARREN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Serve certificates for this domain and every name under it.
+    #[arg(long, env = "WARREN_DOMAIN")]
+    domain: Option<String>,
+    /// QUIC listener for connectors (UDP) [default: 0.0.0.0:7844].
+    #[arg(long, env = "WARREN_LISTEN_TUNNEL")]
+    listen_tunnel: Option<SocketAddr>,
+    /// Public HTTPS listener [default: 0.0.0.0:8443].
+    #[arg(long, env = "WARREN_LISTEN_HTTPS")]
+    listen_https: Option<SocketAddr>,
+    /// Public HTTP listener; redirects to HTTPS [default: 0.0.0.0:8080].
+    #[arg(long, env = "WARREN_LISTEN_HTTP")]
+    listen_http: Option<SocketAddr>,
+    /// Admin API listener [default: 127.0.0.1:7800].
+    #[arg(long, env = "WARREN_LISTEN_ADMIN")]
+    listen_admin: Option<SocketAddr>,
+    /// PEM certificate chain for the HTTPS listener (instead of the local CA).
+    #[arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "WARREN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Tunnel address to put in tokens (repeatable) [default: DOMAIN:PORT].
+    #[arg(long, env = "WARREN_ADVERTISE", value_delimiter = ',')]
+    advertise: Vec<String>,
+    /// Seconds a connector has to answer a new stream.
+    #[arg(long, env = "WARREN_STREAM_TIMEOUT")]
+    stream_timeout: Option<u64>,
+}
+
+impl EdgeArgs {
+    fn into_config(self) -> anyhow::Result<warren_edge::EdgeConfig> {
+        let file = match &self.config {
+            Some(p) => warren_edge::PartialEdgeConfig::from_file(p)?,
+            None => Default::default(),
+        };
+        let flags = warren_edge::PartialEdgeConfig {
+            data_dir: self.data_dir,
+            domain: self.domain,
+            listen_tunnel: self.listen_tunnel,
+            listen_https: self.listen_https,
+            listen_http: self.listen_http,
+            listen_admin: self.listen_admin,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            advertise: self.advertise,
+            stream_timeout: self.stream_timeout,
+        };
+        Ok(flags.over(file).resolve()?)
+    }
+}
+
+#[derive(Subcommand)]
+enum TunnelCmd {
+    /// Run a connector for a tunnel.
+    Run(RunArgs),
+    /// Check ingress rules.
+    Ingress {
+        #[command(subcommand)]
+        cmd: IngressCmd,
+    },
+    #[command(flatten)]
+    Admin(admin_cli::TunnelAdminCmd),
+}
+
+#[derive(Subcommand)]
+enum IngressCmd {
+    /// Check a config file's ingress rules.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the rule a URL matches.
+    Rule {
+        url: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The tunnel token (prefer --token-file or WARREN_TOKEN: arguments
+    /// are visible in process lists).
+    #[arg(long)]
+    token: Option<String>,
+    /// File holding the tunnel token.
+    #[arg(long, env = "WARREN_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Ingress config file (cloudflared's config.yml shape); re-read on SIGHUP.
+    #[arg(long, env = "WARREN_TUNNEL_CONFIG", conflicts_with = "url")]
+    config: Option<PathBuf>,
+    /// Send everything to this one service (http://, https://, tcp://, unix:, hello_world).
+    #[arg(long)]
+    url: Option<String>,
+    /// Edge tunnel address, overriding the token's (repeatable).
+    #[arg(long = "edge")]
+    edges: Vec<String>,
+    /// Trust this CA file for the edge instead of the token's pin.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// Connections to keep to the edge.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
+    ha_connections: u8,
+    /// How long in-flight streams may run after SIGTERM/SIGINT.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    grace_period: Duration,
+}
+
+#[derive(Subcommand)]
+enum AccessCmd {
+    /// Carry TCP connections to a hostname's TCP service through the edge.
+    Tcp(AccessTcpArgs),
+}
+
+#[derive(Args)]
+struct AccessTcpArgs {
+    /// The routed hostname whose TCP service to reach.
+    #[arg(long)]
+    hostname: String,
+    /// Local address to listen on; without it, stdin/stdout are carried
+    /// (for SSH's ProxyCommand).
+    #[arg(long)]
+    url: Option<String>,
+    /// The edge's HTTPS address [default: HOSTNAME:443].
+    #[arg(long, env = "WARREN_EDGE")]
+    edge: Option<String>,
+    /// CA file to trust for the edge (the edge's ca.pem) instead of the
+    /// public roots.
+    #[arg(long, env = "WARREN_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(
+        cli.command,
+        Command::Tunnel {
+            cmd: TunnelCmd::Admin(_) | TunnelCmd::Ingress { .. }
+        }
+    );
+    init_logging(if quiet { "warn" } else { "info" });
+    warren_transport::tls::install_provider();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn dispatch(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Edge(args) => {
+            let cfg = args.into_config()?;
+            warren_edge::run(cfg, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Tunnel { cmd } => match cmd {
+            TunnelCmd::Run(args) => tunnel_run(args).await,
+            TunnelCmd::Ingress { cmd } => ingress(cmd),
+            TunnelCmd::Admin(cmd) => admin_cli::run(cmd).await,
+        },
+        Command::Access {
+            cmd: AccessCmd::Tcp(args),
+        } => access_tcp(args).await,
+        Command::Dev(args) => dev::run(args).await,
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn read_token(args: &RunArgs) -> anyhow::Result<TunnelToken> {
+    let text = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read the token file {}", p.display()))?,
+        (None, None) => match std::env::var("WARREN_TOKEN") {
+            Ok(t) => t,
+            Err(_) => bail!("no tunnel token; pass --token-file FILE or set WARREN_TOKEN to the output of `warren tunnel token NAME`"),
+        },
+    };
+    Ok(TunnelToken::decode(&text)?)
+}
+
+async fn tunnel_run(args: RunArgs) -> anyhow::Result<()> {
+    let token = read_token(&args)?;
+    let ingress = match (&args.config, &args.url) {
+        (Some(p), _) => IngressSource::File(p.clone()),
+        (None, Some(u)) => IngressSource::Url(u.clone()),
+        (None, None) => bail!(
+            "no ingress; pass --config config.yml (ingress rules) or --url http://localhost:PORT"
+        ),
+    };
+    let edges = if args.edges.is_empty() {
+        token.edges.clone()
+    } else {
+        args.edges.clone()
+    };
+    let cfg = ConnectorConfig {
+        token,
+        edges,
+        ca_cert: args.ca_cert,
+        ha_connections: usize::from(args.ha_connections),
+        grace_period: args.grace_period,
+        ingress,
+        dial_timeout: Duration::from_secs(15),
+        max_backoff: Duration::from_secs(30),
+        quic: Default::default(),
+    };
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(forward_signals(tx));
+    warren_connector::run(cfg, rx).await?;
+    Ok(())
+}
+
+/// SIGHUP → reload; the first SIGTERM/SIGINT → drain; a second → exit now.
+async fn forward_signals(tx: mpsc::Sender<Signal>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let mut stopping = false;
+    loop {
+        let sig = tokio::select! {
+            _ = hup.recv() => Signal::Reload,
+            _ = term.recv() => Signal::Shutdown,
+            _ = int.recv() => Signal::Shutdown,
+        };
+        if sig == Signal::Shutdown {
+            if stopping {
+                eprintln!("second signal: exiting now");
+                std::process::exit(130);
+            }
+            stopping = true;
+        }
+        if tx.send(sig).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn ingress(cmd: IngressCmd) -> anyhow::Result<()> {
+    match cmd {
+        IngressCmd::Validate { config } => {
+            let cfg = IngressConfig::load(&config)?;
+            println!(
+                "OK: {} ingress rules in {}",
+                cfg.rules.len(),
+                config.display()
+            );
+            Ok(())
+        }
+        IngressCmd::Rule { url, config } => {
+            let cfg = IngressConfig::load(&config)?;
+            let (host, path) = ingress_for_url_check(&url)?;
+            let (idx, rule) = cfg.find(&host, &path);
+            println!("Matched {}", rule.describe(idx));
+            Ok(())
+        }
+    }
+}
+
+async fn access_tcp(args: AccessTcpArgs) -> anyhow::Result<()> {
+    let trust = match &args.ca_cert {
+        Some(p) => Trust::Roots(std::sync::Arc::new(warren_transport::tls::roots_from_file(
+            p,
+        )?)),
+        None => Trust::WebPki,
+    };
+    let edge = args
+        .edge
+        .clone()
+        .unwrap_or_else(|| format!("{}:443", args.hostname));
+    let access = warren_access::AccessTcp::new(&args.hostname, &edge, &trust)?;
+    match &args.url {
+        None => Ok(access.stdio().await?),
+        Some(url) => {
+            let addr: SocketAddr = url
+                .trim_start_matches("tcp://")
+                .parse()
+                .with_context(|| format!("--url {url} is not an address like 127.0.0.1:15432"))?;
+            let listener = warren_access::bind(addr).await?;
+            let local = listener.local_addr()?;
+            eprintln!(
+                "Listening on {local}; connections go to {} through {edge}",
+                args.hostname
+            );
+            tokio::select! {
+                r = access.serve(listener) => Ok(r?),
+                _ = shutdown_signal() => Ok(()),
+            }
+        }
+    }
+}
