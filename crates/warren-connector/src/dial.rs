@@ -363,6 +363,7 @@ async fn serve_connection(
     mut control: quinn::SendStream,
     stop: &mut watch::Receiver<bool>,
 ) {
+    let mut drain_sent = false;
     loop {
         tokio::select! {
             accepted = conn.accept_bi() => match accepted {
@@ -391,13 +392,13 @@ async fn serve_connection(
                     return;
                 }
             },
-            _ = stop.changed() => {
-                // Tell the edge to stop sending streams here, then keep the
-                // connection until in-flight streams end (the caller aborts
-                // this task when the grace period is over).
+            _ = stop.changed(), if !drain_sent => {
+                // Tell the edge to stop sending streams here. Keep
+                // accepting (streams already on their way are answered
+                // ShuttingDown, so the edge retries them elsewhere) until
+                // the caller closes the connection after the grace period.
                 let _ = control.write_all(&ControlMessage::Drain.encode()).await;
-                let _ = conn.closed().await;
-                return;
+                drain_sent = true;
             }
         }
     }
