@@ -28,8 +28,9 @@ pub struct EdgeConfig {
     /// Tunnel addresses written into tunnel tokens. Empty: derived from
     /// `--domain` and the tunnel listener's port.
     pub advertise: Vec<String>,
-    /// How long to wait for a connector to answer a new stream (it dials
-    /// the origin first).
+    /// How long a connector has to answer a new stream: it reaches the
+    /// origin first and, for HTTP, waits for the response head (default
+    /// 100 s, as long-polling origins expect).
     pub stream_timeout: Duration,
     /// How long to wait for a client's TLS handshake.
     pub handshake_timeout: Duration,
@@ -123,7 +124,7 @@ impl PartialEdgeConfig {
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
             advertise: self.advertise,
-            stream_timeout: Duration::from_secs(self.stream_timeout.unwrap_or(30)),
+            stream_timeout: Duration::from_secs(self.stream_timeout.unwrap_or(100)),
             handshake_timeout: Duration::from_secs(10),
             quic: QuicSettings::default(),
         })

@@ -84,7 +84,8 @@ struct EdgeArgs {
     /// Tunnel address to put in tokens (repeatable) [default: DOMAIN:PORT].
     #[arg(long, env = "WARREN_ADVERTISE", value_delimiter = ',')]
     advertise: Vec<String>,
-    /// Seconds a connector has to answer a new stream.
+    /// Seconds a connector has to answer a new stream (reach the origin
+    /// and, for HTTP, return the response head) [default: 100].
     #[arg(long, env = "WARREN_STREAM_TIMEOUT")]
     stream_timeout: Option<u64>,
 }
