@@ -1,0 +1,243 @@
+//! API answers and their text form: tables, dates, ages.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hyper::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::*;
+
+#[derive(Deserialize)]
+pub(super) struct TunnelView {
+    pub(super) id: String,
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) secret_generation: i64,
+    pub(super) created_at: i64,
+    #[serde(default)]
+    pub(super) status: String,
+    #[serde(default)]
+    pub(super) connections: Vec<ConnView>,
+    #[serde(default)]
+    pub(super) routes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConnView {
+    #[serde(default)]
+    pub(super) connector_id: String,
+    #[serde(default)]
+    pub(super) connector_version: String,
+    #[serde(default)]
+    pub(super) conn_index: u8,
+    #[serde(default)]
+    pub(super) remote: String,
+    #[serde(default)]
+    pub(super) connected_at: i64,
+    #[serde(default)]
+    pub(super) draining: bool,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RouteView {
+    pub(super) hostname: String,
+    pub(super) tunnel_id: String,
+    pub(super) tunnel_name: String,
+    pub(super) created_at: i64,
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenView {
+    pub(super) token: String,
+}
+
+pub(super) fn parse<T: DeserializeOwned>(v: &Value) -> Result<T, ClientError> {
+    T::deserialize(v).map_err(|e| ClientError::Unexpected {
+        url: "the admin API".to_owned(),
+        status: StatusCode::OK,
+        detail: format!("unexpected JSON: {e}"),
+    })
+}
+
+/// The API's JSON, pretty, or its text form.
+pub(super) fn render<T: DeserializeOwned>(
+    output: Output,
+    v: &Value,
+    text: impl FnOnce(T) -> String,
+) -> Result<String, ClientError> {
+    match output {
+        Output::Json => Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+        )),
+        Output::Text => Ok(text(parse(v)?)),
+    }
+}
+
+pub(super) fn created_text(t: &TunnelView) -> String {
+    format!(
+        "Created tunnel {} (id {})\nGet the token for its connector with `warren tunnel token {}`\n",
+        t.name, t.id, t.name
+    )
+}
+
+pub(super) fn tunnels_text(tunnels: &[TunnelView], now: i64) -> String {
+    if tunnels.is_empty() {
+        return "No tunnels yet; create one with `warren tunnel create NAME`\n".to_owned();
+    }
+    let rows = tunnels
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                t.id.clone(),
+                t.status.clone(),
+                t.connections.len().to_string(),
+                format!("{} ({})", timestamp(t.created_at), ago(now, t.created_at)),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(&["NAME", "ID", "STATUS", "CONNECTIONS", "CREATED"], &rows)
+}
+
+pub(super) fn info_text(t: &TunnelView, now: i64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Name:               {}", t.name);
+    let _ = writeln!(s, "ID:                 {}", t.id);
+    let _ = writeln!(s, "Status:             {}", t.status);
+    let _ = writeln!(
+        s,
+        "Created:            {} ({})",
+        timestamp(t.created_at),
+        ago(now, t.created_at)
+    );
+    let _ = writeln!(s, "Secret generation:  {}", t.secret_generation);
+    if t.routes.is_empty() {
+        let _ = writeln!(
+            s,
+            "Routes:             none; add one with `warren tunnel route dns {} HOSTNAME`",
+            t.name
+        );
+    } else {
+        let _ = writeln!(s, "Routes:             {}", t.routes.join(", "));
+    }
+    let _ = writeln!(s, "Connections:        {}", t.connections.len());
+    if !t.connections.is_empty() {
+        let mut conns: Vec<&ConnView> = t.connections.iter().collect();
+        conns.sort_by(|a, b| (&a.connector_id, a.conn_index).cmp(&(&b.connector_id, b.conn_index)));
+        let rows = conns
+            .iter()
+            .map(|c| {
+                vec![
+                    c.connector_id.clone(),
+                    c.connector_version.clone(),
+                    c.conn_index.to_string(),
+                    c.remote.clone(),
+                    format!(
+                        "{} ({}){}",
+                        timestamp(c.connected_at),
+                        ago(now, c.connected_at),
+                        if c.draining { ", draining" } else { "" }
+                    ),
+                ]
+            })
+            .collect::<Vec<_>>();
+        s.push('\n');
+        s.push_str(&table(
+            &[
+                "CONNECTOR ID",
+                "VERSION",
+                "CONN",
+                "REMOTE",
+                "CONNECTED SINCE",
+            ],
+            &rows,
+        ));
+    }
+    s
+}
+
+pub(super) fn routes_text(routes: &[RouteView]) -> String {
+    if routes.is_empty() {
+        return "No routes yet; add one with `warren tunnel route dns TUNNEL HOSTNAME`\n"
+            .to_owned();
+    }
+    let rows = routes
+        .iter()
+        .map(|r| {
+            vec![
+                r.hostname.clone(),
+                r.tunnel_name.clone(),
+                r.tunnel_id.clone(),
+                timestamp(r.created_at),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(&["HOSTNAME", "TUNNEL", "TUNNEL ID", "CREATED"], &rows)
+}
+
+/// Left-aligned columns separated by two spaces, no trailing blanks.
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let _ = write!(line, "{cell:<w$}");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub(super) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for unix seconds.
+pub(super) fn timestamp(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A rough age: `5s ago`, `3m ago`, `2h 5m ago`, `4d 1h ago`.
+pub(super) fn ago(now: i64, then: i64) -> String {
+    let d = now.saturating_sub(then).max(0);
+    match d {
+        0..60 => format!("{d}s ago"),
+        60..3600 => format!("{}m ago", d / 60),
+        3600..86_400 => format!("{}h {}m ago", d / 3600, d % 3600 / 60),
+        _ => format!("{}d {}h ago", d / 86_400, d % 86_400 / 3600),
+    }
+}
