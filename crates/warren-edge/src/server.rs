@@ -215,16 +215,16 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
     Ok(())
 }
 
+/// Tunnel addresses for tokens when `--advertise` is not given: a
+/// listener bound to a specific address is reached there; one bound to
+/// all addresses is reached by the domain's name (or loopback without one).
 fn default_advertise(domain: Option<&str>, tunnel: SocketAddr) -> Vec<String> {
-    if let Some(d) = domain {
-        if d != "localhost" {
-            return vec![format!("{d}:{}", tunnel.port())];
-        }
+    if !tunnel.ip().is_unspecified() {
+        return vec![tunnel.to_string()];
     }
-    if tunnel.ip().is_unspecified() {
-        vec![format!("127.0.0.1:{}", tunnel.port())]
-    } else {
-        vec![tunnel.to_string()]
+    match domain {
+        Some(d) if d != "localhost" => vec![format!("{d}:{}", tunnel.port())],
+        _ => vec![format!("127.0.0.1:{}", tunnel.port())],
     }
 }
 

@@ -1,0 +1,227 @@
+//! Origins the tests put behind tunnels, each on 127.0.0.1:0 in the test's
+//! own runtime.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
+
+fn full(s: impl Into<Bytes>) -> Body {
+    Full::new(s.into()).map_err(|n| match n {}).boxed()
+}
+
+async fn listen() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+/// HTTP/1.1 origin: GET echoes method, path and headers as JSON; POST
+/// answers `{"len": N, "sha256": "..."}` of the body, read as a stream;
+/// `/slow` answers after 2 s; upgrades on `/ws` become a WebSocket echo.
+pub async fn http_echo() -> SocketAddr {
+    let (l, addr) = listen().await;
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(handle_echo);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn handle_echo(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() == "/ws" {
+        let key = req.headers().get("sec-websocket-key").cloned().unwrap();
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let up = on_upgrade.await.unwrap();
+            let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                TokioIo::new(up),
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await;
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_text() || m.is_binary() {
+                    if ws.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        return Ok(Response::builder()
+            .status(101)
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("sec-websocket-accept", accept)
+            .body(full(""))
+            .unwrap());
+    }
+    if req.uri().path() == "/slow" {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        return Ok(Response::new(full("slow done")));
+    }
+    if req.method() == hyper::Method::POST {
+        let mut body = req.into_body();
+        let mut h = Sha256::new();
+        let mut len = 0u64;
+        while let Some(f) = body.frame().await {
+            if let Ok(d) = f.unwrap().into_data() {
+                len += d.len() as u64;
+                h.update(&d);
+            }
+        }
+        let out = serde_json::json!({"len": len, "sha256": hex::encode(h.finalize())});
+        return Ok(Response::new(full(out.to_string())));
+    }
+    let headers: serde_json::Map<String, serde_json::Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
+        .collect();
+    let out = serde_json::json!({
+        "method": req.method().as_str(),
+        "path": req.uri().to_string(),
+        "headers": headers,
+    });
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .body(full(out.to_string()))
+        .unwrap())
+}
+
+/// TCP echo: echoes until the client half-closes, then writes `<eof>`
+/// and closes (so half-close is visible both ways).
+pub async fn tcp_echo() -> SocketAddr {
+    let (l, addr) = listen().await;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = s.write_all(b"<eof>").await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// TCP origin that reports the first line it receives (a PROXY v1
+/// header) back to the client, then echoes.
+pub async fn proxy_line_reporter() -> SocketAddr {
+    let (l, addr) = listen().await;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut line = Vec::new();
+                let mut b = [0u8; 1];
+                while s.read_exact(&mut b).await.is_ok() {
+                    line.push(b[0]);
+                    if line.ends_with(b"\r\n") {
+                        break;
+                    }
+                }
+                let _ = s.write_all(&line).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// h2c origin (HTTP/2 only, no TLS) answering like a gRPC server: a body
+/// in `n` messages (`?n=3`), then trailers `grpc-status: 0`.
+pub async fn h2c_grpc_like() -> SocketAddr {
+    let (l, addr) = listen().await;
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|req: Request<Incoming>| async move {
+                    let n: usize = req
+                        .uri()
+                        .query()
+                        .and_then(|q| q.strip_prefix("n="))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1);
+                    let te = req
+                        .headers()
+                        .get("te")
+                        .map(|v| v.to_str().unwrap_or("").to_owned())
+                        .unwrap_or_default();
+                    let req_body = req.into_body().collect().await.unwrap().to_bytes();
+                    let mut frames: Vec<Result<Frame<Bytes>, Infallible>> = (0..n)
+                        .map(|i| {
+                            Ok(Frame::data(Bytes::from(format!(
+                                "msg{i}:{}|",
+                                req_body.len()
+                            ))))
+                        })
+                        .collect();
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().unwrap());
+                    trailers.insert("grpc-message", "ok".parse().unwrap());
+                    frames.push(Ok(Frame::trailers(trailers)));
+                    let body = StreamBody::new(futures_util::stream::iter(frames));
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/grpc")
+                            .header("x-seen-te", te)
+                            .body(body)
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A 127.0.0.1 port nothing listens on.
+pub async fn closed_port() -> u16 {
+    let (l, a) = listen().await;
+    drop(l);
+    a.port()
+}

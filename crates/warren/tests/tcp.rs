@@ -1,0 +1,162 @@
+//! `warren access tcp`: local listener and stdio, half-close, PROXY
+//! protocol, refusals.
+
+mod support;
+
+use std::process::Stdio;
+
+use support::{origins, AccessTcp, Stack};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_tcp_carries_bytes_with_half_close() {
+    let echo = origins::tcp_echo().await;
+    let s = Stack::start(
+        &["echo.example.com"],
+        &format!("  - hostname: echo.example.com\n    service: tcp://{echo}\n"),
+    )
+    .await;
+    let access = AccessTcp::start(&s.edge, "echo.example.com", s.path()).await;
+
+    // Several connections at once, each with its own bytes.
+    let mut tasks = Vec::new();
+    for i in 0..4u8 {
+        let addr = access.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let payload: Vec<u8> = (0..300_000u32).map(|j| (j as u8).wrapping_add(i)).collect();
+            let (mut r, mut w) = c.split();
+            let write = async {
+                w.write_all(&payload).await.unwrap();
+                w.shutdown().await.unwrap(); // half-close
+            };
+            let mut got = Vec::new();
+            let read = r.read_to_end(&mut got);
+            let (_, n) = tokio::join!(write, read);
+            n.unwrap();
+            // Everything echoed, then the origin's marker sent after it saw
+            // our FIN: half-close crossed the tunnel both ways.
+            assert_eq!(&got[..payload.len()], &payload[..]);
+            assert_eq!(&got[payload.len()..], b"<eof>");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_mode_works_as_a_proxy_command() {
+    let echo = origins::tcp_echo().await;
+    let s = Stack::start(
+        &["ssh.example.com"],
+        &format!("  - hostname: ssh.example.com\n    service: tcp://{echo}\n"),
+    )
+    .await;
+    let mut child = tokio::process::Command::new(support::warren_bin())
+        .args(["access", "tcp", "--hostname", "ssh.example.com", "--edge"])
+        .arg(s.edge.https.to_string())
+        .arg("--ca-cert")
+        .arg(&s.edge.ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"SSH-2.0-test\r\n").await.unwrap();
+    drop(stdin); // EOF on stdin = half-close
+    let out = tokio::time::timeout(support::DEADLINE, child.wait_with_output())
+        .await
+        .expect("access tcp (stdio) exits after both directions end")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"SSH-2.0-test\r\n<eof>");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_tells_the_origin_the_client_address() {
+    let origin = origins::proxy_line_reporter().await;
+    let s = Stack::start(
+        &["pp.example.com"],
+        &format!(
+            "  - hostname: pp.example.com\n    service: tcp://{origin}\n    originRequest:\n      proxyProtocol: v1\n"
+        ),
+    )
+    .await;
+    let access = AccessTcp::start(&s.edge, "pp.example.com", s.path()).await;
+    let mut c = tokio::net::TcpStream::connect(access.addr).await.unwrap();
+    let mut line = Vec::new();
+    c.read_to_end(&mut line).await.unwrap();
+    let line = String::from_utf8(line).unwrap();
+    // The edge saw the access client connect from 127.0.0.1.
+    assert!(
+        line.starts_with("PROXY TCP4 127.0.0.1 127.0.0.1 "),
+        "{line:?}"
+    );
+    assert!(
+        line.ends_with(&format!(" {}\r\n", origin.port())),
+        "{line:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_reach_the_client_as_sentences() {
+    let s = Stack::start(
+        &["web.example.com"],
+        "  - hostname: web.example.com\n    service: hello_world\n",
+    )
+    .await;
+    // A hostname served by HTTP is not a TCP service.
+    let o = support::warren(
+        &[
+            "access",
+            "tcp",
+            "--hostname",
+            "web.example.com",
+            "--edge",
+            &s.edge.https.to_string(),
+            "--ca-cert",
+            &s.edge.ca.display().to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not a TCP service"), "{}", o.stderr);
+
+    // A route whose tunnel has no connector.
+    assert_eq!(s.edge.cli(&["tunnel", "create", "idle"]).await.code, 0);
+    assert_eq!(
+        s.edge
+            .cli(&["tunnel", "route", "dns", "idle", "db.example.com"])
+            .await
+            .code,
+        0
+    );
+    let o = support::warren(
+        &[
+            "access",
+            "tcp",
+            "--hostname",
+            "db.example.com",
+            "--edge",
+            &s.edge.https.to_string(),
+            "--ca-cert",
+            &s.edge.ca.display().to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("has no connected connector"),
+        "{}",
+        o.stderr
+    );
+}
