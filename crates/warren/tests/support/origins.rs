@@ -62,10 +62,8 @@ async fn handle_echo(mut req: Request<Incoming>) -> Result<Response<Body>, Infal
             )
             .await;
             while let Some(Ok(m)) = ws.next().await {
-                if m.is_text() || m.is_binary() {
-                    if ws.send(m).await.is_err() {
-                        break;
-                    }
+                if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+                    break;
                 }
             }
         });
