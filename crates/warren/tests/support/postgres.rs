@@ -103,7 +103,8 @@ impl Postgres {
                 "start",
             ],
         );
-        pg.psql_admin("CREATE USER app; CREATE DATABASE app OWNER app;");
+        pg.psql_admin("CREATE USER app");
+        pg.psql_admin("CREATE DATABASE app OWNER app");
         Some(pg)
     }
 
