@@ -215,6 +215,10 @@ pub async fn run_with_status(
     outcome
 }
 
+/// How long a finished stream waits for the edge to acknowledge its data
+/// before it stops counting as in flight.
+const DELIVERY_WAIT: Duration = Duration::from_secs(5);
+
 /// Counts a stream as in flight until dropped.
 struct Inflight(Arc<Shared>);
 
@@ -374,17 +378,28 @@ async fn serve_connection(
                             code: warren_proto::stream::ErrorCode::ShuttingDown,
                             message: "the connector is shutting down".into(),
                         };
+                        let guard = Inflight::new(shared);
+                        let delivered = send.stopped();
                         tokio::spawn(async move {
+                            let _guard = guard;
                             let _ = send.write_all(&refuse.encode()).await;
                             let _ = send.finish();
+                            drop(send);
+                            let _ = tokio::time::timeout(DELIVERY_WAIT, delivered).await;
                         });
                         continue;
                     }
                     let rt = shared.runtime.borrow().clone();
                     let guard = Inflight::new(shared);
+                    // A stream stays in flight until the edge has
+                    // acknowledged its last byte: closing the connection
+                    // at the end of a drain before that would discard the
+                    // tail of a response that was already written.
+                    let delivered = send.stopped();
                     tokio::spawn(async move {
                         let _guard = guard;
                         serve_stream(rt, send, recv).await;
+                        let _ = tokio::time::timeout(DELIVERY_WAIT, delivered).await;
                     });
                 }
                 Err(e) => {
