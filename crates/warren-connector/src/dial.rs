@@ -320,6 +320,7 @@ async fn connect(
             connector_id: shared.connector_id.clone(),
             connector_version: env!("CARGO_PKG_VERSION").to_owned(),
             conn_index: idx as u8,
+            ha_connections: shared.cfg.ha_connections.clamp(1, u8::MAX as usize) as u8,
             host: hostname(),
         });
         send.write_all(&reg.encode())

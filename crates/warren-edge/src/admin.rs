@@ -36,7 +36,7 @@ use serde_json::json;
 use warren_proto::token::{hash_secret, verify_secret, TunnelToken};
 use warren_store::{RouteRow, Store, StoreError, Tunnel};
 
-use crate::registry::{ConnectionInfo, Registry};
+use crate::registry::{ConnectionInfo, ConnectorInfo, Registry};
 use crate::routes::RouteTable;
 use crate::secrets::{try_check_admin_token, TunnelSecrets};
 
@@ -193,8 +193,12 @@ fn bearer_token(value: &str) -> Option<&str> {
 struct TunnelView {
     #[serde(flatten)]
     tunnel: Tunnel,
-    /// `active` with at least one live connection, else `inactive`.
+    /// `active`: some connector has all its connections up; `degraded`:
+    /// serving on fewer; `inactive`: no connection.
     status: &'static str,
+    /// Unix seconds since the tunnel has been continuously connected.
+    up_since: Option<u64>,
+    connectors: Vec<ConnectorInfo>,
     connections: Vec<ConnectionInfo>,
     /// Hostnames routed to the tunnel (single-tunnel answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,14 +207,12 @@ struct TunnelView {
 
 impl AdminState {
     fn view(&self, tunnel: Tunnel) -> TunnelView {
-        let connections = self.registry.connections(&tunnel.id);
+        let health = self.registry.health(&tunnel.id);
         TunnelView {
-            status: if connections.is_empty() {
-                "inactive"
-            } else {
-                "active"
-            },
-            connections,
+            status: health.status.as_str(),
+            up_since: health.up_since,
+            connectors: health.connectors,
+            connections: health.connections,
             routes: None,
             tunnel,
         }

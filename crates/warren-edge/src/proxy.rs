@@ -3,7 +3,7 @@
 //! 1. **identify**: the hostname from `:authority` or `Host`;
 //! 2. **route**: hostname → tunnel ([`RouteTable`]);
 //! 3. **pick**: a live connection of the tunnel, the less loaded of two
-//!    random ones ([`Registry::pick`]);
+//!    random ones ([`Registry::pick_fresh`]);
 //! 4. **open**: a QUIC stream on it, with a typed request header;
 //! 5. **proxy**: request body up and response body down as body frames,
 //!    concurrently, each awaiting the other side's flow control; or, for
@@ -130,51 +130,86 @@ pub fn route(ctx: &ProxyCtx, host: &str) -> Result<Route, EdgeFailure> {
 /// Phases 3 and 4: a connection of the tunnel, a stream on it, and the
 /// header written. The caller reads the answer with [`answer`] (after
 /// starting the request body, which may flow before the answer comes).
+///
+/// If the stream cannot be opened on the chosen connection (it died
+/// between the pick and the open), the next attempt goes to another
+/// connection: nothing reached the connector, so this is safe for any
+/// request.
 pub async fn open_stream(
     ctx: &ProxyCtx,
     route: &Route,
     host: &str,
     header: &StreamRequest,
 ) -> Result<(quinn::SendStream, quinn::RecvStream, StreamGuard), EdgeFailure> {
-    let conn = ctx
-        .registry
-        .pick(&route.tunnel_id)
-        .ok_or_else(|| EdgeFailure::NoConnector {
-            host: host.to_owned(),
-        })?;
-    let guard = conn.track();
-    let tunnel_err = |reason: String| EdgeFailure::Tunnel {
-        host: host.to_owned(),
-        reason,
-    };
-    let exchange = async {
-        let (mut send, recv) = conn
-            .conn
-            .open_bi()
-            .await
-            .map_err(|e| tunnel_err(e.to_string()))?;
-        send.write_all(&header.encode())
-            .await
-            .map_err(|e| tunnel_err(e.to_string()))?;
-        Ok((send, recv))
-    };
-    let (send, recv) = tokio::time::timeout(ctx.stream_timeout, exchange)
-        .await
-        .map_err(|_| EdgeFailure::Timeout {
-            host: host.to_owned(),
-        })??;
-    Ok((send, recv, guard))
+    open_stream_excluding(ctx, route, host, header, &mut Vec::new()).await
 }
 
+/// [`open_stream`], avoiding the connections in `tried` and adding the
+/// ones it uses to it.
+async fn open_stream_excluding(
+    ctx: &ProxyCtx,
+    route: &Route,
+    host: &str,
+    header: &StreamRequest,
+    tried: &mut Vec<String>,
+) -> Result<(quinn::SendStream, quinn::RecvStream, StreamGuard), EdgeFailure> {
+    let mut last_err = None;
+    for _ in 0..OPEN_ATTEMPTS {
+        let Some(conn) = ctx.registry.pick_fresh(&route.tunnel_id, tried) else {
+            break;
+        };
+        tried.push(conn.id.clone());
+        let guard = conn.track();
+        let tunnel_err = |reason: String| EdgeFailure::Tunnel {
+            host: host.to_owned(),
+            reason,
+        };
+        let open = async {
+            let (mut send, recv) = conn
+                .conn
+                .open_bi()
+                .await
+                .map_err(|e| tunnel_err(e.to_string()))?;
+            send.write_all(&header.encode())
+                .await
+                .map_err(|e| tunnel_err(e.to_string()))?;
+            Ok((send, recv))
+        };
+        match tokio::time::timeout(ctx.stream_timeout, open).await {
+            Err(_) => {
+                return Err(EdgeFailure::Timeout {
+                    host: host.to_owned(),
+                })
+            }
+            Ok(Ok((send, recv))) => return Ok((send, recv, guard)),
+            Ok(Err(e)) => {
+                tracing::info!(%host, connection = %conn.id, error = ?e, "could not open a stream; trying another connection");
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| EdgeFailure::NoConnector {
+        host: host.to_owned(),
+    }))
+}
+
+/// How many connections a stream open is tried on.
+const OPEN_ATTEMPTS: usize = 3;
+
 /// Phases 3 and 4 plus the answer, for streams whose request carries no
-/// body yet: if the chosen connector is shutting down, it is marked
-/// draining and the stream is tried once more on another connection, so
-/// a rolling restart costs the client nothing.
+/// body yet. Two kinds of failure are retried on another connection, so
+/// losing a connector costs clients as little as possible:
+/// - the connector answered `ShuttingDown` (it is draining; it did nothing
+///   with the stream), for any request: the connection is marked draining;
+/// - the stream broke before any answer came back, when `retry_safe` (an
+///   idempotent request, or a TCP stream whose client has sent nothing
+///   yet), once.
 pub async fn exchange(
     ctx: &ProxyCtx,
     route: &Route,
     host: &str,
     header: &StreamRequest,
+    retry_safe: bool,
 ) -> Result<
     (
         StreamResponse,
@@ -184,22 +219,36 @@ pub async fn exchange(
     ),
     EdgeFailure,
 > {
-    let mut attempts = 0;
+    let mut tried = Vec::new();
+    let mut drained = 0;
+    let mut broken = 0;
     loop {
-        attempts += 1;
-        let (send, mut recv, guard) = open_stream(ctx, route, host, header).await?;
+        let (send, mut recv, guard) =
+            open_stream_excluding(ctx, route, host, header, &mut tried).await?;
         match answer(ctx, host, &mut recv).await {
             Err(EdgeFailure::Origin {
                 code: ErrorCode::ShuttingDown,
                 ..
-            }) if attempts < 3 => {
+            }) if drained < 2 => {
+                drained += 1;
                 guard.conn().set_draining();
-                continue;
+            }
+            Err(e @ EdgeFailure::Tunnel { .. }) if retry_safe && broken < 1 => {
+                broken += 1;
+                tracing::info!(%host, connection = %guard.conn().id, error = ?e, "stream broke before an answer; retrying on another connection");
             }
             Err(e) => return Err(e),
             Ok(resp) => return Ok((resp, send, recv, guard)),
         }
     }
+}
+
+/// Whether a request may be sent twice: safe methods, no body.
+pub fn idempotent(method: &hyper::Method) -> bool {
+    matches!(
+        *method,
+        hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS | hyper::Method::TRACE
+    )
 }
 
 /// Reads the connector's answer to a stream header, within the timeout.
@@ -341,7 +390,9 @@ async fn proxy_http(
         });
         (answer(ctx, &host, &mut recv).await?, recv, guard)
     } else {
-        let (resp, mut send, recv, guard) = exchange(ctx, &route, &host, &header).await?;
+        let retry_safe = idempotent(req.method());
+        let (resp, mut send, recv, guard) =
+            exchange(ctx, &route, &host, &header, retry_safe).await?;
         let _ = send.finish();
         (resp, recv, guard)
     };
@@ -400,7 +451,7 @@ async fn proxy_upgrade(
 ) -> Result<Response<BoxBody>, EdgeFailure> {
     let header = StreamRequest::WebSocket(head(&req, &host, client, false, true));
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let (resp, send, recv, guard) = exchange(ctx, &route, &host, &header).await?;
+    let (resp, send, recv, guard) = exchange(ctx, &route, &host, &header, true).await?;
     let StreamResponse::Http(h) = resp else {
         return Err(EdgeFailure::Tunnel {
             host,

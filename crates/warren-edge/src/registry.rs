@@ -2,7 +2,7 @@
 //! stream.
 //!
 //! Each registered QUIC connection is a [`TunnelConn`] with a count of its
-//! outstanding streams. [`Registry::pick`] takes two live, non-draining
+//! outstanding streams. [`Registry::pick_fresh`] takes two live, non-draining
 //! connections of the tunnel at random and returns the less loaded one
 //! (power of two choices), which spreads load across HA connections and
 //! replicas without any shared state beyond the counters.
@@ -23,12 +23,31 @@ pub struct TunnelConn {
     pub connector_id: String,
     pub connector_version: String,
     pub conn_index: u8,
+    /// How many connections the connector keeps in all.
+    pub ha_connections: u8,
     pub remote: SocketAddr,
+    /// The edge address the connection arrived at.
+    pub edge_addr: SocketAddr,
     /// Unix seconds.
     pub connected_at: u64,
     pub conn: quinn::Connection,
     outstanding: AtomicUsize,
     draining: AtomicBool,
+}
+
+/// What a registration says about a connection, besides the connection.
+pub struct ConnMeta {
+    pub id: String,
+    pub tunnel_id: String,
+    pub connector_id: String,
+    pub connector_version: String,
+    pub conn_index: u8,
+    pub ha_connections: u8,
+    /// The edge's tunnel listener address (its port; the IP is the one the
+    /// connection arrived at when known).
+    pub listen: SocketAddr,
+    /// Unix seconds.
+    pub connected_at: u64,
 }
 
 /// What the admin API shows of a connection.
@@ -39,29 +58,78 @@ pub struct ConnectionInfo {
     pub connector_version: String,
     pub conn_index: u8,
     pub remote: String,
+    pub edge_addr: String,
     pub connected_at: u64,
     pub outstanding_streams: usize,
     pub draining: bool,
 }
 
+/// Whether a tunnel can serve, from its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelStatus {
+    /// Some connector has all of its configured connections up.
+    Active,
+    /// Some connections are up and serving, but no connector has all of
+    /// its connections.
+    Degraded,
+    /// No connection can take a stream.
+    Inactive,
+}
+
+impl TunnelStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelStatus::Active => "active",
+            TunnelStatus::Degraded => "degraded",
+            TunnelStatus::Inactive => "inactive",
+        }
+    }
+}
+
+/// One connector process of a tunnel, from its connections.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorInfo {
+    pub id: String,
+    pub version: String,
+    /// The address its connections come from (IP only).
+    pub source_ip: String,
+    /// Edge addresses its connections arrived at.
+    pub edge_addrs: Vec<String>,
+    /// Connections that can take streams now.
+    pub connections_up: usize,
+    /// Connections the connector is configured to keep.
+    pub connections_configured: u8,
+    /// Unix seconds: its oldest live connection.
+    pub connected_since: u64,
+    /// It asked the edge to stop sending it streams.
+    pub draining: bool,
+}
+
+/// A tunnel's health: status, how long it has been serving, its connectors.
+#[derive(Debug, Clone, Serialize)]
+pub struct TunnelHealth {
+    pub status: TunnelStatus,
+    /// Unix seconds: the first connection of the current unbroken run of
+    /// having at least one connection; `None` when inactive.
+    pub up_since: Option<u64>,
+    pub connectors: Vec<ConnectorInfo>,
+    pub connections: Vec<ConnectionInfo>,
+}
+
 impl TunnelConn {
-    pub fn new(
-        id: String,
-        tunnel_id: String,
-        connector_id: String,
-        connector_version: String,
-        conn_index: u8,
-        conn: quinn::Connection,
-        connected_at: u64,
-    ) -> Self {
+    pub fn new(meta: ConnMeta, conn: quinn::Connection) -> Self {
+        let edge_ip = conn.local_ip().unwrap_or(meta.listen.ip());
         Self {
-            id,
-            tunnel_id,
-            connector_id,
-            connector_version,
-            conn_index,
+            id: meta.id,
+            tunnel_id: meta.tunnel_id,
+            connector_id: meta.connector_id,
+            connector_version: meta.connector_version,
+            conn_index: meta.conn_index,
+            ha_connections: meta.ha_connections.max(1),
             remote: conn.remote_address(),
-            connected_at,
+            edge_addr: SocketAddr::new(edge_ip, meta.listen.port()),
+            connected_at: meta.connected_at,
             conn,
             outstanding: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
@@ -97,6 +165,7 @@ impl TunnelConn {
             connector_version: self.connector_version.clone(),
             conn_index: self.conn_index,
             remote: self.remote.to_string(),
+            edge_addr: self.edge_addr.to_string(),
             connected_at: self.connected_at,
             outstanding_streams: self.outstanding(),
             draining: self.is_draining(),
@@ -123,7 +192,14 @@ impl Drop for StreamGuard {
 /// All live connections, by tunnel id.
 #[derive(Clone, Default)]
 pub struct Registry {
-    inner: Arc<RwLock<HashMap<String, Vec<Arc<TunnelConn>>>>>,
+    inner: Arc<RwLock<HashMap<String, TunnelEntry>>>,
+}
+
+/// A tunnel with at least one registered connection.
+struct TunnelEntry {
+    conns: Vec<Arc<TunnelConn>>,
+    /// When the first connection of this unbroken run registered.
+    up_since: u64,
 }
 
 impl Registry {
@@ -133,54 +209,107 @@ impl Registry {
 
     pub fn insert(&self, c: Arc<TunnelConn>) {
         let mut m = self.inner.write().expect("registry lock");
-        m.entry(c.tunnel_id.clone()).or_default().push(c);
+        m.entry(c.tunnel_id.clone())
+            .or_insert_with(|| TunnelEntry {
+                conns: Vec::new(),
+                up_since: c.connected_at,
+            })
+            .conns
+            .push(c);
     }
 
     pub fn remove(&self, tunnel_id: &str, conn_id: &str) {
         let mut m = self.inner.write().expect("registry lock");
-        if let Some(v) = m.get_mut(tunnel_id) {
-            v.retain(|c| c.id != conn_id);
-            if v.is_empty() {
+        if let Some(e) = m.get_mut(tunnel_id) {
+            e.conns.retain(|c| c.id != conn_id);
+            if e.conns.is_empty() {
                 m.remove(tunnel_id);
             }
         }
     }
 
     /// Picks a connection for a new stream: the less loaded of two random
-    /// usable ones. `None` when the tunnel has no usable connection.
-    pub fn pick(&self, tunnel_id: &str) -> Option<Arc<TunnelConn>> {
+    /// usable ones, skipping the connections in `exclude` (by id) that a
+    /// retry already tried. `None` when no other is usable.
+    pub fn pick_fresh(&self, tunnel_id: &str, exclude: &[String]) -> Option<Arc<TunnelConn>> {
         let m = self.inner.read().expect("registry lock");
-        let all = m.get(tunnel_id)?;
-        let usable: Vec<&Arc<TunnelConn>> = all.iter().filter(|c| c.usable()).collect();
-        match usable.len() {
-            0 => None,
-            1 => Some(usable[0].clone()),
-            n => {
-                let mut rng = rand::rng();
-                let a = rng.random_range(0..n);
-                let mut b = rng.random_range(0..n - 1);
-                if b >= a {
-                    b += 1;
-                }
-                let (a, b) = (usable[a], usable[b]);
-                Some(
-                    if b.outstanding() < a.outstanding() {
-                        b
-                    } else {
-                        a
-                    }
-                    .clone(),
-                )
-            }
-        }
+        let fresh: Vec<&Arc<TunnelConn>> = m
+            .get(tunnel_id)?
+            .conns
+            .iter()
+            .filter(|c| c.usable() && !exclude.contains(&c.id))
+            .collect();
+        (!fresh.is_empty()).then(|| power_of_two(&fresh).clone())
+    }
+
+    /// Whether the tunnel has a connection that can take a stream.
+    pub fn serving(&self, tunnel_id: &str) -> bool {
+        let m = self.inner.read().expect("registry lock");
+        m.get(tunnel_id)
+            .is_some_and(|e| e.conns.iter().any(|c| c.usable()))
     }
 
     /// The tunnel's live connections, for status display.
     pub fn connections(&self, tunnel_id: &str) -> Vec<ConnectionInfo> {
+        self.health(tunnel_id).connections
+    }
+
+    /// Status, uptime and connectors of a tunnel, from its connections.
+    pub fn health(&self, tunnel_id: &str) -> TunnelHealth {
         let m = self.inner.read().expect("registry lock");
-        m.get(tunnel_id)
-            .map(|v| v.iter().map(|c| c.info()).collect())
-            .unwrap_or_default()
+        let Some(e) = m.get(tunnel_id) else {
+            return TunnelHealth {
+                status: TunnelStatus::Inactive,
+                up_since: None,
+                connectors: Vec::new(),
+                connections: Vec::new(),
+            };
+        };
+        let mut connectors: Vec<ConnectorInfo> = Vec::new();
+        for c in &e.conns {
+            let edge = c.edge_addr.to_string();
+            let info = match connectors.iter_mut().find(|i| i.id == c.connector_id) {
+                Some(i) => i,
+                None => {
+                    connectors.push(ConnectorInfo {
+                        id: c.connector_id.clone(),
+                        version: c.connector_version.clone(),
+                        source_ip: c.remote.ip().to_string(),
+                        edge_addrs: Vec::new(),
+                        connections_up: 0,
+                        connections_configured: c.ha_connections,
+                        connected_since: c.connected_at,
+                        draining: false,
+                    });
+                    connectors.last_mut().expect("just pushed")
+                }
+            };
+            if c.usable() {
+                info.connections_up += 1;
+            }
+            info.draining |= c.is_draining();
+            info.connected_since = info.connected_since.min(c.connected_at);
+            if !info.edge_addrs.contains(&edge) {
+                info.edge_addrs.push(edge);
+            }
+        }
+        connectors.sort_by_key(|i| i.connected_since);
+        let status = if connectors
+            .iter()
+            .any(|i| !i.draining && i.connections_up >= usize::from(i.connections_configured))
+        {
+            TunnelStatus::Active
+        } else if connectors.iter().any(|i| i.connections_up > 0) {
+            TunnelStatus::Degraded
+        } else {
+            TunnelStatus::Inactive
+        };
+        TunnelHealth {
+            status,
+            up_since: (status != TunnelStatus::Inactive).then_some(e.up_since),
+            connectors,
+            connections: e.conns.iter().map(|c| c.info()).collect(),
+        }
     }
 
     /// Closes every connection of a tunnel (deleted tunnel, rotated secret).
@@ -190,6 +319,7 @@ impl Registry {
             .write()
             .expect("registry lock")
             .remove(tunnel_id)
+            .map(|e| e.conns)
             .unwrap_or_default();
         for c in conns {
             c.conn.close(
@@ -197,5 +327,25 @@ impl Registry {
                 reason.as_bytes(),
             );
         }
+    }
+}
+
+/// The less loaded of two distinct random entries (power of two choices).
+fn power_of_two<'a>(usable: &[&'a Arc<TunnelConn>]) -> &'a Arc<TunnelConn> {
+    let n = usable.len();
+    if n == 1 {
+        return usable[0];
+    }
+    let mut rng = rand::rng();
+    let a = rng.random_range(0..n);
+    let mut b = rng.random_range(0..n - 1);
+    if b >= a {
+        b += 1;
+    }
+    let (a, b) = (usable[a], usable[b]);
+    if b.outstanding() < a.outstanding() {
+        b
+    } else {
+        a
     }
 }

@@ -179,6 +179,7 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
             TunnelCtx {
                 store: store.clone(),
                 registry,
+                listen: tunnel_addr,
             },
         )),
         tokio::spawn(serve_https(

@@ -73,7 +73,9 @@ pub(crate) async fn handle(
         },
     });
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let (resp, send, recv, guard) = exchange(ctx, &route, &host, &header).await?;
+    // The client sends nothing until the upgrade is answered, so a broken
+    // stream can be retried elsewhere.
+    let (resp, send, recv, guard) = exchange(ctx, &route, &host, &header, true).await?;
     match resp {
         StreamResponse::Connected => {}
         _ => {

@@ -14,7 +14,7 @@ use quinn::VarInt;
 use warren_proto::control::{ControlMessage, RefuseCode, Refused as Refuse, Register, Registered};
 use warren_transport::framed::expect_frame;
 
-use crate::registry::{Registry, TunnelConn};
+use crate::registry::{ConnMeta, Registry, TunnelConn};
 use warren_store::Store;
 
 /// QUIC close code: the connector's registration was refused.
@@ -32,6 +32,8 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TunnelCtx {
     pub store: Store,
     pub registry: Registry,
+    /// The tunnel listener's bound address.
+    pub listen: std::net::SocketAddr,
 }
 
 /// Accepts connector connections until the endpoint is closed.
@@ -121,13 +123,17 @@ async fn handle_connection(conn: quinn::Connection, ctx: TunnelCtx) {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let tc = Arc::new(TunnelConn::new(
-        conn_id.clone(),
-        reg.tunnel_id.clone(),
-        reg.connector_id.clone(),
-        reg.connector_version.clone(),
-        reg.conn_index,
+        ConnMeta {
+            id: conn_id.clone(),
+            tunnel_id: reg.tunnel_id.clone(),
+            connector_id: reg.connector_id.clone(),
+            connector_version: reg.connector_version.clone(),
+            conn_index: reg.conn_index,
+            ha_connections: reg.ha_connections,
+            listen: ctx.listen,
+            connected_at: now,
+        },
         conn.clone(),
-        now,
     ));
     ctx.registry.insert(tc.clone());
     tracing::info!(%remote, tunnel = %tunnel_name, connector_id = %reg.connector_id, conn_index = reg.conn_index, version = %reg.connector_version, "connector connection registered");

@@ -56,6 +56,9 @@ pub struct Register {
     pub connector_version: String,
     /// Index of this connection among the connector's HA connections.
     pub conn_index: u8,
+    /// How many HA connections the connector keeps (`--ha-connections`),
+    /// so the edge can tell a fully connected connector from a degraded one.
+    pub ha_connections: u8,
     /// Host name of the machine the connector runs on (informational).
     pub host: String,
 }
@@ -70,6 +73,7 @@ impl std::fmt::Debug for Register {
             .field("connector_id", &self.connector_id)
             .field("connector_version", &self.connector_version)
             .field("conn_index", &self.conn_index)
+            .field("ha_connections", &self.ha_connections)
             .field("host", &self.host)
             .finish()
     }
@@ -154,6 +158,7 @@ impl ControlMessage {
                     .str(&r.connector_id)
                     .str(&r.connector_version)
                     .u8(r.conn_index)
+                    .u8(r.ha_connections)
                     .str(&r.host);
             }
             Self::Registered(r) => {
@@ -194,6 +199,7 @@ impl ControlMessage {
                     connector_id: r.string("connector id")?,
                     connector_version: r.string("connector version")?,
                     conn_index: r.u8("connection index")?,
+                    ha_connections: r.u8("connection count")?,
                     host: r.string("host")?,
                 })
             }
@@ -241,6 +247,7 @@ mod tests {
             connector_id: "c".into(),
             connector_version: "0.1.0".into(),
             conn_index: 3,
+            ha_connections: 4,
             host: "h".into(),
         }));
         round_trip(ControlMessage::Registered(Registered {
@@ -264,6 +271,7 @@ mod tests {
             connector_id: "c".into(),
             connector_version: "v".into(),
             conn_index: 0,
+            ha_connections: 1,
             host: "h".into(),
         };
         let s = format!("{r:?}");

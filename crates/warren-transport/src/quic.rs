@@ -11,8 +11,10 @@ use quinn::{IdleTimeout, TransportConfig, VarInt};
 pub struct QuicSettings {
     /// A connection with no packets for this long is dead.
     pub idle_timeout: Duration,
-    /// PING interval that keeps an idle but live connection alive and
-    /// lets a silently dead path be noticed within `idle_timeout`.
+    /// PING interval that keeps an idle but live connection alive. A
+    /// silently dead path is noticed within `idle_timeout + keep_alive`:
+    /// sending a PING restarts the idle timer (RFC 9000 §10.1), so the
+    /// timer may start up to one interval after the last packet arrived.
     pub keep_alive: Duration,
     /// Streams the peer may have open at once.
     pub max_streams: u32,
@@ -25,7 +27,8 @@ pub struct QuicSettings {
 impl Default for QuicSettings {
     fn default() -> Self {
         Self {
-            idle_timeout: Duration::from_secs(10),
+            // 7 s + 2 s: a dead path is noticed by both ends within 9 s.
+            idle_timeout: Duration::from_secs(7),
             keep_alive: Duration::from_secs(2),
             max_streams: 4096,
             stream_window: 4 * 1024 * 1024,
@@ -40,7 +43,7 @@ impl QuicSettings {
         let mut t = TransportConfig::default();
         t.max_idle_timeout(Some(
             IdleTimeout::try_from(self.idle_timeout)
-                .unwrap_or(IdleTimeout::from(VarInt::from_u32(10_000))),
+                .unwrap_or(IdleTimeout::from(VarInt::from_u32(7_000))),
         ));
         t.keep_alive_interval(Some(self.keep_alive));
         t.max_concurrent_bidi_streams(VarInt::from_u32(self.max_streams));

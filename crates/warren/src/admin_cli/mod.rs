@@ -332,16 +332,22 @@ mod tests {
             secret_generation: 1,
             created_at: 0,
             status: if conns > 0 { "active" } else { "inactive" }.to_owned(),
-            connections: (0..conns)
-                .map(|i| ConnView {
-                    connector_id: "c1".into(),
-                    connector_version: "0.1.0".into(),
-                    conn_index: i as u8,
-                    remote: "127.0.0.1:5000".into(),
-                    connected_at: 0,
+            up_since: (conns > 0).then_some(0),
+            connectors: if conns > 0 {
+                vec![ConnectorView {
+                    id: "c1".into(),
+                    version: "0.1.0".into(),
+                    source_ip: "127.0.0.1".into(),
+                    edge_addrs: vec!["127.0.0.1:7844".into()],
+                    connections_up: conns,
+                    connections_configured: 4,
+                    connected_since: 0,
                     draining: false,
-                })
-                .collect(),
+                }]
+            } else {
+                vec![]
+            },
+            connections: (0..conns).map(|_| Value::Null).collect(),
             routes: vec![],
         };
         let text = tunnels_text(&[t("office", 2), t("a-much-longer-name", 0)], 60);
@@ -356,7 +362,9 @@ mod tests {
 
         let info = info_text(&t("office", 2), 60);
         assert!(info.contains("CONNECTOR ID"), "{info}");
-        assert!(info.contains("127.0.0.1:5000"), "{info}");
+        assert!(info.contains("127.0.0.1:7844"), "{info}");
+        assert!(info.contains("2/4"), "{info}");
+        assert!(info.contains("connected since"), "{info}");
         assert!(info.contains("route dns office HOSTNAME"), "{info}");
         assert!(tunnels_text(&[], 0).contains("warren tunnel create"));
     }

@@ -20,23 +20,31 @@ pub(super) struct TunnelView {
     #[serde(default)]
     pub(super) status: String,
     #[serde(default)]
-    pub(super) connections: Vec<ConnView>,
+    pub(super) up_since: Option<i64>,
+    #[serde(default)]
+    pub(super) connectors: Vec<ConnectorView>,
+    /// Only counted in text output; `--output json` shows them whole.
+    #[serde(default)]
+    pub(super) connections: Vec<Value>,
     #[serde(default)]
     pub(super) routes: Vec<String>,
 }
 
 #[derive(Deserialize)]
-pub(super) struct ConnView {
+pub(super) struct ConnectorView {
+    pub(super) id: String,
     #[serde(default)]
-    pub(super) connector_id: String,
+    pub(super) version: String,
     #[serde(default)]
-    pub(super) connector_version: String,
+    pub(super) source_ip: String,
     #[serde(default)]
-    pub(super) conn_index: u8,
+    pub(super) edge_addrs: Vec<String>,
     #[serde(default)]
-    pub(super) remote: String,
+    pub(super) connections_up: usize,
     #[serde(default)]
-    pub(super) connected_at: i64,
+    pub(super) connections_configured: usize,
+    #[serde(default)]
+    pub(super) connected_since: i64,
     #[serde(default)]
     pub(super) draining: bool,
 }
@@ -107,7 +115,20 @@ pub(super) fn info_text(t: &TunnelView, now: i64) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Name:               {}", t.name);
     let _ = writeln!(s, "ID:                 {}", t.id);
-    let _ = writeln!(s, "Status:             {}", t.status);
+    match t.up_since {
+        Some(since) => {
+            let _ = writeln!(
+                s,
+                "Status:             {} (connected since {}, {})",
+                t.status,
+                timestamp(since),
+                ago(now, since)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "Status:             {}", t.status);
+        }
+    }
     let _ = writeln!(
         s,
         "Created:            {} ({})",
@@ -125,38 +146,49 @@ pub(super) fn info_text(t: &TunnelView, now: i64) -> String {
         let _ = writeln!(s, "Routes:             {}", t.routes.join(", "));
     }
     let _ = writeln!(s, "Connections:        {}", t.connections.len());
-    if !t.connections.is_empty() {
-        let mut conns: Vec<&ConnView> = t.connections.iter().collect();
-        conns.sort_by(|a, b| (&a.connector_id, a.conn_index).cmp(&(&b.connector_id, b.conn_index)));
-        let rows = conns
-            .iter()
-            .map(|c| {
-                vec![
-                    c.connector_id.clone(),
-                    c.connector_version.clone(),
-                    c.conn_index.to_string(),
-                    c.remote.clone(),
-                    format!(
-                        "{} ({}){}",
-                        timestamp(c.connected_at),
-                        ago(now, c.connected_at),
-                        if c.draining { ", draining" } else { "" }
-                    ),
-                ]
-            })
-            .collect::<Vec<_>>();
-        s.push('\n');
-        s.push_str(&table(
-            &[
-                "CONNECTOR ID",
-                "VERSION",
-                "CONN",
-                "REMOTE",
-                "CONNECTED SINCE",
-            ],
-            &rows,
-        ));
+    if t.connectors.is_empty() {
+        let _ = writeln!(
+            s,
+            "Connectors:         none; start one with `warren tunnel run --token \"$(warren tunnel token {})\"`",
+            t.name
+        );
+        return s;
     }
+    let rows = t
+        .connectors
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.clone(),
+                c.version.clone(),
+                c.source_ip.clone(),
+                c.edge_addrs.join(","),
+                format!(
+                    "{}/{}{}",
+                    c.connections_up,
+                    c.connections_configured,
+                    if c.draining { ", draining" } else { "" }
+                ),
+                format!(
+                    "{} ({})",
+                    timestamp(c.connected_since),
+                    ago(now, c.connected_since)
+                ),
+            ]
+        })
+        .collect::<Vec<_>>();
+    s.push('\n');
+    s.push_str(&table(
+        &[
+            "CONNECTOR ID",
+            "VERSION",
+            "SOURCE IP",
+            "EDGE",
+            "CONNS UP",
+            "CONNECTED SINCE",
+        ],
+        &rows,
+    ));
     s
 }
 

@@ -467,3 +467,169 @@ pub async fn edge_tls_stream(
         .await
         .unwrap()
 }
+
+/// A UDP relay on loopback in front of `target` (an edge's QUIC port) that
+/// the test can black-hole: while `blackhole` is set every datagram is
+/// dropped both ways, without any error or close — a silently dead path.
+pub struct UdpRelay {
+    pub addr: SocketAddr,
+    blackhole: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UdpRelay {
+    pub async fn start(target: SocketAddr) -> UdpRelay {
+        use std::collections::HashMap;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use tokio::net::UdpSocket;
+
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = front.local_addr().unwrap();
+        let blackhole = Arc::new(AtomicBool::new(false));
+        let hole = blackhole.clone();
+        let task = tokio::spawn(async move {
+            let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+            let mut buf = vec![0u8; 65536];
+            let mut tasks = Vec::new();
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                if hole.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let back = match backs.get(&from) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                        b.connect(target).await.unwrap();
+                        let (b2, front2, hole2) = (b.clone(), front.clone(), hole.clone());
+                        tasks.push(tokio::spawn(async move {
+                            let mut buf = vec![0u8; 65536];
+                            while let Ok(n) = b2.recv(&mut buf).await {
+                                if !hole2.load(Ordering::SeqCst) {
+                                    let _ = front2.send_to(&buf[..n], from).await;
+                                }
+                            }
+                        }));
+                        backs.insert(from, b.clone());
+                        b
+                    }
+                };
+                let _ = back.send(&buf[..n]).await;
+            }
+            for t in tasks {
+                t.abort();
+            }
+        });
+        UdpRelay {
+            addr,
+            blackhole,
+            task,
+        }
+    }
+
+    /// Drops (or again forwards) every datagram from now on.
+    pub fn set_blackhole(&self, on: bool) {
+        self.blackhole
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for UdpRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The edge's JSON view of a tunnel (`tunnel info --output json`).
+pub async fn tunnel_json(edge: &Edge, name: &str) -> Option<Value> {
+    let o = edge
+        .cli(&["tunnel", "info", name, "--output", "json"])
+        .await;
+    (o.code == 0)
+        .then(|| serde_json::from_str(&o.stdout).ok())
+        .flatten()
+}
+
+/// Outcome of one request of a [`load`] loop.
+pub struct LoadResult {
+    pub started: tokio::time::Instant,
+    pub status: u16,
+    pub detail: String,
+}
+
+/// A bounded load loop started by [`load`].
+pub struct Load {
+    pub run: tokio::task::JoinHandle<Vec<LoadResult>>,
+    /// Requests finished so far.
+    pub done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Load {
+    /// Waits until `n` more requests have finished.
+    pub async fn progress(&self, n: usize) {
+        use std::sync::atomic::Ordering;
+        let target = self.done.load(Ordering::SeqCst) + n;
+        eventually(&format!("{n} more requests"), DEADLINE, || async {
+            (self.done.load(Ordering::SeqCst) >= target).then_some(())
+        })
+        .await
+    }
+
+    /// Stops the loop and returns every request's outcome.
+    pub async fn finish(self) -> Vec<LoadResult> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.run.await.unwrap()
+    }
+}
+
+/// Runs `workers` loops of sequential `GET host path` through the edge
+/// until [`Load::finish`], at most `max_each` requests per worker.
+pub fn load(edge: &Edge, host: &str, path: &str, workers: usize, max_each: usize) -> Load {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let url = format!("https://{host}:{}{path}", edge.https.port());
+    let resolve = format!("{host}:{}:127.0.0.1", edge.https.port());
+    let ca = edge.ca.display().to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (stop2, done2) = (stop.clone(), done.clone());
+    let run = tokio::spawn(async move {
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let (url, resolve, ca) = (url.clone(), resolve.clone(), ca.clone());
+            let (stop, done) = (stop2.clone(), done2.clone());
+            handles.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                while out.len() < max_each && !stop.load(Ordering::SeqCst) {
+                    let started = tokio::time::Instant::now();
+                    let r = curl(&[
+                        "-sS",
+                        "-i",
+                        "--max-time",
+                        "30",
+                        "--cacert",
+                        &ca,
+                        "--resolve",
+                        &resolve,
+                        &url,
+                    ])
+                    .await;
+                    out.push(LoadResult {
+                        started,
+                        status: r.status,
+                        detail: format!("{} {}", r.status, r.stderr.trim()),
+                    });
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+                out
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        all
+    });
+    Load { run, done, stop }
+}

@@ -1,0 +1,205 @@
+//! High availability end to end: replicas sharing a tunnel under load
+//! (SIGKILL, rolling SIGTERM restart), a silently dead path, and tunnel
+//! status (active / degraded / inactive) from the connections.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{eventually, origins, Connector, Edge, LoadResult, UdpRelay};
+
+/// Status and per-connector connection counts of tunnel `office`.
+async fn status(edge: &Edge) -> Option<(String, Vec<u64>)> {
+    let v = support::tunnel_json(edge, "office").await?;
+    let ups = v["connectors"]
+        .as_array()?
+        .iter()
+        .map(|c| c["connections_up"].as_u64().unwrap_or(0))
+        .collect();
+    Some((v["status"].as_str()?.to_owned(), ups))
+}
+
+async fn wait_status(edge: &Edge, want: &str, deadline: Duration) -> Vec<u64> {
+    eventually(&format!("tunnel status {want}"), deadline, || async {
+        let (s, ups) = status(edge).await?;
+        (s == want).then_some(ups)
+    })
+    .await
+}
+
+/// Number of connectors of `office` with all their connections up.
+async fn wait_connectors(edge: &Edge, n: usize) {
+    eventually(
+        &format!("{n} fully connected connectors"),
+        support::DEADLINE,
+        || async {
+            let v = support::tunnel_json(edge, "office").await?;
+            let full = v["connectors"]
+                .as_array()?
+                .iter()
+                .filter(|c| {
+                    !c["draining"].as_bool().unwrap_or(true)
+                        && c["connections_up"] == c["connections_configured"]
+                })
+                .count();
+            (full == n).then_some(())
+        },
+    )
+    .await
+}
+
+fn failures(results: &[LoadResult]) -> Vec<&LoadResult> {
+    results.iter().filter(|r| r.status != 200).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_follows_connections_and_a_dead_path_is_detected() {
+    let dir = support::temp_dir();
+    let edge = Edge::start(dir.path()).await;
+    let token = edge.tunnel("office", &["app.example.com"]).await;
+    let origin = origins::http_echo().await;
+    let relay = UdpRelay::start(edge.tunnel).await;
+    assert_eq!(status(&edge).await.unwrap().0, "inactive");
+
+    // Connection 0 goes straight to the edge, connection 1 through the relay.
+    let direct = edge.tunnel.to_string();
+    let via = relay.addr.to_string();
+    let url = format!("http://{origin}");
+    let mut c = Connector::start(
+        &edge,
+        &token,
+        &["--url", &url, "--edge", &direct, "--edge", &via],
+        dir.path(),
+    );
+    let ups = wait_status(&edge, "active", support::DEADLINE).await;
+    assert_eq!(ups, vec![2]);
+    let v = support::tunnel_json(&edge, "office").await.unwrap();
+    assert!(v["up_since"].as_u64().is_some(), "{v}");
+    let info = edge.cli(&["tunnel", "info", "office"]).await;
+    assert!(info.stdout.contains("2/2"), "{}", info.stdout);
+    assert!(info.stdout.contains("127.0.0.1"), "{}", info.stdout);
+
+    // Black-hole the relayed path: no FIN, no error, packets just vanish.
+    let t0 = tokio::time::Instant::now();
+    relay.set_blackhole(true);
+    let ups = wait_status(&edge, "degraded", Duration::from_secs(30)).await;
+    eprintln!("edge noticed the dead path after {:?}", t0.elapsed());
+    assert_eq!(ups, vec![1]);
+    // Still serving on the other connection.
+    assert_eq!(edge.curl("app.example.com", "/", &[]).await.status, 200);
+    c.proc.wait_log("tunnel connection lost").await;
+    eprintln!("connector noticed the dead path after {:?}", t0.elapsed());
+    // The connector re-dials, fails on the dead path and moves the
+    // connection to the other edge address: active again.
+    wait_status(&edge, "active", Duration::from_secs(60)).await;
+    eprintln!("both connections up again after {:?}", t0.elapsed());
+
+    // Gone entirely: inactive, no uptime.
+    c.proc.signal("TERM");
+    assert!(c.proc.wait_exit().await.success());
+    wait_status(&edge, "inactive", support::DEADLINE).await;
+    let v = support::tunnel_json(&edge, "office").await.unwrap();
+    assert!(v["up_since"].is_null(), "{v}");
+
+    // And back.
+    let _c = Connector::start(&edge, &token, &["--url", &url], dir.path());
+    wait_status(&edge, "active", support::DEADLINE).await;
+}
+
+/// Two replicas of one tunnel under a bounded GET load.
+struct Replicas {
+    dir: tempfile::TempDir,
+    edge: Edge,
+    token: String,
+    url: String,
+}
+
+impl Replicas {
+    async fn start() -> (Replicas, Connector, Connector) {
+        let dir = support::temp_dir();
+        let edge = Edge::start(dir.path()).await;
+        let token = edge.tunnel("office", &["app.example.com"]).await;
+        let origin = origins::http_echo().await;
+        let url = format!("http://{origin}");
+        let r = Replicas {
+            dir,
+            edge,
+            token,
+            url,
+        };
+        let a = r.replica();
+        let b = r.replica();
+        wait_connectors(&r.edge, 2).await;
+        (r, a, b)
+    }
+
+    fn replica(&self) -> Connector {
+        Connector::start(
+            &self.edge,
+            &self.token,
+            &["--url", &self.url],
+            self.dir.path(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_a_replica_costs_only_what_was_on_it() {
+    let (r, mut a, _b) = Replicas::start().await;
+    let load = support::load(&r.edge, "app.example.com", "/", 4, 2000);
+    load.progress(40).await;
+    a.proc.kill().await;
+    // The edge notices when the killed replica's connections time out.
+    wait_connectors(&r.edge, 1).await;
+    eventually("only one connector left", support::DEADLINE, || async {
+        let v = support::tunnel_json(&r.edge, "office").await?;
+        (v["connectors"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    let noticed = tokio::time::Instant::now();
+    // Keep the load on for a while after.
+    load.progress(40).await;
+    let results = load.finish().await;
+    let failed = failures(&results);
+    let after: Vec<_> = failed.iter().filter(|r| r.started > noticed).collect();
+    eprintln!(
+        "{} requests, {} failed (all started before the edge noticed): {:?}",
+        results.len(),
+        failed.len(),
+        failed.iter().map(|r| &r.detail).collect::<Vec<_>>()
+    );
+    assert!(
+        results.iter().filter(|r| r.started > noticed).count() > 0,
+        "no request ran after the edge noticed"
+    );
+    assert!(
+        after.is_empty(),
+        "requests started after the edge noticed failed: {:?}",
+        after.iter().map(|r| &r.detail).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_under_load_loses_no_request() {
+    let (r, mut a, mut b) = Replicas::start().await;
+    let load = support::load(&r.edge, "app.example.com", "/", 4, 5000);
+    for old in [&mut a, &mut b] {
+        load.progress(30).await;
+        old.proc.signal("TERM");
+        assert!(old.proc.wait_exit().await.success());
+        *old = r.replica();
+        wait_connectors(&r.edge, 2).await;
+    }
+    load.progress(30).await;
+    let results = load.finish().await;
+    let failed = failures(&results);
+    eprintln!("{} requests during the rolling restart", results.len());
+    assert!(results.len() >= 90, "too little load: {}", results.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        results.len(),
+        failed.iter().map(|r| &r.detail).collect::<Vec<_>>()
+    );
+}
