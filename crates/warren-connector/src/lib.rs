@@ -9,6 +9,8 @@
 //!   matching.
 //! - [`serve`]: one data stream: header → rule → origin → bytes.
 //! - [`origin`]: dialling origins (TCP, Unix, TLS) and pooled HTTP clients.
+//! - [`pool`]: `service: pool` rules: steering over several origins,
+//!   active health checks, failover.
 //! - [`proxy_protocol`], [`hello`]: PROXY headers and the built-in page.
 //!
 //! **The connector never listens on a network port for tunnel traffic.**
@@ -19,6 +21,7 @@ mod dial;
 pub mod hello;
 pub mod ingress;
 pub mod origin;
+pub mod pool;
 pub mod proxy_protocol;
 pub mod serve;
 

@@ -148,8 +148,18 @@ impl Dialer {
         rule: &Rule,
         base_dir: &std::path::Path,
     ) -> Result<Option<Dialer>, OriginError> {
-        let o = &rule.origin_request;
-        let (target, tls_host) = match &rule.service {
+        Self::for_service(&rule.service, &rule.origin_request, base_dir)
+    }
+
+    /// The dialer for one service with the given origin settings, or `None`
+    /// for services that are answered by the connector itself or that have
+    /// several origins (`pool`: see [`crate::pool`]).
+    pub fn for_service(
+        service: &Service,
+        o: &OriginRequest,
+        base_dir: &std::path::Path,
+    ) -> Result<Option<Dialer>, OriginError> {
+        let (target, tls_host) = match service {
             Service::Http {
                 scheme_https,
                 host,
@@ -173,7 +183,7 @@ impl Dialer {
                 Target::Unix(path.clone()),
                 tls.then(|| "localhost".to_owned()),
             ),
-            Service::HttpStatus(_) | Service::HelloWorld => return Ok(None),
+            Service::HttpStatus(_) | Service::HelloWorld | Service::Pool(_) => return Ok(None),
         };
         let tls = match tls_host {
             Some(host) => Some(tls_for(o, &host, base_dir)?),
@@ -293,6 +303,33 @@ impl tower_service::Service<http::Uri> for Dialer {
     fn call(&mut self, _uri: http::Uri) -> Self::Future {
         let d = self.clone();
         Box::pin(async move { d.dial().await.map(TokioIo::new) })
+    }
+}
+
+/// The [`OriginError`] behind a failed HTTP client request, if the failure
+/// was in reaching the origin (dialling or TLS).
+pub fn origin_error(e: &hyper_util::client::legacy::Error) -> Option<&OriginError> {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(oe) = s.downcast_ref::<OriginError>() {
+            return Some(oe);
+        }
+        src = s.source();
+    }
+    None
+}
+
+impl OriginError {
+    /// Whether this is a failure to connect (refused, unreachable, timed
+    /// out, or a TLS handshake that timed out): nothing of the request
+    /// reached the origin, so another origin may be tried.
+    pub fn is_connect_failure(&self) -> bool {
+        matches!(
+            self,
+            OriginError::ConnectTimeout { .. }
+                | OriginError::Connect { .. }
+                | OriginError::TlsTimeout { .. }
+        )
     }
 }
 

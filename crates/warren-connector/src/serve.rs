@@ -6,51 +6,111 @@
 //! nothing here can take down the connection or the process.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Version};
+use http::{HeaderValue, Request, Response, Version};
+use http_body::{Body, Frame};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use warren_proto::stream::{
     ErrorCode, Headers, HttpHead, HttpResponseHead, StreamRequest, StreamResponse, TcpRequest,
 };
 use warren_transport::body::{
-    empty, headers_from_wire, headers_to_wire, recv_body, send_body, BoxBody,
+    empty, headers_from_wire, headers_to_wire, recv_body, send_body, BodyError, BoxBody,
 };
 use warren_transport::framed::expect_frame;
 use warren_transport::splice::{splice, QuicStream};
 
-use crate::ingress::{IngressConfig, Service};
-use crate::origin::{http_client, Dialer, HttpClient, OriginError};
+use crate::ingress::{IngressConfig, Rule, Service};
+use crate::origin::{http_client, origin_error, Dialer, HttpClient, OriginError, OriginStream};
+use crate::pool::{Facts, Outstanding, Pool};
 
 /// How long the edge has to send a stream's header.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A loaded ingress config with its dialers and pooled clients, swapped
-/// whole on reload.
+/// A loaded ingress config with its dialers, pooled clients and origin
+/// pools, swapped whole on reload. Dropping it stops its pools' health
+/// checks.
 pub struct Runtime {
     pub ingress: IngressConfig,
-    origins: Vec<Option<(Dialer, HttpClient)>>,
+    origins: Vec<RuleOrigin>,
+    checkers: Vec<tokio::task::AbortHandle>,
+}
+
+/// How one rule reaches its origins.
+enum RuleOrigin {
+    /// The connector answers itself (`http_status`, `hello_world`).
+    None,
+    /// One origin (boxed: the HTTP client is large).
+    Single(Box<SingleOrigin>),
+    /// `service: pool`.
+    Pool(Arc<Pool>),
+}
+
+/// The dialer and pooled HTTP client of a one-origin rule.
+struct SingleOrigin {
+    dialer: Dialer,
+    client: HttpClient,
 }
 
 impl Runtime {
-    /// Builds dialers and HTTP clients for every rule. `base_dir` resolves
-    /// relative `caPool` paths (the config file's directory).
+    /// Builds dialers and HTTP clients for every rule, and the pools of
+    /// `service: pool` rules. Inside a tokio runtime it also starts one
+    /// health-check task per pool, which runs until this `Runtime` is
+    /// dropped. `base_dir` resolves relative `caPool` paths (the config
+    /// file's directory).
     pub fn new(ingress: IngressConfig, base_dir: &Path) -> Result<Runtime, OriginError> {
-        let origins = ingress
-            .rules
-            .iter()
-            .map(|r| {
-                Ok(Dialer::for_rule(r, base_dir)?.map(|d| {
-                    let client = http_client(d.clone(), &r.origin_request);
-                    (d, client)
-                }))
-            })
-            .collect::<Result<_, OriginError>>()?;
-        Ok(Runtime { ingress, origins })
+        let mut origins = Vec::with_capacity(ingress.rules.len());
+        for (index, rule) in ingress.rules.iter().enumerate() {
+            origins.push(match &rule.service {
+                Service::Pool(pool) => {
+                    RuleOrigin::Pool(Arc::new(Pool::new(index + 1, rule, pool, base_dir)?))
+                }
+                _ => match Dialer::for_rule(rule, base_dir)? {
+                    Some(dialer) => {
+                        let client = http_client(dialer.clone(), &rule.origin_request);
+                        RuleOrigin::Single(Box::new(SingleOrigin { dialer, client }))
+                    }
+                    None => RuleOrigin::None,
+                },
+            });
+        }
+        let checkers = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => origins
+                .iter()
+                .filter_map(|o| match o {
+                    RuleOrigin::Pool(pool) => {
+                        Some(handle.spawn(pool.clone().check_forever()).abort_handle())
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(Runtime {
+            ingress,
+            origins,
+            checkers,
+        })
+    }
+
+    /// How rule `index` (from [`IngressConfig::find`]) reaches its origins.
+    fn origin(&self, index: usize) -> &RuleOrigin {
+        self.origins.get(index).unwrap_or(&RuleOrigin::None)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for checker in &self.checkers {
+            checker.abort();
+        }
     }
 }
 
@@ -130,19 +190,15 @@ async fn respond_page(mut send: quinn::SendStream, status: u16, headers: Headers
 
 fn classify(e: &hyper_util::client::legacy::Error) -> (ErrorCode, String) {
     use std::error::Error as _;
-    let mut src = e.source();
-    while let Some(s) = src {
-        if let Some(oe) = s.downcast_ref::<OriginError>() {
-            let code = match oe {
-                OriginError::ConnectTimeout { .. } | OriginError::TlsTimeout { .. } => {
-                    ErrorCode::OriginTimeout
-                }
-                OriginError::Connect { .. } => ErrorCode::OriginUnreachable,
-                OriginError::Tls { .. } | OriginError::TlsConfig(_) => ErrorCode::OriginTls,
-            };
-            return (code, oe.to_string());
-        }
-        src = s.source();
+    if let Some(oe) = origin_error(e) {
+        let code = match oe {
+            OriginError::ConnectTimeout { .. } | OriginError::TlsTimeout { .. } => {
+                ErrorCode::OriginTimeout
+            }
+            OriginError::Connect { .. } => ErrorCode::OriginUnreachable,
+            OriginError::Tls { .. } | OriginError::TlsConfig(_) => ErrorCode::OriginTls,
+        };
+        return (code, oe.to_string());
     }
     let detail = e
         .source()
@@ -206,40 +262,44 @@ async fn serve_http(
             let (status, headers, body) = crate::hello::respond(&head);
             return respond_page(send, status, headers, body).await;
         }
-        Service::Tcp { .. } => {
+        Service::Tcp { .. } => return respond_final(send, tcp_only(&head.host)).await,
+        Service::Pool(pool) if pool.is_tcp() => {
+            return respond_final(send, tcp_only(&head.host)).await
+        }
+        Service::Http { .. } | Service::Unix { .. } | Service::Pool(_) => {}
+    }
+    // Without a body, `recv` stays open (unread) until the answer is sent.
+    let (body_recv, _idle_recv) = if head.has_body {
+        (Some(recv), None)
+    } else {
+        (None, Some(recv))
+    };
+    let (resp, _outstanding) = match rt.origin(idx) {
+        RuleOrigin::Single(single) => {
+            let body = body_recv.map_or_else(empty, recv_body);
+            let req = match build_request(&head, &rule.service, &rule.origin_request, body) {
+                Ok(r) => r,
+                Err(e) => return respond_final(send, error(ErrorCode::BadRequest, e)).await,
+            };
+            match single.client.request(req).await {
+                Ok(r) => (r, None),
+                Err(e) => {
+                    let (code, message) = classify(&e);
+                    tracing::info!(host = %head.host, rule = idx + 1, %message, "origin request failed");
+                    return respond_final(send, error(code, message)).await;
+                }
+            }
+        }
+        RuleOrigin::Pool(pool) => match pool_request(pool, idx, rule, &head, body_recv).await {
+            Ok((r, outstanding)) => (r, Some(outstanding)),
+            Err(answer) => return respond_final(send, answer).await,
+        },
+        RuleOrigin::None => {
             return respond_final(
                 send,
-                error(
-                    ErrorCode::NoService,
-                    format!("{} is served by a TCP service, not HTTP; reach it with `warren access tcp --hostname {}`", head.host, head.host),
-                ),
+                error(ErrorCode::Internal, "the rule has no origin client"),
             )
             .await
-        }
-        Service::Http { .. } | Service::Unix { .. } => {}
-    }
-    let Some((_, client)) = &rt.origins[idx] else {
-        return respond_final(
-            send,
-            error(ErrorCode::Internal, "the rule has no origin client"),
-        )
-        .await;
-    };
-    let body = if head.has_body {
-        recv_body(recv)
-    } else {
-        empty()
-    };
-    let req = match build_request(&head, &rule.service, &rule.origin_request, body) {
-        Ok(r) => r,
-        Err(e) => return respond_final(send, error(ErrorCode::BadRequest, e)).await,
-    };
-    let resp = match client.request(req).await {
-        Ok(r) => r,
-        Err(e) => {
-            let (code, message) = classify(&e);
-            tracing::info!(host = %head.host, rule = idx + 1, %message, "origin request failed");
-            return respond_final(send, error(code, message)).await;
         }
     };
     let (parts, body) = resp.into_parts();
@@ -263,6 +323,166 @@ async fn serve_http(
     }
 }
 
+/// The answer to an HTTP request for a hostname served over TCP.
+fn tcp_only(host: &str) -> StreamResponse {
+    error(
+        ErrorCode::NoService,
+        format!(
+            "{host} is served by a TCP service, not HTTP; reach it with `warren access tcp \
+             --hostname {host}`"
+        ),
+    )
+}
+
+/// Sends a request to a healthy origin of `pool`. When the origin cannot
+/// be connected to (so nothing was sent), the failure counts against it
+/// and the request goes once more to another healthy origin, body
+/// included. The [`Outstanding`] guard must live as long as the exchange.
+async fn pool_request(
+    pool: &Arc<Pool>,
+    idx: usize,
+    rule: &Rule,
+    head: &HttpHead,
+    mut body_recv: Option<quinn::RecvStream>,
+) -> Result<(Response<Incoming>, Outstanding), StreamResponse> {
+    let facts = Facts {
+        headers: &head.headers,
+        client_addr: &head.client.addr,
+    };
+    let has_body = body_recv.is_some();
+    let mut failed: Option<(usize, StreamResponse)> = None;
+    for _attempt in 0..2 {
+        let Some(pick) = pool.pick(&facts, failed.as_ref().map(|(i, _)| *i)) else {
+            break;
+        };
+        let outstanding = pool.acquire(pick);
+        let member = pool.member(pick);
+        let Some(client) = &member.client else {
+            return Err(error(ErrorCode::Internal, "the pool has no HTTP client"));
+        };
+        let (body, reclaim) = match body_recv.take() {
+            Some(recv) => {
+                let (body, reclaim) = ReclaimableBody::new(recv);
+                (body.boxed_unsync(), Some(reclaim))
+            }
+            None => (empty(), None),
+        };
+        let req = build_request(head, &member.service, &rule.origin_request, body)
+            .map_err(|e| error(ErrorCode::BadRequest, e))?;
+        match client.request(req).await {
+            Ok(resp) => return Ok((resp, outstanding)),
+            Err(e) => {
+                let (code, message) = classify(&e);
+                tracing::info!(host = %head.host, rule = idx + 1, origin = %member.name, %message, "pool origin request failed");
+                if !origin_error(&e).is_some_and(OriginError::is_connect_failure) {
+                    return Err(error(code, message));
+                }
+                pool.record_failure(pick, &message);
+                body_recv =
+                    reclaim.and_then(|r| r.lock().unwrap_or_else(PoisonError::into_inner).take());
+                if has_body && body_recv.is_none() {
+                    return Err(error(code, message));
+                }
+                failed = Some((pick, error(code, message)));
+            }
+        }
+    }
+    Err(match failed {
+        Some((_, answer)) => answer,
+        None => error(ErrorCode::NoHealthyOrigin, pool.unavailable(&head.host)),
+    })
+}
+
+/// Dials a healthy origin of a TCP `pool`, and once more another one if
+/// that fails. The [`Outstanding`] guard must live as long as the
+/// connection.
+async fn pool_dial(
+    pool: &Arc<Pool>,
+    idx: usize,
+    t: &TcpRequest,
+) -> Result<(OriginStream, Outstanding), StreamResponse> {
+    let facts = Facts {
+        headers: &[],
+        client_addr: &t.client.addr,
+    };
+    let mut failed: Option<(usize, StreamResponse)> = None;
+    for _attempt in 0..2 {
+        let Some(pick) = pool.pick(&facts, failed.as_ref().map(|(i, _)| *i)) else {
+            break;
+        };
+        let outstanding = pool.acquire(pick);
+        let member = pool.member(pick);
+        match member.dialer.dial().await {
+            Ok(stream) => return Ok((stream, outstanding)),
+            Err(e) => {
+                tracing::info!(host = %t.host, rule = idx + 1, origin = %member.name, error = %e, "pool TCP origin unreachable");
+                pool.record_failure(pick, &e.to_string());
+                failed = Some((pick, error(dial_error_code(&e), e.to_string())));
+            }
+        }
+    }
+    Err(match failed {
+        Some((_, answer)) => answer,
+        None => error(ErrorCode::NoHealthyOrigin, pool.unavailable(&t.host)),
+    })
+}
+
+fn dial_error_code(e: &OriginError) -> ErrorCode {
+    match e {
+        OriginError::ConnectTimeout { .. } => ErrorCode::OriginTimeout,
+        _ => ErrorCode::OriginUnreachable,
+    }
+}
+
+/// A request body read from the tunnel stream that hands the stream back
+/// (through the slot from [`ReclaimableBody::new`]) if it is dropped
+/// before its first poll: a request that never reached its origin can then
+/// be sent to another one, body and all.
+struct ReclaimableBody {
+    recv: Option<quinn::RecvStream>,
+    body: Option<BoxBody>,
+    slot: Arc<Mutex<Option<quinn::RecvStream>>>,
+}
+
+impl ReclaimableBody {
+    fn new(recv: quinn::RecvStream) -> (Self, Arc<Mutex<Option<quinn::RecvStream>>>) {
+        let slot = Arc::new(Mutex::new(None));
+        let body = ReclaimableBody {
+            recv: Some(recv),
+            body: None,
+            slot: slot.clone(),
+        };
+        (body, slot)
+    }
+}
+
+impl Body for ReclaimableBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Some(recv) = this.recv.take() {
+            this.body = Some(recv_body(recv));
+        }
+        match &mut this.body {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for ReclaimableBody {
+    fn drop(&mut self) {
+        if let Some(recv) = self.recv.take() {
+            *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(recv);
+        }
+    }
+}
+
 async fn serve_upgrade(
     rt: &Runtime,
     head: HttpHead,
@@ -270,36 +490,39 @@ async fn serve_upgrade(
     recv: quinn::RecvStream,
 ) {
     let (idx, rule) = rt.ingress.find(&head.host, path_only(&head.path));
-    let client = match (&rule.service, &rt.origins[idx]) {
-        (Service::Http { .. } | Service::Unix { .. }, Some((_, c)))
-            if !rule.origin_request.http2_origin =>
-        {
-            c
-        }
-        _ => {
-            return respond_final(
-                send,
-                error(
-                    ErrorCode::NoService,
-                    format!(
-                        "the service for {} does not accept WebSocket upgrades",
-                        head.host
-                    ),
-                ),
-            )
-            .await
-        }
+    let no_upgrades = || {
+        error(
+            ErrorCode::NoService,
+            format!(
+                "the service for {} does not accept WebSocket upgrades",
+                head.host
+            ),
+        )
     };
-    let req = match build_request(&head, &rule.service, &rule.origin_request, empty()) {
-        Ok(r) => r,
-        Err(e) => return respond_final(send, error(ErrorCode::BadRequest, e)).await,
-    };
-    let mut resp = match client.request(req).await {
-        Ok(r) => r,
-        Err(e) => {
-            let (code, message) = classify(&e);
-            return respond_final(send, error(code, message)).await;
+    if rule.origin_request.http2_origin {
+        return respond_final(send, no_upgrades()).await;
+    }
+    let (mut resp, _outstanding) = match (&rule.service, rt.origin(idx)) {
+        (Service::Http { .. } | Service::Unix { .. }, RuleOrigin::Single(single)) => {
+            let req = match build_request(&head, &rule.service, &rule.origin_request, empty()) {
+                Ok(r) => r,
+                Err(e) => return respond_final(send, error(ErrorCode::BadRequest, e)).await,
+            };
+            match single.client.request(req).await {
+                Ok(r) => (r, None),
+                Err(e) => {
+                    let (code, message) = classify(&e);
+                    return respond_final(send, error(code, message)).await;
+                }
+            }
         }
+        (Service::Pool(p), RuleOrigin::Pool(pool)) if !p.is_tcp() => {
+            match pool_request(pool, idx, rule, &head, None).await {
+                Ok((r, outstanding)) => (r, Some(outstanding)),
+                Err(answer) => return respond_final(send, answer).await,
+            }
+        }
+        _ => return respond_final(send, no_upgrades()).await,
     };
     let mut send = send;
     let status = resp.status().as_u16();
@@ -330,8 +553,22 @@ async fn serve_upgrade(
 
 async fn serve_tcp(rt: &Runtime, t: TcpRequest, send: quinn::SendStream, recv: quinn::RecvStream) {
     let (idx, rule) = rt.ingress.find(&t.host, "/");
-    let dialer = match (&rule.service, &rt.origins[idx]) {
-        (Service::Tcp { .. } | Service::Unix { tls: false, .. }, Some((d, _))) => d,
+    let (mut origin, _outstanding) = match (&rule.service, rt.origin(idx)) {
+        (Service::Tcp { .. } | Service::Unix { tls: false, .. }, RuleOrigin::Single(single)) => {
+            match single.dialer.dial().await {
+                Ok(s) => (s, None),
+                Err(e) => {
+                    tracing::info!(host = %t.host, rule = idx + 1, error = %e, "TCP origin unreachable");
+                    return respond_final(send, error(dial_error_code(&e), e.to_string())).await;
+                }
+            }
+        }
+        (Service::Pool(p), RuleOrigin::Pool(pool)) if p.is_tcp() => {
+            match pool_dial(pool, idx, &t).await {
+                Ok((s, outstanding)) => (s, Some(outstanding)),
+                Err(answer) => return respond_final(send, answer).await,
+            }
+        }
         (svc, _) => {
             return respond_final(
                 send,
@@ -341,17 +578,6 @@ async fn serve_tcp(rt: &Runtime, t: TcpRequest, send: quinn::SendStream, recv: q
                 ),
             )
             .await
-        }
-    };
-    let mut origin = match dialer.dial().await {
-        Ok(s) => s,
-        Err(e) => {
-            let code = match e {
-                OriginError::ConnectTimeout { .. } => ErrorCode::OriginTimeout,
-                _ => ErrorCode::OriginUnreachable,
-            };
-            tracing::info!(host = %t.host, rule = idx + 1, error = %e, "TCP origin unreachable");
-            return respond_final(send, error(code, e.to_string())).await;
         }
     };
     if let Some(v) = rule.origin_request.proxy_protocol {

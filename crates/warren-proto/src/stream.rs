@@ -90,6 +90,9 @@ pub enum ErrorCode {
     ShuttingDown = 7,
     /// Anything else.
     Internal = 8,
+    /// The rule's origin pool has no healthy origin (all failed their
+    /// health checks); the edge answers 503.
+    NoHealthyOrigin = 9,
 }
 
 impl ErrorCode {
@@ -103,6 +106,7 @@ impl ErrorCode {
             6 => Self::BadRequest,
             7 => Self::ShuttingDown,
             8 => Self::Internal,
+            9 => Self::NoHealthyOrigin,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "error code",
@@ -397,6 +401,10 @@ mod tests {
             StreamResponse::Error {
                 code: ErrorCode::OriginUnreachable,
                 message: "refused".into(),
+            },
+            StreamResponse::Error {
+                code: ErrorCode::NoHealthyOrigin,
+                message: "no healthy origin".into(),
             },
         ] {
             assert_eq!(StreamResponse::decode(&one(resp.encode())).unwrap(), resp);

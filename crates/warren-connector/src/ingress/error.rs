@@ -203,6 +203,91 @@ pub enum ConfigError {
         /// What to write instead.
         expected: String,
     },
+    /// `service: pool` without an `originPool` block.
+    #[error(
+        "ingress rule {rule} has `service: pool` but no originPool; add one listing the origins, \
+         such as `originPool: {{ origins: [http://10.0.0.5:8000, http://10.0.0.6:8000] }}`"
+    )]
+    PoolWithoutOriginPool {
+        /// Rule number.
+        rule: usize,
+    },
+    /// An `originPool` block on a rule whose service is not `pool`.
+    #[error(
+        "ingress rule {rule} has an originPool but its service is \"{service}\"; write \
+         `service: pool` to use the pool, or remove originPool"
+    )]
+    OriginPoolWithoutPool {
+        /// Rule number.
+        rule: usize,
+        /// The service as written.
+        service: String,
+    },
+    /// An `originPool` without origins (missing or empty `origins:`).
+    #[error(
+        "ingress rule {rule} has an originPool with no origins; list them under `origins:`, \
+         such as `origins: [http://10.0.0.5:8000, http://10.0.0.6:8000]`"
+    )]
+    EmptyPool {
+        /// Rule number.
+        rule: usize,
+    },
+    /// A pool origin that is not an `http://`, `https://` or `tcp://`
+    /// service (`unix:`, `hello_world`, an unknown scheme such as
+    /// `postgres://`, ...).
+    #[error(
+        "ingress rule {rule} has originPool origin \"{origin}\", which is not an http://, \
+         https:// or tcp:// service; a pool spreads requests over network origins, so use one \
+         of those"
+    )]
+    PoolOriginKind {
+        /// Rule number.
+        rule: usize,
+        /// The origin as written.
+        origin: String,
+    },
+    /// A pool with both HTTP(S) and TCP origins.
+    #[error(
+        "ingress rule {rule} mixes HTTP and TCP origins in its originPool (\"{http}\" and \
+         \"{tcp}\"); a pool's origins must be all http(s):// or all tcp://, so remove the \
+         other kind"
+    )]
+    MixedPool {
+        /// Rule number.
+        rule: usize,
+        /// The first HTTP(S) origin, as written.
+        http: String,
+        /// The first TCP origin, as written.
+        tcp: String,
+    },
+    /// Any other bad `originPool` setting; `fix` says what to change.
+    #[error("ingress rule {rule} has an invalid originPool.{key} {value}; {fix}")]
+    BadPoolSetting {
+        /// Rule number.
+        rule: usize,
+        /// The key, dotted below `originPool` (`steering`,
+        /// `healthCheck.unhealthyAfter`).
+        key: String,
+        /// The value as written, quoted, or a description such as `(a list)`.
+        value: String,
+        /// The rest of the sentence: what to write instead.
+        fix: String,
+    },
+    /// An `originPool.healthCheck` duration that does not parse or is zero.
+    #[error(
+        "ingress rule {rule} has an invalid originPool.{key} \"{value}\": {reason}; use a \
+         duration like 5s or 500ms"
+    )]
+    BadPoolDuration {
+        /// Rule number.
+        rule: usize,
+        /// The key, dotted below `originPool` (`healthCheck.interval`).
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// [`ingress_for_url_check`](super::ingress_for_url_check) was given something that is not a URL.
     #[error("\"{0}\" is not a URL; pass one like https://app.example.com/path")]
     NotAUrl(String),

@@ -43,6 +43,11 @@
 //! `unix+tls:/path/to.sock`, `http_status:NNN` and `hello_world`. See
 //! [`Service`].
 //!
+//! `service: pool` spreads a rule over several `http(s)://` or `tcp://`
+//! origins listed in the rule's `originPool`, with steering and active
+//! health checks; the rule's `originRequest` applies to every origin. See
+//! [`OriginPool`] and [`crate::pool`].
+//!
 //! # Origin request settings
 //!
 //! `originRequest` at the top level sets defaults for every rule; a rule's
@@ -60,6 +65,7 @@
 
 mod error;
 mod origin;
+mod pool;
 mod service;
 #[cfg(test)]
 mod tests;
@@ -72,6 +78,7 @@ use serde_norway::{Mapping, Value};
 
 pub use error::{ConfigError, Scope};
 pub use origin::{parse_duration, OriginRequest, ProxyProtocol};
+pub use pool::{HashOn, HealthCheck, OriginPool, Steering};
 pub use service::Service;
 
 use origin::Overrides;
@@ -108,7 +115,7 @@ pub struct Rule {
 const TOP_LEVEL_KEYS: &[&str] = &["ingress", "originRequest"];
 
 /// Keys of one ingress rule.
-const RULE_KEYS: &[&str] = &["hostname", "path", "service", "originRequest"];
+const RULE_KEYS: &[&str] = &["hostname", "path", "service", "originPool", "originRequest"];
 
 impl IngressConfig {
     /// Parses and validates a cloudflared-style `config.yml`.
@@ -223,6 +230,13 @@ impl Rule {
             out.push_str(&format!("\n  path: {}", path.as_str()));
         }
         out.push_str(&format!("\n  service: {}", self.service));
+        if let Service::Pool(pool) = &self.service {
+            out.push_str(&format!("\n  originPool.steering: {}", pool.steering));
+            out.push_str(&format!(
+                "\n  originPool.healthCheck: {}",
+                pool.health_check
+            ));
+        }
         for (key, value) in self.origin_request.non_default_settings() {
             out.push_str(&format!("\n  originRequest.{key}: {value}"));
         }
@@ -562,10 +576,24 @@ fn parse_rule(
         })?),
     };
 
+    let pool_block = get(map, "originPool");
     let service = match text_field("service", "http://localhost:8000")? {
         None => return Err(ConfigError::MissingService { rule: number }),
         Some(s) if s.is_empty() => return Err(ConfigError::MissingService { rule: number }),
-        Some(s) => service::parse(&s, number)?,
+        Some(s) if s == "pool" => match pool_block {
+            None => return Err(ConfigError::PoolWithoutOriginPool { rule: number }),
+            Some(block) => Service::Pool(pool::parse(block, number, warnings)?),
+        },
+        Some(s) => {
+            let service = service::parse(&s, number)?;
+            if pool_block.is_some() {
+                return Err(ConfigError::OriginPoolWithoutPool {
+                    rule: number,
+                    service: s,
+                });
+            }
+            service
+        }
     };
 
     let origin_request = match get(map, "originRequest") {

@@ -315,39 +315,15 @@ impl Field<'_> {
     }
 
     fn duration(&self) -> Result<Duration, ConfigError> {
-        let bad = |value: String, reason: &str| ConfigError::BadDuration {
-            scope: self.scope,
-            key: self.key.to_string(),
-            value,
-            reason: reason.to_string(),
-        };
-        match untag(self.value) {
-            Value::String(text) => {
-                parse_duration(text).map_err(|reason| bad(text.clone(), &reason))
-            }
-            Value::Number(n) => {
-                let shown = n.to_string();
-                if let Some(secs) = n.as_u64() {
-                    if secs > MAX_SECS {
-                        return Err(bad(shown, TOO_LARGE));
-                    }
-                    Ok(Duration::from_secs(secs))
-                } else if n.as_i64().is_some() {
-                    Err(bad(shown, "it is negative"))
-                } else {
-                    match n.as_f64() {
-                        Some(secs) if secs.is_nan() => Err(bad(shown, "it is not a number")),
-                        Some(secs) if secs < 0.0 => Err(bad(shown, "it is negative")),
-                        Some(secs) if secs <= MAX_SECS as f64 => {
-                            Duration::try_from_secs_f64(secs).map_err(|_| bad(shown, TOO_LARGE))
-                        }
-                        _ => Err(bad(shown, TOO_LARGE)),
-                    }
-                }
-            }
-            Value::Bool(b) => Err(bad(b.to_string(), "it is not a duration")),
-            _ => Err(self.bad("a duration like 30s or 1m30s")),
-        }
+        duration_value(self.value).map_err(|bad| match bad {
+            Some((value, reason)) => ConfigError::BadDuration {
+                scope: self.scope,
+                key: self.key.to_string(),
+                value,
+                reason,
+            },
+            None => self.bad("a duration like 30s or 1m30s"),
+        })
     }
 
     fn boolean(&self) -> Result<bool, ConfigError> {
@@ -392,6 +368,38 @@ impl Field<'_> {
                 scalar_text(other).unwrap_or_else(|| format!("({})", kind(other)))
             )),
         }
+    }
+}
+
+/// Reads a duration setting: Go-style text (`1m30s`) or a number of
+/// seconds. `Err(Some((value as written, reason)))` for a bad duration,
+/// `Err(None)` for a value that is not a duration at all (a list, ...).
+pub(super) fn duration_value(value: &Value) -> Result<Duration, Option<(String, String)>> {
+    let bad = |value: String, reason: &str| Some((value, reason.to_string()));
+    match untag(value) {
+        Value::String(text) => parse_duration(text).map_err(|reason| Some((text.clone(), reason))),
+        Value::Number(n) => {
+            let shown = n.to_string();
+            if let Some(secs) = n.as_u64() {
+                if secs > MAX_SECS {
+                    return Err(bad(shown, TOO_LARGE));
+                }
+                Ok(Duration::from_secs(secs))
+            } else if n.as_i64().is_some() {
+                Err(bad(shown, "it is negative"))
+            } else {
+                match n.as_f64() {
+                    Some(secs) if secs.is_nan() => Err(bad(shown, "it is not a number")),
+                    Some(secs) if secs < 0.0 => Err(bad(shown, "it is negative")),
+                    Some(secs) if secs <= MAX_SECS as f64 => {
+                        Duration::try_from_secs_f64(secs).map_err(|_| bad(shown, TOO_LARGE))
+                    }
+                    _ => Err(bad(shown, TOO_LARGE)),
+                }
+            }
+        }
+        Value::Bool(b) => Err(bad(b.to_string(), "it is not a duration")),
+        _ => Err(None),
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
-use super::{is_host_char, split_host_port, ConfigError};
+use super::{is_host_char, split_host_port, ConfigError, OriginPool};
 
 /// Where a rule sends requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +44,15 @@ pub enum Service {
     HttpStatus(u16),
     /// `hello_world`: Warren's built-in test page.
     HelloWorld,
+    /// `pool`: several `http(s)://` or `tcp://` origins, from the rule's
+    /// `originPool`.
+    Pool(OriginPool),
 }
 
 impl fmt::Display for Service {
     /// The form written in the config, with the port omitted when it is the
-    /// scheme's default; TCP aliases (`ssh://` ...) print as `tcp://`.
+    /// scheme's default; TCP aliases (`ssh://` ...) print as `tcp://`; a
+    /// pool prints its origins: `pool [http://a:8000, http://b:8000]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Service::Http {
@@ -76,6 +80,7 @@ impl fmt::Display for Service {
             }
             Service::HttpStatus(code) => write!(f, "http_status:{code}"),
             Service::HelloWorld => f.write_str("hello_world"),
+            Service::Pool(pool) => write!(f, "{pool}"),
         }
     }
 }

@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod pools;
+
 /// The error text for `yaml`, which must be rejected.
 fn err(yaml: &str) -> String {
     match IngressConfig::from_yaml(yaml) {

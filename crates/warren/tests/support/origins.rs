@@ -223,3 +223,120 @@ pub async fn closed_port() -> u16 {
     drop(l);
     a.port()
 }
+
+/// HTTP/1.1 origin for pools that answers every request with its own name.
+/// `/healthz` answers 200, or 503 after `set_healthy(false)`; other paths
+/// first wait `set_delay`. `stop` closes the listener and every open
+/// connection; `start` listens again on the same port.
+pub struct NamedOrigin {
+    pub name: String,
+    pub addr: SocketAddr,
+    state: std::sync::Arc<NamedState>,
+    server: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+struct NamedState {
+    name: String,
+    healthy: std::sync::atomic::AtomicBool,
+    delay_ms: std::sync::atomic::AtomicU64,
+}
+
+impl NamedOrigin {
+    /// Starts an origin named `name` on 127.0.0.1:0.
+    pub async fn start_new(name: &str) -> NamedOrigin {
+        let (l, addr) = listen().await;
+        let state = std::sync::Arc::new(NamedState {
+            name: name.to_owned(),
+            healthy: std::sync::atomic::AtomicBool::new(true),
+            delay_ms: std::sync::atomic::AtomicU64::new(0),
+        });
+        let server = tokio::spawn(serve_named(l, state.clone()));
+        NamedOrigin {
+            name: name.to_owned(),
+            addr,
+            state,
+            server: tokio::sync::Mutex::new(Some(server)),
+        }
+    }
+
+    /// Closes the listener and all connections; returns once the port is
+    /// free.
+    pub async fn stop(&self) {
+        if let Some(server) = self.server.lock().await.take() {
+            server.abort();
+            let _ = server.await;
+        }
+    }
+
+    /// Listens again on the same port (after `stop`).
+    pub async fn start(&self) {
+        let mut server = self.server.lock().await;
+        if server.is_none() {
+            let l = TcpListener::bind(self.addr).await.unwrap();
+            *server = Some(tokio::spawn(serve_named(l, self.state.clone())));
+        }
+    }
+
+    pub fn set_healthy(&self, healthy: bool) {
+        self.state
+            .healthy
+            .store(healthy, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.state.delay_ms.store(
+            delay.as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+}
+
+impl Drop for NamedOrigin {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.get_mut().take() {
+            server.abort();
+        }
+    }
+}
+
+/// Accepts until aborted; the connections die with it (a `JoinSet`).
+async fn serve_named(l: TcpListener, state: std::sync::Arc<NamedState>) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((tcp, _)) = l.accept().await else {
+            continue;
+        };
+        // Reap finished connections so the set stays small.
+        while conns.try_join_next().is_some() {}
+        let state = state.clone();
+        conns.spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let state = state.clone();
+                async move {
+                    use std::sync::atomic::Ordering;
+                    if req.uri().path() == "/healthz" {
+                        let status = if state.healthy.load(Ordering::SeqCst) {
+                            200
+                        } else {
+                            503
+                        };
+                        return Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .body(full(state.name.clone()))
+                                .unwrap(),
+                        );
+                    }
+                    let delay = state.delay_ms.load(Ordering::SeqCst);
+                    if delay > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                    }
+                    Ok(Response::new(full(state.name.clone())))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
+}
