@@ -15,7 +15,7 @@
 //! | DELETE | `/v1/tunnels/{name_or_id}` | 204 |
 //! | GET | `/v1/tunnels/{name_or_id}/token` | `{"token"}` |
 //! | POST | `/v1/tunnels/{name_or_id}/rotate-secret` | `{"token"}` (new) |
-//! | POST | `/v1/routes` `{"tunnel","hostname"}` | 201 route |
+//! | POST | `/v1/routes` `{"tunnel","hostname"}`, or `{"hostname","steering","tunnels":[{"tunnel","weight"}]}` | 201 route |
 //! | GET | `/v1/routes` | routes |
 //! | DELETE | `/v1/routes/{hostname}` | 204 |
 //!
@@ -34,7 +34,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warren_proto::token::{hash_secret, verify_secret, TunnelToken};
-use warren_store::{RouteRow, Store, StoreError, Tunnel};
+use warren_store::{RouteRow, Steering, Store, StoreError, Tunnel};
 
 use crate::registry::{ConnectionInfo, ConnectorInfo, Registry};
 use crate::routes::RouteTable;
@@ -138,7 +138,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
-            StoreError::InvalidName(_) | StoreError::InvalidHostname(_) => StatusCode::BAD_REQUEST,
+            StoreError::InvalidName(_)
+            | StoreError::InvalidHostname(_)
+            | StoreError::InvalidPool(_) => StatusCode::BAD_REQUEST,
             StoreError::TunnelExists(_) | StoreError::RouteExists { .. } => StatusCode::CONFLICT,
             StoreError::UnknownTunnel(_) => StatusCode::NOT_FOUND,
             StoreError::Io { .. } | StoreError::Database { .. } | StoreError::Migrate { .. } => {
@@ -320,7 +322,7 @@ async fn tunnel_info(
         .list_routes()
         .await?
         .into_iter()
-        .filter(|r| r.tunnel_id == tunnel.id)
+        .filter(|r| r.tunnels.iter().any(|m| m.tunnel_id == tunnel.id))
         .map(|r| r.hostname)
         .collect();
     let mut view = state.view(tunnel);
@@ -379,23 +381,62 @@ async fn rotate_secret(
     Ok(token_response(state.token(&tunnel).await?))
 }
 
+/// `{"tunnel", "hostname"}` for one tunnel, or `{"hostname", "steering",
+/// "tunnels": [{"tunnel", "weight"}]}` for a load balancer over tunnels
+/// (priority = order).
 #[derive(Deserialize)]
 struct AddRoute {
-    tunnel: String,
     hostname: String,
+    #[serde(default)]
+    tunnel: Option<String>,
+    #[serde(default)]
+    steering: Option<Steering>,
+    #[serde(default)]
+    tunnels: Option<Vec<PoolMember>>,
+}
+
+#[derive(Deserialize)]
+struct PoolMember {
+    tunnel: String,
+    #[serde(default = "one")]
+    weight: i64,
+}
+
+fn one() -> i64 {
+    1
 }
 
 async fn add_route(
     State(state): State<AdminState>,
     body: Result<Json<AddRoute>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<RouteRow>)> {
-    let Json(body) = body.map_err(|r| {
-        ApiError::bad_body(r, r#"{"tunnel": "office", "hostname": "app.example.com"}"#)
-    })?;
-    let tunnel = state.find_tunnel(&body.tunnel).await?;
-    let route = state.store.add_route(&body.hostname, &tunnel.id).await?;
+    const EXAMPLE: &str = r#"{"tunnel": "office", "hostname": "app.example.com"} or {"hostname": "app.example.com", "steering": "failover", "tunnels": [{"tunnel": "primary"}, {"tunnel": "backup"}]}"#;
+    let Json(body) = body.map_err(|r| ApiError::bad_body(r, EXAMPLE))?;
+    let route = match (body.tunnel, body.tunnels) {
+        (Some(name), None) => {
+            let tunnel = state.find_tunnel(&name).await?;
+            state.store.add_route(&body.hostname, &tunnel.id).await?
+        }
+        (None, Some(members)) => {
+            let mut ids = Vec::with_capacity(members.len());
+            for m in members {
+                ids.push((state.find_tunnel(&m.tunnel).await?.id, m.weight));
+            }
+            let steering = body.steering.unwrap_or(Steering::Failover);
+            state
+                .store
+                .add_pool_route(&body.hostname, steering, &ids)
+                .await?
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("give either \"tunnel\" (one tunnel) or \"tunnels\" (a load balancer), not both or neither; for example {EXAMPLE}"),
+            ))
+        }
+    };
     state.reload_routes().await?;
-    tracing::info!(hostname = %route.hostname, tunnel = %route.tunnel_name, "route added");
+    tracing::info!(hostname = %route.hostname, tunnel = %route.tunnel_name, steering = route.steering.as_str(), tunnels = route.tunnels.len(), "route added");
     Ok((StatusCode::CREATED, Json(route)))
 }
 
@@ -683,11 +724,7 @@ mod tests {
         assert_eq!(route["hostname"], "app.example.com");
         assert_eq!(route["tunnel_name"], "office");
         assert_eq!(
-            api.state
-                .routes
-                .lookup("app.example.com")
-                .unwrap()
-                .tunnel_name,
+            api.state.routes.lookup("app.example.com").unwrap().tunnels[0].name,
             "office"
         );
 

@@ -26,7 +26,7 @@ use warren_transport::framed::expect_frame;
 use warren_transport::splice::{splice, QuicStream};
 
 use crate::pages::EdgeFailure;
-use crate::registry::{Registry, StreamGuard};
+use crate::registry::{Registry, StreamGuard, TunnelConn};
 use crate::routes::{Route, RouteTable};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
@@ -155,7 +155,7 @@ async fn open_stream_excluding(
 ) -> Result<(quinn::SendStream, quinn::RecvStream, StreamGuard), EdgeFailure> {
     let mut last_err = None;
     for _ in 0..OPEN_ATTEMPTS {
-        let Some(conn) = ctx.registry.pick_fresh(&route.tunnel_id, tried) else {
+        let Some(conn) = pick(ctx, route, tried) else {
             break;
         };
         tried.push(conn.id.clone());
@@ -191,6 +191,18 @@ async fn open_stream_excluding(
     Err(last_err.unwrap_or_else(|| EdgeFailure::NoConnector {
         host: host.to_owned(),
     }))
+}
+
+/// A fresh connection of the route's first tunnel (in steering order)
+/// that has one.
+fn pick(ctx: &ProxyCtx, route: &Route, tried: &[String]) -> Option<Arc<TunnelConn>> {
+    if let [only] = route.tunnels.as_slice() {
+        return ctx.registry.pick_fresh(&only.id, tried);
+    }
+    route
+        .candidates(|id| ctx.registry.status(id), &mut rand::rng())
+        .into_iter()
+        .find_map(|t| ctx.registry.pick_fresh(&t.id, tried))
 }
 
 /// How many connections a stream open is tried on.

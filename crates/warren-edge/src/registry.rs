@@ -242,11 +242,28 @@ impl Registry {
         (!fresh.is_empty()).then(|| power_of_two(&fresh).clone())
     }
 
-    /// Whether the tunnel has a connection that can take a stream.
-    pub fn serving(&self, tunnel_id: &str) -> bool {
+    /// The tunnel's status alone (what [`Registry::health`] computes,
+    /// without building the connector list): for steering on the request
+    /// path.
+    pub fn status(&self, tunnel_id: &str) -> TunnelStatus {
         let m = self.inner.read().expect("registry lock");
-        m.get(tunnel_id)
-            .is_some_and(|e| e.conns.iter().any(|c| c.usable()))
+        let Some(e) = m.get(tunnel_id) else {
+            return TunnelStatus::Inactive;
+        };
+        // (connector id, usable connections, configured, draining)
+        let mut per: Vec<(&str, usize, u8, bool)> = Vec::new();
+        for c in &e.conns {
+            let i = match per.iter().position(|p| p.0 == c.connector_id) {
+                Some(i) => i,
+                None => {
+                    per.push((&c.connector_id, 0, c.ha_connections, false));
+                    per.len() - 1
+                }
+            };
+            per[i].1 += usize::from(c.usable());
+            per[i].3 |= c.is_draining();
+        }
+        classify(per.iter().map(|p| (p.1, p.2, p.3)))
     }
 
     /// The tunnel's live connections, for status display.
@@ -294,16 +311,11 @@ impl Registry {
             }
         }
         connectors.sort_by_key(|i| i.connected_since);
-        let status = if connectors
-            .iter()
-            .any(|i| !i.draining && i.connections_up >= usize::from(i.connections_configured))
-        {
-            TunnelStatus::Active
-        } else if connectors.iter().any(|i| i.connections_up > 0) {
-            TunnelStatus::Degraded
-        } else {
-            TunnelStatus::Inactive
-        };
+        let status = classify(
+            connectors
+                .iter()
+                .map(|i| (i.connections_up, i.connections_configured, i.draining)),
+        );
         TunnelHealth {
             status,
             up_since: (status != TunnelStatus::Inactive).then_some(e.up_since),
@@ -348,4 +360,19 @@ fn power_of_two<'a>(usable: &[&'a Arc<TunnelConn>]) -> &'a Arc<TunnelConn> {
     } else {
         a
     }
+}
+
+/// A tunnel's status from its connectors' (usable connections, configured
+/// connections, draining).
+fn classify(connectors: impl Iterator<Item = (usize, u8, bool)>) -> TunnelStatus {
+    let mut status = TunnelStatus::Inactive;
+    for (up, configured, draining) in connectors {
+        if !draining && up >= usize::from(configured) {
+            return TunnelStatus::Active;
+        }
+        if up > 0 {
+            status = TunnelStatus::Degraded;
+        }
+    }
+    status
 }

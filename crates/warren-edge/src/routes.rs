@@ -6,13 +6,86 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use warren_store::{Store, StoreError};
+use rand::Rng;
+use warren_store::{Steering, Store, StoreError};
 
-/// Where a hostname goes.
+use crate::registry::TunnelStatus;
+
+/// Where a hostname goes: one tunnel, or several with a steering policy
+/// (a load balancer over tunnels).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    pub tunnel_id: String,
-    pub tunnel_name: String,
+    pub steering: Steering,
+    /// By priority; never empty.
+    pub tunnels: Vec<RouteTunnel>,
+}
+
+/// One tunnel of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTunnel {
+    pub id: String,
+    pub name: String,
+    pub weight: u32,
+}
+
+impl Route {
+    /// The route's tunnels in the order a new stream should try them,
+    /// given each tunnel's status:
+    /// - single: its tunnel;
+    /// - failover: the active tunnels by priority, then the degraded ones
+    ///   (a tunnel serving on fewer connections beats none);
+    /// - weighted: the serving tunnels with weight > 0, in a random order
+    ///   where each comes first with probability weight / total.
+    ///
+    /// Inactive tunnels are left out, except for a single route (so its
+    /// error says that its one tunnel has no connector).
+    pub fn candidates(
+        &self,
+        status: impl Fn(&str) -> TunnelStatus,
+        rng: &mut impl Rng,
+    ) -> Vec<&RouteTunnel> {
+        match self.steering {
+            Steering::Single => self.tunnels.iter().take(1).collect(),
+            Steering::Failover => {
+                let st: Vec<TunnelStatus> = self.tunnels.iter().map(|t| status(&t.id)).collect();
+                let with = |want: TunnelStatus| {
+                    self.tunnels
+                        .iter()
+                        .zip(st.iter())
+                        .filter(move |(_, s)| **s == want)
+                        .map(|(t, _)| t)
+                };
+                with(TunnelStatus::Active)
+                    .chain(with(TunnelStatus::Degraded))
+                    .collect()
+            }
+            Steering::Weighted => {
+                let mut left: Vec<&RouteTunnel> = self
+                    .tunnels
+                    .iter()
+                    .filter(|t| t.weight > 0 && status(&t.id) != TunnelStatus::Inactive)
+                    .collect();
+                let mut order = Vec::with_capacity(left.len());
+                while !left.is_empty() {
+                    let total: u32 = left.iter().map(|t| t.weight).sum();
+                    let mut x = rng.random_range(0..total);
+                    let i = left
+                        .iter()
+                        .position(|t| {
+                            if x < t.weight {
+                                true
+                            } else {
+                                x -= t.weight;
+                                false
+                            }
+                        })
+                        .unwrap_or(0);
+                    order.push(left.remove(i));
+                }
+                order
+            }
+        }
+    }
 }
 
 /// Hostname → tunnel, exact names and `*.suffix` wildcards.
@@ -38,9 +111,25 @@ impl RouteTable {
         let routes = store.list_routes().await?;
         let mut t = Table::default();
         for r in routes {
+            let mut tunnels: Vec<RouteTunnel> = r
+                .tunnels
+                .into_iter()
+                .map(|m| RouteTunnel {
+                    id: m.tunnel_id,
+                    name: m.tunnel_name,
+                    weight: u32::try_from(m.weight).unwrap_or(0),
+                })
+                .collect();
+            if tunnels.is_empty() {
+                tunnels.push(RouteTunnel {
+                    id: r.tunnel_id,
+                    name: r.tunnel_name,
+                    weight: 1,
+                });
+            }
             let route = Route {
-                tunnel_id: r.tunnel_id,
-                tunnel_name: r.tunnel_name,
+                steering: r.steering,
+                tunnels,
             };
             let host = r.hostname.to_ascii_lowercase();
             match host.strip_prefix("*.") {
@@ -80,15 +169,23 @@ impl RouteTable {
 mod tests {
     use super::*;
 
+    fn single(tun: &str) -> Route {
+        Route {
+            steering: Steering::Single,
+            tunnels: vec![RouteTunnel {
+                id: tun.into(),
+                name: tun.into(),
+                weight: 1,
+            }],
+        }
+    }
+
     fn table(entries: &[(&str, &str)]) -> RouteTable {
         let rt = RouteTable::new();
         {
             let mut t = rt.inner.write().unwrap();
             for (h, tun) in entries {
-                let r = Route {
-                    tunnel_id: tun.to_string(),
-                    tunnel_name: tun.to_string(),
-                };
+                let r = single(tun);
                 match h.strip_prefix("*.") {
                     Some(s) => t.wildcard.insert(s.into(), r),
                     None => t.exact.insert(h.to_string(), r),
@@ -105,10 +202,97 @@ mod tests {
             ("*.example.com", "b"),
             ("*.dev.example.com", "c"),
         ]);
-        assert_eq!(rt.lookup("app.example.com").unwrap().tunnel_id, "a");
-        assert_eq!(rt.lookup("x.example.com").unwrap().tunnel_id, "b");
-        assert_eq!(rt.lookup("x.dev.example.com").unwrap().tunnel_id, "c");
+        let first = |h: &str| rt.lookup(h).unwrap().tunnels[0].id.clone();
+        assert_eq!(first("app.example.com"), "a");
+        assert_eq!(first("x.example.com"), "b");
+        assert_eq!(first("x.dev.example.com"), "c");
         assert!(rt.lookup("example.com").is_none());
         assert!(rt.lookup("other.org").is_none());
+    }
+
+    fn pool(steering: Steering, weights: &[(&str, u32)]) -> Route {
+        Route {
+            steering,
+            tunnels: weights
+                .iter()
+                .map(|(n, w)| RouteTunnel {
+                    id: (*n).into(),
+                    name: (*n).into(),
+                    weight: *w,
+                })
+                .collect(),
+        }
+    }
+
+    /// Tunnel statuses for a case; tunnels not listed are inactive.
+    type Statuses = &'static [(&'static str, TunnelStatus)];
+
+    fn statuses(s: Statuses) -> impl Fn(&str) -> TunnelStatus {
+        move |id| {
+            s.iter()
+                .find(|(n, _)| *n == id)
+                .map_or(TunnelStatus::Inactive, |(_, st)| *st)
+        }
+    }
+
+    fn names(c: Vec<&RouteTunnel>) -> Vec<&str> {
+        c.into_iter().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn failover_prefers_active_by_priority_then_degraded() {
+        use TunnelStatus::*;
+        let r = pool(Steering::Failover, &[("a", 1), ("b", 1), ("c", 1)]);
+        let mut rng = rand::rng();
+        let cases: &[(Statuses, &[&str])] = &[
+            (
+                &[("a", Active), ("b", Active), ("c", Active)],
+                &["a", "b", "c"],
+            ),
+            (
+                &[("a", Inactive), ("b", Active), ("c", Active)],
+                &["b", "c"],
+            ),
+            (&[("a", Degraded), ("b", Active)], &["b", "a"]),
+            (&[("a", Degraded), ("c", Degraded)], &["a", "c"]),
+            (&[], &[]),
+        ];
+        for (st, want) in cases {
+            assert_eq!(names(r.candidates(statuses(st), &mut rng)), *want, "{st:?}");
+        }
+    }
+
+    #[test]
+    fn single_routes_always_name_their_tunnel() {
+        let r = single("a");
+        let got = r.candidates(|_| TunnelStatus::Inactive, &mut rand::rng());
+        assert_eq!(names(got), ["a"]);
+    }
+
+    #[test]
+    fn weighted_follows_weights_and_skips_the_unusable() {
+        use TunnelStatus::*;
+        let r = pool(
+            Steering::Weighted,
+            &[("a", 3), ("b", 1), ("z", 0), ("off", 5)],
+        );
+        let st = statuses(&[
+            ("a", Active),
+            ("b", Degraded),
+            ("z", Active),
+            ("off", Inactive),
+        ]);
+        let mut rng = rand::rng();
+        let mut first_a = 0;
+        for _ in 0..4000 {
+            let c = names(r.candidates(&st, &mut rng));
+            assert_eq!(c.len(), 2, "{c:?}");
+            assert!(c.contains(&"a") && c.contains(&"b"), "{c:?}");
+            if c[0] == "a" {
+                first_a += 1;
+            }
+        }
+        // 3:1 → a first about 3000 times in 4000; a loose bound.
+        assert!((2700..3300).contains(&first_a), "{first_a}");
     }
 }

@@ -10,7 +10,11 @@ use support::{eventually, origins, Connector, Edge, LoadResult, UdpRelay};
 
 /// Status and per-connector connection counts of tunnel `office`.
 async fn status(edge: &Edge) -> Option<(String, Vec<u64>)> {
-    let v = support::tunnel_json(edge, "office").await?;
+    status_of(edge, "office").await
+}
+
+async fn status_of(edge: &Edge, tunnel: &str) -> Option<(String, Vec<u64>)> {
+    let v = support::tunnel_json(edge, tunnel).await?;
     let ups = v["connectors"]
         .as_array()?
         .iter()
@@ -20,10 +24,18 @@ async fn status(edge: &Edge) -> Option<(String, Vec<u64>)> {
 }
 
 async fn wait_status(edge: &Edge, want: &str, deadline: Duration) -> Vec<u64> {
-    eventually(&format!("tunnel status {want}"), deadline, || async {
-        let (s, ups) = status(edge).await?;
-        (s == want).then_some(ups)
-    })
+    wait_status_of(edge, "office", want, deadline).await
+}
+
+async fn wait_status_of(edge: &Edge, tunnel: &str, want: &str, deadline: Duration) -> Vec<u64> {
+    eventually(
+        &format!("tunnel {tunnel} status {want}"),
+        deadline,
+        || async {
+            let (s, ups) = status_of(edge, tunnel).await?;
+            (s == want).then_some(ups)
+        },
+    )
     .await
 }
 
@@ -201,5 +213,119 @@ async fn rolling_restart_under_load_loses_no_request() {
         failed.len(),
         results.len(),
         failed.iter().map(|r| &r.detail).collect::<Vec<_>>()
+    );
+}
+
+/// Statuses of `n` sequential GETs of `host`.
+async fn statuses(edge: &Edge, host: &str, n: usize) -> Vec<u16> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(edge.curl(host, "/", &[]).await.status);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostname_fails_over_between_tunnels_and_comes_back() {
+    let dir = support::temp_dir();
+    let edge = Edge::start(dir.path()).await;
+    let primary = edge.tunnel("primary", &[]).await;
+    let backup = edge.tunnel("backup", &[]).await;
+    let o = edge
+        .cli(&[
+            "tunnel",
+            "route",
+            "lb",
+            "app.example.com",
+            "primary",
+            "backup",
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        o.stdout,
+        "Routed app.example.com to tunnels primary, backup (failover)\n"
+    );
+    let list = edge.cli(&["tunnel", "route", "list"]).await;
+    assert!(
+        list.stdout.contains("failover: primary, backup"),
+        "{}",
+        list.stdout
+    );
+    let info = support::tunnel_json(&edge, "backup").await.unwrap();
+    assert_eq!(info["routes"], serde_json::json!(["app.example.com"]));
+
+    // Each tunnel answers with its own status, so the test sees which
+    // one served a request.
+    let cfg = |name: &str, status: u16| {
+        let p = support::write_config(
+            dir.path(),
+            &format!("{name}.yml"),
+            &format!("ingress:\n  - service: http_status:{status}\n"),
+        );
+        p.display().to_string()
+    };
+    let (p_cfg, b_cfg) = (cfg("primary", 201), cfg("backup", 202));
+    let _b = Connector::start(&edge, &backup, &["--config", &b_cfg], dir.path());
+    wait_status_of(&edge, "backup", "active", support::DEADLINE).await;
+    // Only the backup is up: it serves.
+    assert_eq!(statuses(&edge, "app.example.com", 5).await, [202; 5]);
+
+    let mut p = Connector::start(&edge, &primary, &["--config", &p_cfg], dir.path());
+    wait_status_of(&edge, "primary", "active", support::DEADLINE).await;
+    assert_eq!(statuses(&edge, "app.example.com", 10).await, [201; 10]);
+
+    // Primary stopped: everything goes to the backup.
+    p.proc.signal("TERM");
+    assert!(p.proc.wait_exit().await.success());
+    wait_status_of(&edge, "primary", "inactive", support::DEADLINE).await;
+    assert_eq!(statuses(&edge, "app.example.com", 10).await, [202; 10]);
+
+    // Primary back: traffic returns.
+    let _p = Connector::start(&edge, &primary, &["--config", &p_cfg], dir.path());
+    wait_status_of(&edge, "primary", "active", support::DEADLINE).await;
+    assert_eq!(statuses(&edge, "app.example.com", 10).await, [201; 10]);
+
+    // Weighted: both tunnels share a second hostname, 3 to 1.
+    let o = edge
+        .cli(&[
+            "tunnel",
+            "route",
+            "lb",
+            "w.example.com",
+            "primary",
+            "backup",
+            "--steering",
+            "weighted",
+            "--weights",
+            "3,1",
+        ])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("primary (3), backup (1)"), "{}", o.stdout);
+    let got = statuses(&edge, "w.example.com", 40).await;
+    let to_primary = got.iter().filter(|s| **s == 201).count();
+    let to_backup = got.iter().filter(|s| **s == 202).count();
+    eprintln!("weighted 3:1 over 40 requests: {to_primary} to primary, {to_backup} to backup");
+    assert_eq!(to_primary + to_backup, 40, "{got:?}");
+    assert!(to_backup > 0 && to_primary >= 20, "{got:?}");
+
+    // A bad pool is a sentence.
+    let o = edge
+        .cli(&[
+            "tunnel",
+            "route",
+            "lb",
+            "x.example.com",
+            "primary",
+            "primary",
+        ])
+        .await;
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("a tunnel appears twice in the route; list each tunnel once"),
+        "{}",
+        o.stderr
     );
 }

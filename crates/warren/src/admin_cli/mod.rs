@@ -122,6 +122,26 @@ pub(crate) enum RouteCmd {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Serve a hostname from several tunnels (a load balancer over
+    /// tunnels): failover goes to the first listed tunnel that is active,
+    /// weighted shares new streams by --weights.
+    Lb {
+        /// Hostname, e.g. app.example.com or *.example.com.
+        hostname: String,
+        /// Tunnel names or ids, highest priority first (at least two).
+        #[arg(required = true, num_args = 2..)]
+        tunnels: Vec<String>,
+        #[arg(long, value_enum, default_value_t = SteeringArg::Failover)]
+        steering: SteeringArg,
+        /// Comma-separated weights, one per tunnel (weighted steering);
+        /// default 1 each.
+        #[arg(long, value_delimiter = ',')]
+        weights: Vec<i64>,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: Output,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// List hostname routes.
     List {
         #[arg(long, short, value_enum, default_value_t)]
@@ -135,6 +155,13 @@ pub(crate) enum RouteCmd {
         #[command(flatten)]
         api: ApiArgs,
     },
+}
+
+/// How a load-balanced route picks a tunnel.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SteeringArg {
+    Failover,
+    Weighted,
 }
 
 /// Runs one admin command, printing its result on stdout.
@@ -204,6 +231,45 @@ async fn run_route(cmd: RouteCmd) -> anyhow::Result<String> {
                 format!(
                     "Routed {} to tunnel {} (id {})\n",
                     r.hostname, r.tunnel_name, r.tunnel_id
+                )
+            })?
+        }
+        RouteCmd::Lb {
+            hostname,
+            tunnels,
+            steering,
+            weights,
+            output,
+            api,
+        } => {
+            if !weights.is_empty() && weights.len() != tunnels.len() {
+                anyhow::bail!(
+                    "--weights has {} values for {} tunnels; give one weight per tunnel, in the same order",
+                    weights.len(),
+                    tunnels.len()
+                );
+            }
+            let members: Vec<_> = tunnels
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, t)| json!({ "tunnel": t, "weight": weights.get(i).copied().unwrap_or(1) }),
+                )
+                .collect();
+            let steering = match steering {
+                SteeringArg::Failover => "failover",
+                SteeringArg::Weighted => "weighted",
+            };
+            let body = json!({ "hostname": hostname, "steering": steering, "tunnels": members });
+            let v = ApiClient::new(&api)?
+                .call(Method::POST, "/v1/routes", Some(body))
+                .await?;
+            render(output, &v, |r: RouteView| {
+                format!(
+                    "Routed {} to tunnels {} ({})\n",
+                    r.hostname,
+                    member_list(&r),
+                    r.steering
                 )
             })?
         }

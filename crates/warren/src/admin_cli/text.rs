@@ -55,6 +55,32 @@ pub(super) struct RouteView {
     pub(super) tunnel_id: String,
     pub(super) tunnel_name: String,
     pub(super) created_at: i64,
+    #[serde(default)]
+    pub(super) steering: String,
+    #[serde(default)]
+    pub(super) tunnels: Vec<RouteMemberView>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RouteMemberView {
+    pub(super) tunnel_name: String,
+    #[serde(default)]
+    pub(super) weight: i64,
+}
+
+/// `a, b` for failover; `a (3), b (1)` for weighted.
+pub(super) fn member_list(r: &RouteView) -> String {
+    r.tunnels
+        .iter()
+        .map(|m| {
+            if r.steering == "weighted" {
+                format!("{} ({})", m.tunnel_name, m.weight)
+            } else {
+                m.tunnel_name.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Deserialize)]
@@ -200,12 +226,15 @@ pub(super) fn routes_text(routes: &[RouteView]) -> String {
     let rows = routes
         .iter()
         .map(|r| {
-            vec![
-                r.hostname.clone(),
-                r.tunnel_name.clone(),
-                r.tunnel_id.clone(),
-                timestamp(r.created_at),
-            ]
+            let (tunnel, id) = if r.tunnels.len() > 1 {
+                (
+                    format!("{}: {}", r.steering, member_list(r)),
+                    "-".to_owned(),
+                )
+            } else {
+                (r.tunnel_name.clone(), r.tunnel_id.clone())
+            };
+            vec![r.hostname.clone(), tunnel, id, timestamp(r.created_at)]
         })
         .collect::<Vec<_>>();
     table(&["HOSTNAME", "TUNNEL", "TUNNEL ID", "CREATED"], &rows)
