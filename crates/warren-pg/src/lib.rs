@@ -1,0 +1,101 @@
+//! The PostgreSQL wire-protocol pieces Warren needs to stand between a
+//! client and a database: read what the client says first, answer the
+//! encryption requests, record who is connecting, and (optionally) log the
+//! statements that pass by. Warren never implements a database: after the
+//! startup, bytes are spliced and only looked at.
+//!
+//! # The phases Warren sees on a client connection
+//!
+//! 1. **First message** ([`startup::parse_first`], [`startup::read_first`]).
+//!    Untagged: an `Int32` length (counting itself) and an `Int32` code. It
+//!    is one of
+//!    - `SSLRequest` → answer [`SSL_ACCEPTED`] (`'S'`, then TLS) or
+//!      [`ENCRYPTION_REFUSED`] (`'N'`, plaintext continues);
+//!    - `GSSENCRequest` → Warren answers [`ENCRYPTION_REFUSED`];
+//!    - direct TLS (PostgreSQL 17 `sslnegotiation=direct`): the first byte
+//!      is a TLS ClientHello (`0x16`), ALPN [`ALPN`]; nothing is answered,
+//!      TLS starts at once, with the byte already read replayed
+//!      ([`Rewind`]);
+//!    - `CancelRequest` on a fresh connection: process id and secret key of
+//!      the session to cancel; no answer, the connection is closed;
+//!    - `StartupMessage` (protocol 3.0 or 3.2): user, database and the other
+//!      parameters.
+//!
+//!    After a refused request the client sends another first message on the
+//!    same connection: libpq with `gssencmode=prefer` sends `GSSENCRequest`,
+//!    gets `'N'`, then `SSLRequest`, then the startup. After TLS the next
+//!    message is a `StartupMessage` or a `CancelRequest`, never another
+//!    encryption request. Enforcing that order (and a deadline on each read)
+//!    is the caller's job; this crate parses one message at a time.
+//! 2. **Optional TLS**, terminated by Warren.
+//! 3. **Startup**: Warren reads the `StartupMessage`, records user, database
+//!    and `application_name`, and forwards it to the database unchanged
+//!    ([`startup::Startup::encode`] gives back the exact bytes).
+//! 4. **Authentication** passes through untouched: Warren never sees a
+//!    password it could use. The server's `BackendKeyData`
+//!    ([`message::parse_backend_key_data`]) names the key a later
+//!    `CancelRequest` must carry.
+//! 5. **Regular phase**: tagged messages (`u8` tag, `Int32` length, body),
+//!    framed by [`message::MessageDecoder`] when Warren logs statements
+//!    ([`message::parse_query`], [`message::parse_parse`]).
+//!
+//! Warren's own refusals reach the client as an `ErrorResponse`
+//! ([`message::error_response`]).
+//!
+//! **This crate keeps no connection state and does no IO of its own beyond
+//! reading one first message ([`read_first`]) and replaying bytes
+//! ([`Rewind`]) on a stream it is handed.** Every length from the wire is
+//! checked against a limit before anything is allocated for it.
+
+#![forbid(unsafe_code)]
+
+pub mod message;
+pub mod rewind;
+pub mod startup;
+
+pub use message::{
+    error_response, ErrorFields, Message, MessageDecoder, MessageError, Severity, TransactionStatus,
+};
+pub use rewind::Rewind;
+pub use startup::{
+    encode_cancel, encode_ssl_request, encode_startup, parse_first, parse_first_limited,
+    read_first, CancelKey, CancelRequest, FirstMessage, FirstRead, ProtocolVersion, Startup,
+    StartupError,
+};
+
+/// First-message code of an `SSLRequest` (1234.5679).
+pub const SSL_REQUEST_CODE: u32 = 80_877_103;
+/// First-message code of a `GSSENCRequest` (1234.5680).
+pub const GSSENC_REQUEST_CODE: u32 = 80_877_104;
+/// First-message code of a `CancelRequest` (1234.5678).
+pub const CANCEL_REQUEST_CODE: u32 = 80_877_102;
+/// Protocol code of a `StartupMessage` for protocol 3.0.
+pub const PROTOCOL_3_0: u32 = 196_608;
+/// Protocol code of a `StartupMessage` for protocol 3.2 (PostgreSQL 18).
+pub const PROTOCOL_3_2: u32 = 196_610;
+
+/// Largest first message accepted, length field included: the server's own
+/// limit (`MAX_STARTUP_PACKET_LENGTH`).
+pub const MAX_STARTUP_LEN: usize = 10_000;
+/// Shortest cancel secret key: protocol 3.0 keys are exactly 4 bytes.
+pub const MIN_CANCEL_KEY_LEN: usize = 4;
+/// Longest cancel secret key protocol 3.2 allows.
+pub const MAX_CANCEL_KEY_LEN: usize = 256;
+
+/// Default limit of a regular-phase message's length field: 1 GiB, about
+/// what the server itself accepts.
+pub const DEFAULT_MAX_MESSAGE_LEN: usize = 1 << 30;
+
+/// First byte of a TLS record carrying a handshake: a client that starts
+/// with it does direct TLS (PostgreSQL 17).
+pub const TLS_HANDSHAKE_BYTE: u8 = 0x16;
+/// ALPN protocol name a direct-TLS client must offer.
+pub const ALPN: &[u8] = b"postgresql";
+
+/// Answer to `SSLRequest`: go ahead with TLS.
+pub const SSL_ACCEPTED: u8 = b'S';
+/// Answer to `GSSENCRequest`: go ahead with GSSAPI encryption (Warren never
+/// sends it; a database might).
+pub const GSSENC_ACCEPTED: u8 = b'G';
+/// Answer to either request: no encryption, continue in plaintext.
+pub const ENCRYPTION_REFUSED: u8 = b'N';
