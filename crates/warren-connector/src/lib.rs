@@ -22,6 +22,7 @@ pub mod hello;
 pub mod ingress;
 pub mod origin;
 pub mod pool;
+pub mod postgres;
 pub mod proxy_protocol;
 pub mod serve;
 

@@ -20,7 +20,7 @@ use tokio_rustls::client::TlsStream;
 use warren_transport::body::BoxBody;
 use warren_transport::tls::{client_config, roots_from_file, Trust};
 
-use crate::ingress::{OriginRequest, Rule, Service};
+use crate::ingress::{OriginRequest, Rule, Service, SslMode};
 
 /// Why an origin could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +139,18 @@ pub struct Dialer {
     tls_timeout: Duration,
     keep_alive: Duration,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// For `postgres://`: how TLS to the database is set up after the
+    /// SSLRequest.
+    pub postgres: Option<PgTls>,
+}
+
+/// TLS to a PostgreSQL origin.
+#[derive(Clone)]
+pub struct PgTls {
+    pub mode: SslMode,
+    /// `None` for `sslmode: disable`.
+    pub config: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    pub tls_timeout: Duration,
 }
 
 impl Dialer {
@@ -172,7 +184,7 @@ impl Dialer {
                 },
                 scheme_https.then(|| host.clone()),
             ),
-            Service::Tcp { host, port } => (
+            Service::Tcp { host, port } | Service::Postgres { host, port } => (
                 Target::Tcp {
                     host: host.clone(),
                     port: *port,
@@ -189,12 +201,17 @@ impl Dialer {
             Some(host) => Some(tls_for(o, &host, base_dir)?),
             None => None,
         };
+        let postgres = match service {
+            Service::Postgres { host, .. } => Some(pg_tls_for(o, host, base_dir)?),
+            _ => None,
+        };
         Ok(Some(Dialer {
             target,
             connect_timeout: o.connect_timeout,
             tls_timeout: o.tls_timeout,
             keep_alive: o.tcp_keep_alive,
             tls,
+            postgres,
         }))
     }
 
@@ -246,6 +263,52 @@ impl Dialer {
             })?
             .map_err(|source: io::Error| OriginError::Tls { target, source })
     }
+}
+
+/// The TLS settings of a `postgres://` origin from its `sslmode`.
+fn pg_tls_for(
+    o: &OriginRequest,
+    host: &str,
+    base_dir: &std::path::Path,
+) -> Result<PgTls, OriginError> {
+    let roots = || -> Result<Arc<rustls::RootCertStore>, OriginError> {
+        Ok(Arc::new(match &o.ca_pool {
+            Some(pool) => {
+                let path = if pool.is_relative() {
+                    base_dir.join(pool)
+                } else {
+                    pool.clone()
+                };
+                roots_from_file(&path).map_err(|e| OriginError::TlsConfig(e.to_string()))?
+            }
+            None => rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+        }))
+    };
+    let trust = match o.sslmode {
+        SslMode::Disable => {
+            return Ok(PgTls {
+                mode: o.sslmode,
+                config: None,
+                tls_timeout: o.tls_timeout,
+            })
+        }
+        SslMode::Require => Trust::Insecure,
+        SslMode::VerifyCa => Trust::RootsAnyName(roots()?),
+        SslMode::VerifyFull => Trust::Roots(roots()?),
+    };
+    let cfg = client_config(&trust, &[b"postgresql"])
+        .map_err(|e| OriginError::TlsConfig(e.to_string()))?;
+    let name = o.origin_server_name.as_deref().unwrap_or(host);
+    let name = ServerName::try_from(name.to_owned()).map_err(|_| {
+        OriginError::TlsConfig(format!("\"{name}\" is not a valid TLS server name"))
+    })?;
+    Ok(PgTls {
+        mode: o.sslmode,
+        config: Some((Arc::new(cfg), name)),
+        tls_timeout: o.tls_timeout,
+    })
 }
 
 fn tls_for(

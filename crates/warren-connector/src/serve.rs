@@ -27,7 +27,7 @@ use warren_transport::body::{
 use warren_transport::framed::expect_frame;
 use warren_transport::splice::{splice, QuicStream};
 
-use crate::ingress::{IngressConfig, Rule, Service};
+use crate::ingress::{IngressConfig, Rule, Service, SslMode};
 use crate::origin::{http_client, origin_error, Dialer, HttpClient, OriginError, OriginStream};
 use crate::pool::{Facts, Outstanding, Pool};
 
@@ -68,6 +68,17 @@ impl Runtime {
     pub fn new(ingress: IngressConfig, base_dir: &Path) -> Result<Runtime, OriginError> {
         let mut origins = Vec::with_capacity(ingress.rules.len());
         for (index, rule) in ingress.rules.iter().enumerate() {
+            if let Service::Postgres { .. } = &rule.service {
+                match rule.origin_request.sslmode {
+                    SslMode::Require => {
+                        tracing::warn!(rule = index + 1, service = %rule.service, "sslmode: require encrypts the link to the database but does not check its certificate; use verify-full with caPool")
+                    }
+                    SslMode::Disable => {
+                        tracing::error!(rule = index + 1, service = %rule.service, "sslmode: disable: the link from this connector to the database is NOT ENCRYPTED; anyone on that network can read and change it")
+                    }
+                    SslMode::VerifyFull | SslMode::VerifyCa => {}
+                }
+            }
             origins.push(match &rule.service {
                 Service::Pool(pool) => {
                     RuleOrigin::Pool(Arc::new(Pool::new(index + 1, rule, pool, base_dir)?))
@@ -262,7 +273,9 @@ async fn serve_http(
             let (status, headers, body) = crate::hello::respond(&head);
             return respond_page(send, status, headers, body).await;
         }
-        Service::Tcp { .. } => return respond_final(send, tcp_only(&head.host)).await,
+        Service::Tcp { .. } | Service::Postgres { .. } => {
+            return respond_final(send, tcp_only(&head.host)).await
+        }
         Service::Pool(pool) if pool.is_tcp() => {
             return respond_final(send, tcp_only(&head.host)).await
         }
@@ -553,6 +566,14 @@ async fn serve_upgrade(
 
 async fn serve_tcp(rt: &Runtime, t: TcpRequest, send: quinn::SendStream, recv: quinn::RecvStream) {
     let (idx, rule) = rt.ingress.find(&t.host, "/");
+    if let (Service::Postgres { .. }, RuleOrigin::Single(single)) = (&rule.service, rt.origin(idx))
+    {
+        let mut send = send;
+        respond(&mut send, StreamResponse::Connected).await;
+        let mut tunnel = QuicStream::new(send, recv);
+        crate::postgres::serve(&t.host, &t.client.addr, &single.dialer, &mut tunnel).await;
+        return;
+    }
     let (mut origin, _outstanding) = match (&rule.service, rt.origin(idx)) {
         (Service::Tcp { .. } | Service::Unix { tls: false, .. }, RuleOrigin::Single(single)) => {
             match single.dialer.dial().await {

@@ -209,6 +209,51 @@ impl ServerCertVerifier for NoCertVerification {
     signature_checks!();
 }
 
+/// Trusts a chain to the given roots whatever name the certificate is
+/// for: libpq's `sslmode=verify-ca`.
+#[derive(Debug)]
+pub struct AnyNameVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl AnyNameVerifier {
+    pub fn new(roots: Arc<RootCertStore>) -> Result<Self, TlsError> {
+        let provider = provider();
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        Ok(Self { inner, provider })
+    }
+}
+
+impl ServerCertVerifier for AnyNameVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    signature_checks!();
+}
+
 /// Whom a client trusts.
 #[derive(Debug, Clone)]
 pub enum Trust {
@@ -218,6 +263,8 @@ pub enum Trust {
     Roots(Arc<RootCertStore>),
     /// The public web PKI roots bundled with Warren.
     WebPki,
+    /// Certificates from a PEM file, for any name (`sslmode=verify-ca`).
+    RootsAnyName(Arc<RootCertStore>),
     /// Nothing is verified (`noTLSVerify`).
     Insecure,
 }
@@ -241,6 +288,10 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<rustls::ClientConf
             };
             builder.with_root_certificates(roots).with_no_client_auth()
         }
+        Trust::RootsAnyName(roots) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyNameVerifier::new(roots.clone())?))
+            .with_no_client_auth(),
         Trust::Insecure => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoCertVerification::default()))

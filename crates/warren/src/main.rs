@@ -152,7 +152,7 @@ struct RunArgs {
     /// Ingress config file (cloudflared's config.yml shape); re-read on SIGHUP.
     #[arg(long, env = "WARREN_TUNNEL_CONFIG", conflicts_with = "url")]
     config: Option<PathBuf>,
-    /// Send everything to this one service (http://, https://, tcp://, unix:, hello_world).
+    /// Send everything to this one service (http://, https://, tcp://, postgres://, unix:, hello_world).
     #[arg(long)]
     url: Option<String>,
     /// Edge tunnel address, overriding the token's (repeatable).
@@ -226,9 +226,12 @@ fn main() -> std::process::ExitCode {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only on a terminal: a log file or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 

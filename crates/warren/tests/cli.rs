@@ -48,7 +48,7 @@ async fn ingress_validation_errors_are_exact_sentences() {
     );
     assert_eq!(
         validate_error("ingress:\n  - hostname: a.example.com\n    service: ftp://x\n  - service: http_status:404\n").await,
-        "ingress rule 1 has service \"ftp://x\" with an unknown scheme \"ftp\"; use http://, https://, tcp://, unix:, http_status:NNN or hello_world"
+        "ingress rule 1 has service \"ftp://x\" with an unknown scheme \"ftp\"; use http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
     );
     assert_eq!(
         validate_error("ingress:\n  - hostname: a.example.com\n    service: tcp://localhost:99999\n  - service: http_status:404\n").await,

@@ -107,3 +107,89 @@ async fn psql_and_pgbench_through_access_tcp() {
     drop(s);
     drop(pg);
 }
+
+/// psql with the given libpq `sslmode` through `access tcp`: its output.
+async fn psql_via(port: u16, sslmode: &str, sql: &str) -> (bool, String) {
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=app dbname=app sslmode={sslmode} application_name=warren-e2e"
+    );
+    let o = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        Command::new("psql")
+            .args([conn.as_str(), "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env("PGPASSWORD", support::postgres::APP_PASSWORD)
+            .output(),
+    )
+    .await
+    .expect("psql timed out")
+    .expect("psql");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// A `postgres://` rule: whatever the client asks for, the database sees
+/// a verified TLS connection (its pg_hba rejects plain ones for `app`),
+/// and SCRAM passes through untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_origins_are_always_tls_verify_full() {
+    let Some((pg, ca)) = tokio::task::spawn_blocking(Postgres::start_tls)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let s = Stack::start(
+        &["db.example.com", "wrongname.example.com", "wrongca.example.com"],
+        &format!(
+            "  - hostname: db.example.com\n    service: postgres://localhost:{port}\n    originRequest:\n      caPool: {ca}\n\
+             \x20 - hostname: wrongname.example.com\n    service: postgres://127.0.0.1:{port}\n    originRequest:\n      caPool: {ca}\n      originServerName: elsewhere.internal\n\
+             \x20 - hostname: wrongca.example.com\n    service: postgres://localhost:{port}\n",
+            port = pg.port,
+            ca = ca.display()
+        ),
+    )
+    .await;
+    let access = AccessTcp::start(&s.edge, "db.example.com", s.path()).await;
+    let sql = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    for mode in ["disable", "prefer"] {
+        let (ok, out) = psql_via(access.addr.port(), mode, sql).await;
+        assert!(ok, "sslmode={mode}: {out}");
+        assert_eq!(
+            out.trim(),
+            "t",
+            "sslmode={mode}: the database saw no TLS: {out}"
+        );
+    }
+    let log = s
+        .connector
+        .proc
+        .wait_log("PostgreSQL session started")
+        .await;
+    assert!(log.contains("application_name=warren-e2e"), "{log}");
+    assert!(log.contains("user=app"), "{log}");
+    assert!(log.contains("tls=TLSv1_3"), "{log}");
+
+    // A certificate for another name, or from a CA the rule does not
+    // trust: the client sees why.
+    let wrong = AccessTcp::start(&s.edge, "wrongname.example.com", s.path()).await;
+    let (ok, out) = psql_via(wrong.addr.port(), "disable", sql).await;
+    assert!(!ok);
+    assert!(
+        out.contains("server certificate for elsewhere.internal is not trusted"),
+        "{out}"
+    );
+    let wrong = AccessTcp::start(&s.edge, "wrongca.example.com", s.path()).await;
+    let (ok, out) = psql_via(wrong.addr.port(), "disable", sql).await;
+    assert!(!ok);
+    assert!(
+        out.contains("server certificate for localhost is not trusted"),
+        "{out}"
+    );
+}

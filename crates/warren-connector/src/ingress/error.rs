@@ -95,7 +95,7 @@ pub enum ConfigError {
     /// A service whose scheme Warren does not know.
     #[error(
         "ingress rule {rule} has service \"{service}\" with an unknown scheme \"{scheme}\"; use \
-         http://, https://, tcp://, unix:, http_status:NNN or hello_world"
+         http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
     )]
     UnknownScheme {
         /// Rule number.
@@ -185,6 +185,17 @@ pub enum ConfigError {
         scope.subject("proxyProtocol"), scope.verb()
     )]
     BadProxyProtocol {
+        /// Where the setting is.
+        scope: Scope,
+        /// The value as written.
+        value: String,
+    },
+    /// An `originRequest.sslmode` other than the four Warren knows.
+    #[error(
+        "{} \"{value}\"{}; use verify-full (the default), verify-ca, require or disable",
+        scope.subject("sslmode"), scope.verb()
+    )]
+    BadSslMode {
         /// Where the setting is.
         scope: Scope,
         /// The value as written.

@@ -77,7 +77,7 @@ use regex::Regex;
 use serde_norway::{Mapping, Value};
 
 pub use error::{ConfigError, Scope};
-pub use origin::{parse_duration, OriginRequest, ProxyProtocol};
+pub use origin::{parse_duration, OriginRequest, ProxyProtocol, SslMode};
 pub use pool::{HashOn, HealthCheck, OriginPool, Steering};
 pub use service::Service;
 

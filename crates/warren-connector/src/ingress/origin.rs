@@ -40,6 +40,34 @@ pub struct OriginRequest {
     pub proxy_protocol: Option<ProxyProtocol>,
     /// `noHappyEyeballs`: try origin addresses one by one, not in parallel.
     pub no_happy_eyeballs: bool,
+    /// `sslmode`: how a `postgres://` origin's TLS is checked
+    /// (verify-full).
+    pub sslmode: SslMode,
+}
+
+/// TLS to a PostgreSQL origin, named as in libpq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SslMode {
+    /// TLS; the certificate chains to `caPool` (or the public roots) and
+    /// names the host (or `originServerName`).
+    VerifyFull,
+    /// TLS; the certificate chains to the trusted CAs, any name.
+    VerifyCa,
+    /// TLS, certificate not checked (logged as a warning at start).
+    Require,
+    /// No TLS to the database (logged loudly at start).
+    Disable,
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SslMode::VerifyFull => "verify-full",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::Require => "require",
+            SslMode::Disable => "disable",
+        })
+    }
 }
 
 impl OriginRequest {
@@ -58,6 +86,7 @@ impl OriginRequest {
         disable_chunked_encoding: false,
         proxy_protocol: None,
         no_happy_eyeballs: false,
+        sslmode: SslMode::VerifyFull,
     };
 
     /// These settings with `overrides` applied key by key.
@@ -85,6 +114,7 @@ impl OriginRequest {
             ),
             proxy_protocol: pick(&overrides.proxy_protocol, &self.proxy_protocol),
             no_happy_eyeballs: pick(&overrides.no_happy_eyeballs, &self.no_happy_eyeballs),
+            sslmode: pick(&overrides.sslmode, &self.sslmode),
         }
     }
 
@@ -144,6 +174,11 @@ impl OriginRequest {
             add(true, "proxyProtocol", version.to_string());
         }
         add(self.no_happy_eyeballs, "noHappyEyeballs", "true".into());
+        add(
+            self.sslmode != d.sslmode,
+            "sslmode",
+            self.sslmode.to_string(),
+        );
         out
     }
 }
@@ -190,6 +225,7 @@ pub(super) struct Overrides {
     disable_chunked_encoding: Option<bool>,
     proxy_protocol: Option<Option<ProxyProtocol>>,
     no_happy_eyeballs: Option<bool>,
+    sslmode: Option<SslMode>,
 }
 
 /// Keys Warren reads.
@@ -207,6 +243,7 @@ const KNOWN_KEYS: &[&str] = &[
     "disableChunkedEncoding",
     "proxyProtocol",
     "noHappyEyeballs",
+    "sslmode",
 ];
 
 /// cloudflared keys Warren accepts but does not implement.
@@ -270,6 +307,7 @@ impl Overrides {
                 "caPool" => o.ca_pool = Some(field.text("a file path")?.map(PathBuf::from)),
                 "keepAliveConnections" => o.keep_alive_connections = Some(field.count()?),
                 "proxyProtocol" => o.proxy_protocol = Some(field.proxy_protocol()?),
+                "sslmode" => o.sslmode = Some(field.sslmode()?),
                 _ if UNSUPPORTED_KEYS.contains(&key.as_str()) => warnings.add(
                     format!("originRequest.{key} is not supported by warren and is ignored"),
                     place.clone(),
@@ -353,6 +391,23 @@ impl Field<'_> {
         };
         n.and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| self.bad("a whole number such as 100"))
+    }
+
+    fn sslmode(&self) -> Result<SslMode, ConfigError> {
+        let text = match untag(self.value) {
+            Value::String(s) => s.to_ascii_lowercase(),
+            other => scalar_text(other).unwrap_or_else(|| format!("({})", kind(other))),
+        };
+        match text.as_str() {
+            "verify-full" => Ok(SslMode::VerifyFull),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "require" => Ok(SslMode::Require),
+            "disable" => Ok(SslMode::Disable),
+            _ => Err(ConfigError::BadSslMode {
+                scope: self.scope,
+                value: scalar_text(untag(self.value)).unwrap_or(text),
+            }),
+        }
     }
 
     fn proxy_protocol(&self) -> Result<Option<ProxyProtocol>, ConfigError> {

@@ -32,6 +32,15 @@ pub enum Service {
         /// The port.
         port: u16,
     },
+    /// `postgres://host[:port]` (default port 5432): a PostgreSQL server.
+    /// The connector speaks the start of the protocol itself so the link
+    /// to the database uses TLS as `originRequest.sslmode` says.
+    Postgres {
+        /// The host as written, without brackets for IPv6.
+        host: String,
+        /// The port.
+        port: u16,
+    },
     /// `unix:/path/to.sock`, or `unix+tls:/path/to.sock` to speak HTTPS over
     /// the socket.
     Unix {
@@ -74,6 +83,13 @@ impl fmt::Display for Service {
                 f.write_str(base_path)
             }
             Service::Tcp { host, port } => write!(f, "tcp://{}:{port}", bracketed(host)),
+            Service::Postgres { host, port } => {
+                write!(f, "postgres://{}", bracketed(host))?;
+                if *port != 5432 {
+                    write!(f, ":{port}")?;
+                }
+                Ok(())
+            }
             Service::Unix { path, tls } => {
                 let scheme = if *tls { "unix+tls" } else { "unix" };
                 write!(f, "{scheme}:{}", path.display())
@@ -103,6 +119,8 @@ const URL_SCHEMES: &[(&str, Option<bool>, Option<u16>)] = &[
     ("ssh", None, Some(22)),
     ("rdp", None, Some(3389)),
     ("smb", None, Some(445)),
+    ("postgres", None, Some(5432)),
+    ("postgresql", None, Some(5432)),
 ];
 
 /// Parses the `service` of rule `rule` (1-based, for errors). `svc` is
@@ -219,6 +237,10 @@ pub(super) fn parse(svc: &str, rule: usize) -> Result<Service, ConfigError> {
             host: host.to_string(),
             port,
             base_path: String::new(),
+        },
+        None if lower.starts_with("postgres") => Service::Postgres {
+            host: host.to_string(),
+            port,
         },
         None => Service::Tcp {
             host: host.to_string(),

@@ -142,17 +142,17 @@ fn unknown_scheme() {
     assert_eq!(
         service_err("ftp://localhost:21"),
         "ingress rule 1 has service \"ftp://localhost:21\" with an unknown scheme \"ftp\"; use \
-         http://, https://, tcp://, unix:, http_status:NNN or hello_world"
+         http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
     );
     assert_eq!(
         service_err("bastion"),
         "ingress rule 1 has service \"bastion\" with an unknown scheme \"bastion\"; use \
-         http://, https://, tcp://, unix:, http_status:NNN or hello_world"
+         http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
     );
     assert_eq!(
-        service_err("postgres://db:5432"),
-        "ingress rule 1 has service \"postgres://db:5432\" with an unknown scheme \"postgres\"; \
-         use http://, https://, tcp://, unix:, http_status:NNN or hello_world"
+        service_err("redis://db:6379"),
+        "ingress rule 1 has service \"redis://db:6379\" with an unknown scheme \"redis\"; \
+         use http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
     );
 }
 
@@ -628,7 +628,8 @@ fn every_origin_setting_parses() {
       http2Origin: true
       disableChunkedEncoding: true
       proxyProtocol: v1
-      noHappyEyeballs: true"#,
+      noHappyEyeballs: true
+      sslmode: verify-ca"#,
     );
     assert_eq!(
         o,
@@ -646,6 +647,7 @@ fn every_origin_setting_parses() {
             disable_chunked_encoding: true,
             proxy_protocol: Some(ProxyProtocol::V1),
             no_happy_eyeballs: true,
+            sslmode: SslMode::VerifyCa,
         }
     );
     assert_eq!(
@@ -1130,4 +1132,31 @@ fn billion_laughs_is_bounded() {
     }
     let e = err(&text);
     assert!(e.starts_with("the config file is not valid YAML: "), "{e}");
+}
+
+#[test]
+fn postgres_services_and_sslmode() {
+    assert_eq!(
+        service("postgres://db.internal"),
+        Service::Postgres {
+            host: "db.internal".into(),
+            port: 5432
+        }
+    );
+    let s = service("postgresql://[::1]:6432");
+    assert_eq!(s.to_string(), "postgres://[::1]:6432");
+    assert_eq!(service("postgres://db:5432").to_string(), "postgres://db");
+    assert_eq!(origin("{}").sslmode, SslMode::VerifyFull);
+    for (text, mode) in [
+        ("verify-full", SslMode::VerifyFull),
+        ("verify-ca", SslMode::VerifyCa),
+        ("require", SslMode::Require),
+        ("Disable", SslMode::Disable),
+    ] {
+        assert_eq!(origin(&format!("{{ sslmode: {text} }}")).sslmode, mode);
+    }
+    assert_eq!(
+        origin_err("{ sslmode: prefer }"),
+        "ingress rule 1 has an invalid originRequest.sslmode \"prefer\"; use verify-full (the default), verify-ca, require or disable"
+    );
 }

@@ -4,6 +4,31 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Password of `app` in a [`Postgres::start_tls`] cluster.
+pub const APP_PASSWORD: &str = "app-secret";
+
+/// (CA certificate, server certificate, server key) PEMs: a fresh CA and a
+/// leaf for `localhost` and `db.internal` (also 127.0.0.1).
+fn test_certs() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "warren test database CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "db.internal".to_owned()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
 /// A running cluster; stopped and removed on drop.
 pub struct Postgres {
     pub port: u16,
@@ -49,6 +74,20 @@ impl Postgres {
     /// loopback). `None`, with the reason printed, if the machine has no
     /// PostgreSQL server binaries.
     pub fn start() -> Option<Postgres> {
+        Self::start_with(None)
+    }
+
+    /// A cluster that serves TLS with a certificate for `localhost` and
+    /// `db.internal` from a fresh test CA, and lets `app` in only over
+    /// TLS with SCRAM (password [`APP_PASSWORD`]); the superuser keeps
+    /// trust on plain loopback for set-up. Returns the CA's PEM path.
+    pub fn start_tls() -> Option<(Postgres, PathBuf)> {
+        let pg = Self::start_with(Some(()))?;
+        let ca = pg.dir.join("test-ca.pem");
+        Some((pg, ca))
+    }
+
+    fn start_with(tls: Option<()>) -> Option<Postgres> {
         let Some(bin) = find_bin() else {
             eprintln!("SKIPPED: no PostgreSQL server binaries (initdb, pg_ctl) on this machine; .ci/run installs them");
             return None;
@@ -83,10 +122,37 @@ impl Postgres {
                 "--no-sync",
             ],
         );
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
             pg.dir.display()
         );
+        if tls.is_some() {
+            let (ca_pem, cert_pem, key_pem) = test_certs();
+            std::fs::write(pg.dir.join("test-ca.pem"), ca_pem).unwrap();
+            let cert = data.join("server.crt");
+            let key = data.join("server.key");
+            std::fs::write(&cert, cert_pem).unwrap();
+            std::fs::write(&key, key_pem).unwrap();
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\n\
+                 host all postgres 127.0.0.1/32 trust\n\
+                 hostssl all app 127.0.0.1/32 scram-sha-256\n\
+                 hostnossl all app 127.0.0.1/32 reject\n",
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if pg.as_postgres {
+                let st = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&data)
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            }
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = pg.dir.join("server.log");
         pg.run(
             "pg_ctl",
@@ -105,6 +171,9 @@ impl Postgres {
         );
         pg.psql_admin("CREATE USER app");
         pg.psql_admin("CREATE DATABASE app OWNER app");
+        if tls.is_some() {
+            pg.psql_admin(&format!("ALTER USER app PASSWORD '{APP_PASSWORD}'"));
+        }
         Some(pg)
     }
 

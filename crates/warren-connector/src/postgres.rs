@@ -1,0 +1,390 @@
+//! `postgres://` origins: the connector speaks the start of the PostgreSQL
+//! protocol itself, so the link to the database is TLS with the checks
+//! `originRequest.sslmode` asks for, whatever the client asked for.
+//!
+//! On a stream for a postgres rule:
+//! 1. the client's encryption requests are answered `N` (GSSENCRequest,
+//!    and SSLRequest for now: the tunnel is already encrypted; terminating
+//!    the client's TLS with a certificate from the edge's CA comes later),
+//! 2. the StartupMessage is read (user, database, application_name are
+//!    logged), or a CancelRequest is forwarded,
+//! 3. the connector dials the database, sends SSLRequest, verifies the
+//!    server's certificate, forwards the client's StartupMessage unchanged
+//!    and splices. Authentication (SCRAM, ...) passes through untouched.
+//!
+//! Anything that goes wrong before the splice reaches the client as an
+//! `ErrorResponse` with a sentence (psql prints it) and a log line; bad
+//! input never takes more than this stream down.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use warren_pg::message::sqlstate;
+use warren_pg::{error_response, FirstMessage, Severity, Startup};
+use warren_transport::splice::{splice, QuicStream};
+
+use crate::ingress::SslMode;
+use crate::origin::{Dialer, OriginStream, PgTls};
+
+/// Encryption requests a client may send before its startup (GSSENC then
+/// SSL is the most libpq sends).
+const MAX_NEGOTIATIONS: usize = 2;
+
+/// Serves one client connection to a postgres origin over `tunnel` (the
+/// stream is already answered `Connected`).
+pub async fn serve(host: &str, client: &str, dialer: &Dialer, tunnel: &mut QuicStream) {
+    let Some(pg) = &dialer.postgres else {
+        return;
+    };
+    let target = dialer.target.to_string();
+    let mut negotiations = 0;
+    let (startup, raw) = loop {
+        let first = match warren_pg::read_first(tunnel, warren_pg::MAX_STARTUP_LEN).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::info!(%host, %client, error = %e, "bad PostgreSQL first message; closing");
+                return refuse(tunnel, sqlstate::PROTOCOL_VIOLATION, &e.to_string()).await;
+            }
+        };
+        match first.message {
+            FirstMessage::GssEncRequest | FirstMessage::SslRequest
+                if negotiations < MAX_NEGOTIATIONS =>
+            {
+                negotiations += 1;
+                if tunnel
+                    .write_all(&[warren_pg::ENCRYPTION_REFUSED])
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            FirstMessage::GssEncRequest | FirstMessage::SslRequest => {
+                return refuse(
+                    tunnel,
+                    sqlstate::PROTOCOL_VIOLATION,
+                    "too many encryption requests before the startup message",
+                )
+                .await;
+            }
+            FirstMessage::DirectTls => {
+                tracing::info!(%host, %client, "direct-TLS PostgreSQL client on access tcp; closing");
+                return;
+            }
+            FirstMessage::Cancel(_) => {
+                forward_cancel(dialer, pg, &first.raw).await;
+                return;
+            }
+            FirstMessage::Startup(s) => break (s, first.raw),
+        }
+    };
+    let started = Instant::now();
+    let db = match connect(dialer, pg, host).await {
+        Ok(db) => db,
+        Err(message) => {
+            tracing::warn!(%host, %client, user = %startup.user(), database = %startup.database(), origin = %target, "PostgreSQL session refused: {message}");
+            return refuse(tunnel, sqlstate::UNABLE_TO_CONNECT, &message).await;
+        }
+    };
+    log_start(host, client, &target, &startup, pg, &db);
+    let mut db = db;
+    if db.write_all(&raw).await.is_err() {
+        return refuse(
+            tunnel,
+            sqlstate::CONNECTION_FAILURE,
+            &format!("the database at {target} closed the connection during startup"),
+        )
+        .await;
+    }
+    if let Err(message) = relay_authentication(tunnel, &mut db).await {
+        tracing::info!(%host, %client, user = %startup.user(), "PostgreSQL session ended during authentication: {message}");
+        return;
+    }
+    let (up, down, reason) = match splice(tunnel, &mut db).await {
+        Ok(t) => (t.a_to_b, t.b_to_a, "closed".to_owned()),
+        Err(e) => (0, 0, e.to_string()),
+    };
+    tracing::info!(%host, %client, user = %startup.user(), database = %startup.database(), bytes_up = up, bytes_down = down, duration_ms = started.elapsed().as_millis() as u64, end = %reason, "PostgreSQL session ended");
+}
+
+/// Authentication request types that the client answers (cleartext, MD5,
+/// GSS, SSPI, SASL, SASL continue).
+const AUTH_NEEDS_ANSWER: &[u32] = &[3, 5, 7, 9, 10, 11];
+/// AuthenticationOk.
+const AUTH_OK: u32 = 0;
+/// AuthenticationSASL: the body lists mechanisms.
+const AUTH_SASL: u32 = 10;
+/// Most an authentication-phase message may be.
+const AUTH_MESSAGE_MAX: usize = 64 * 1024;
+
+/// Relays the authentication exchange message by message until the
+/// database says AuthenticationOk (or ends the session), then leaves the
+/// rest to the splice.
+///
+/// One change is made: `SCRAM-SHA-256-PLUS` is removed from the
+/// mechanisms the database offers. Channel binding ties SCRAM to the TLS
+/// session it runs in, and the client's TLS session (if any) is not the
+/// database's; libpq refuses a `-PLUS` offer on a connection it sees as
+/// plaintext. Plain SCRAM still proves the password end to end.
+async fn relay_authentication(tunnel: &mut QuicStream, db: &mut DbStream) -> Result<(), String> {
+    let mut from_db = warren_pg::MessageDecoder::new(AUTH_MESSAGE_MAX);
+    let mut from_client = warren_pg::MessageDecoder::new(AUTH_MESSAGE_MAX);
+    let mut db_buf = bytes::BytesMut::with_capacity(8192);
+    let mut client_buf = bytes::BytesMut::with_capacity(1024);
+    loop {
+        let m = next_message(db, &mut from_db, &mut db_buf)
+            .await
+            .map_err(|e| format!("from the database: {e}"))?;
+        let code = (m.tag == b'R' && m.body.len() >= 4)
+            .then(|| u32::from_be_bytes([m.body[0], m.body[1], m.body[2], m.body[3]]));
+        let out = match code {
+            Some(AUTH_SASL) => without_channel_binding(&m),
+            _ => m.encode(),
+        };
+        tunnel
+            .write_all(&out)
+            .await
+            .map_err(|e| format!("to the client: {e}"))?;
+        match (m.tag, code) {
+            (b'R', Some(AUTH_OK)) | (b'E', _) => break,
+            (b'R', Some(c)) if AUTH_NEEDS_ANSWER.contains(&c) => {
+                let answer = next_message(tunnel, &mut from_client, &mut client_buf)
+                    .await
+                    .map_err(|e| format!("from the client: {e}"))?;
+                db.write_all(&answer.encode())
+                    .await
+                    .map_err(|e| format!("to the database: {e}"))?;
+            }
+            _ => {}
+        }
+    }
+    // Whatever arrived after AuthenticationOk goes first.
+    if !db_buf.is_empty() {
+        tunnel
+            .write_all(&db_buf)
+            .await
+            .map_err(|e| format!("to the client: {e}"))?;
+    }
+    if !client_buf.is_empty() {
+        db.write_all(&client_buf)
+            .await
+            .map_err(|e| format!("to the database: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Reads until `decoder` yields one whole message.
+async fn next_message<R: AsyncRead + Unpin>(
+    r: &mut R,
+    decoder: &mut warren_pg::MessageDecoder,
+    buf: &mut bytes::BytesMut,
+) -> Result<warren_pg::Message, String> {
+    loop {
+        if let Some(m) = decoder.decode(buf).map_err(|e| e.to_string())? {
+            return Ok(m);
+        }
+        buf.reserve(4096);
+        let n = r.read_buf(buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the connection closed".into());
+        }
+    }
+}
+
+/// An AuthenticationSASL message with `-PLUS` mechanisms removed.
+fn without_channel_binding(m: &warren_pg::Message) -> Bytes {
+    let mechanisms = m
+        .body
+        .get(4..)
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty() && !name.ends_with(b"-PLUS"));
+    let mut body = m.body.slice(0..4).to_vec();
+    for name in mechanisms {
+        body.extend_from_slice(name);
+        body.push(0);
+    }
+    body.push(0);
+    warren_pg::Message {
+        tag: m.tag,
+        body: Bytes::from(body),
+    }
+    .encode()
+}
+
+fn log_start(host: &str, client: &str, target: &str, startup: &Startup, pg: &PgTls, db: &DbStream) {
+    let (tls_version, cipher) = match db {
+        DbStream::Tls(t) => {
+            let c = t.get_ref().1;
+            (
+                c.protocol_version()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_default(),
+                c.negotiated_cipher_suite()
+                    .map(|s| format!("{:?}", s.suite()))
+                    .unwrap_or_default(),
+            )
+        }
+        DbStream::Plain(_) => ("none".to_owned(), String::new()),
+    };
+    tracing::info!(
+        %host,
+        %client,
+        origin = %target,
+        user = %startup.user(),
+        database = %startup.database(),
+        application_name = %startup.application_name().unwrap_or(""),
+        sslmode = %pg.mode,
+        tls = %tls_version,
+        cipher = %cipher,
+        "PostgreSQL session started"
+    );
+}
+
+/// The connection to the database, after TLS if any.
+enum DbStream {
+    Plain(OriginStream),
+    Tls(Box<tokio_rustls::client::TlsStream<OriginStream>>),
+}
+
+/// Dials the database and sets up TLS as `sslmode` says; the error is the
+/// sentence the client is shown.
+async fn connect(dialer: &Dialer, pg: &PgTls, host: &str) -> Result<DbStream, String> {
+    let target = dialer.target.to_string();
+    let mut raw = dialer
+        .dial()
+        .await
+        .map_err(|e| format!("cannot reach the database for {host}: {e}"))?;
+    let Some((config, name)) = &pg.config else {
+        return Ok(DbStream::Plain(raw));
+    };
+    let answer = tokio::time::timeout(pg.tls_timeout, async {
+        raw.write_all(&warren_pg::encode_ssl_request()).await?;
+        raw.read_u8().await
+    })
+    .await
+    .map_err(|_| format!("the database at {target} did not answer the TLS request in time"))?
+    .map_err(|e| {
+        format!("the database at {target} closed the connection when asked for TLS ({e})")
+    })?;
+    if answer != warren_pg::SSL_ACCEPTED {
+        return Err(format!(
+            "the database at {target} does not accept TLS, and originRequest.sslmode is {}; turn on ssl in its postgresql.conf, or set sslmode: disable for this rule",
+            pg.mode
+        ));
+    }
+    let server = name.to_str().into_owned();
+    let tls = tokio::time::timeout(
+        pg.tls_timeout,
+        tokio_rustls::TlsConnector::from(config.clone()).connect(name.clone(), raw),
+    )
+    .await
+    .map_err(|_| format!("the TLS handshake with the database at {target} timed out"))?
+    .map_err(|e| match pg.mode {
+        SslMode::VerifyFull | SslMode::VerifyCa if is_cert_error(&e) => {
+            format!("server certificate for {server} is not trusted: {e}")
+        }
+        _ => format!("TLS with the database at {target} failed: {e}"),
+    })?;
+    Ok(DbStream::Tls(Box::new(tls)))
+}
+
+fn is_cert_error(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)
+            )
+        })
+}
+
+/// Sends a CancelRequest to the database the same way a session connects
+/// (TLS if the sslmode says so), then closes.
+async fn forward_cancel(dialer: &Dialer, pg: &PgTls, raw: &Bytes) {
+    match connect(dialer, pg, "a cancel request").await {
+        Ok(mut db) => {
+            let _ = db.write_all(raw).await;
+            let _ = db.shutdown().await;
+            tracing::info!(origin = %dialer.target, "PostgreSQL cancel request forwarded");
+        }
+        Err(e) => tracing::warn!("PostgreSQL cancel request not forwarded: {e}"),
+    }
+}
+
+/// Sends a FATAL ErrorResponse and closes the client's side.
+async fn refuse(tunnel: &mut QuicStream, code: &str, message: &str) {
+    let m = error_response(Severity::Fatal, code, message);
+    let _ = tunnel.write_all(&m.encode()).await;
+    let _ = tunnel.shutdown().await;
+}
+
+impl AsyncRead for DbStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            DbStream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            DbStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for DbStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            DbStream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            DbStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            DbStream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            DbStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            DbStream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            DbStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_binding_mechanisms_are_dropped() {
+        let mut body = 10u32.to_be_bytes().to_vec();
+        body.extend_from_slice(b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0");
+        let m = warren_pg::Message {
+            tag: b'R',
+            body: Bytes::from(body),
+        };
+        let out = without_channel_binding(&m);
+        let mut want = vec![b'R'];
+        let mut wbody = 10u32.to_be_bytes().to_vec();
+        wbody.extend_from_slice(b"SCRAM-SHA-256\0\0");
+        want.extend_from_slice(&(wbody.len() as u32 + 4).to_be_bytes());
+        want.extend_from_slice(&wbody);
+        assert_eq!(&out[..], &want[..]);
+    }
+}
