@@ -193,3 +193,78 @@ async fn postgres_origins_are_always_tls_verify_full() {
         "{out}"
     );
 }
+
+/// psql's Ctrl-C sends a CancelRequest on a new connection; through
+/// `access tcp` and the connector it reaches the database (over TLS) and
+/// ends the running query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_reaches_the_database() {
+    let Some((pg, ca)) = tokio::task::spawn_blocking(Postgres::start_tls)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let s = Stack::start(
+        &["db.example.com"],
+        &format!(
+            "  - hostname: db.example.com\n    service: postgres://localhost:{}\n    originRequest:\n      caPool: {}\n",
+            pg.port,
+            ca.display()
+        ),
+    )
+    .await;
+    let access = AccessTcp::start(&s.edge, "db.example.com", s.path()).await;
+    let conn = format!(
+        "host=127.0.0.1 port={} user=app dbname=app sslmode=disable",
+        access.addr.port()
+    );
+    let psql = Command::new("psql")
+        .args([conn.as_str(), "-Atc", "SELECT pg_sleep(60)"])
+        .env("PGPASSWORD", support::postgres::APP_PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until the query runs on the database.
+    support::eventually("pg_sleep to be running", support::DEADLINE, || async {
+        let o = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "postgres",
+                "-Atc",
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+            ])
+            .output()
+            .await
+            .ok()?;
+        (String::from_utf8_lossy(&o.stdout).trim() == "1").then_some(())
+    })
+    .await;
+    let t0 = tokio::time::Instant::now();
+    let pid = psql.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), psql.wait_with_output())
+        .await
+        .expect("the cancelled psql did not end")
+        .unwrap();
+    eprintln!("query cancelled after {:?}", t0.elapsed());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "{err}"
+    );
+    s.connector
+        .proc
+        .wait_log("PostgreSQL cancel request forwarded")
+        .await;
+}
