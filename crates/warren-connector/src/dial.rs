@@ -397,9 +397,10 @@ async fn serve_connection(
                     // at the end of a drain before that would discard the
                     // tail of a response that was already written.
                     let delivered = send.stopped();
+                    let conn = conn.clone();
                     tokio::spawn(async move {
                         let _guard = guard;
-                        serve_stream(rt, send, recv).await;
+                        serve_stream(rt, conn, send, recv).await;
                         let _ = tokio::time::timeout(DELIVERY_WAIT, delivered).await;
                     });
                 }

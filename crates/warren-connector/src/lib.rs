@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod certs;
 mod dial;
 pub mod hello;
 pub mod ingress;

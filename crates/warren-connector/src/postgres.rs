@@ -3,9 +3,11 @@
 //! `originRequest.sslmode` asks for, whatever the client asked for.
 //!
 //! On a stream for a postgres rule:
-//! 1. the client's encryption requests are answered `N` (GSSENCRequest,
-//!    and SSLRequest for now: the tunnel is already encrypted; terminating
-//!    the client's TLS with a certificate from the edge's CA comes later),
+//! 1. GSSENCRequest is answered `N`; SSLRequest (and PG17 direct TLS) is
+//!    answered `S` and the client's TLS is terminated with a certificate
+//!    for the route's hostname issued by the edge's CA ([`CertCache`]), so
+//!    `sslmode=verify-full` with the edge's CA as root works; a plaintext
+//!    client works too (the tunnel is already encrypted),
 //! 2. the StartupMessage is read (user, database, application_name are
 //!    logged), or a CancelRequest is forwarded,
 //! 3. the connector dials the database, sends SSLRequest, verifies the
@@ -16,6 +18,7 @@
 //! `ErrorResponse` with a sentence (psql prints it) and a log line; bad
 //! input never takes more than this stream down.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -24,6 +27,7 @@ use warren_pg::message::sqlstate;
 use warren_pg::{error_response, FirstMessage, Severity, Startup};
 use warren_transport::splice::{splice, QuicStream};
 
+use crate::certs::CertCache;
 use crate::ingress::SslMode;
 use crate::origin::{Dialer, OriginStream, PgTls};
 
@@ -31,81 +35,193 @@ use crate::origin::{Dialer, OriginStream, PgTls};
 /// SSL is the most libpq sends).
 const MAX_NEGOTIATIONS: usize = 2;
 
-/// Serves one client connection to a postgres origin over `tunnel` (the
-/// stream is already answered `Connected`).
-pub async fn serve(host: &str, client: &str, dialer: &Dialer, tunnel: &mut QuicStream) {
-    let Some(pg) = &dialer.postgres else {
-        return;
-    };
-    let target = dialer.target.to_string();
-    let mut negotiations = 0;
-    let (startup, raw) = loop {
-        let first = match warren_pg::read_first(tunnel, warren_pg::MAX_STARTUP_LEN).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::info!(%host, %client, error = %e, "bad PostgreSQL first message; closing");
-                return refuse(tunnel, sqlstate::PROTOCOL_VIOLATION, &e.to_string()).await;
-            }
+/// What serving one client connection to a postgres origin needs.
+pub struct PgCtx<'a> {
+    /// The route's hostname: the name of the certificate the client sees.
+    pub host: &'a str,
+    pub client: &'a str,
+    pub dialer: &'a Dialer,
+    pub certs: &'a CertCache,
+    /// The tunnel connection, to ask the edge for a certificate.
+    pub conn: &'a quinn::Connection,
+}
+
+impl PgCtx<'_> {
+    /// Serves one client connection over `tunnel` (the stream is already
+    /// answered `Connected`).
+    pub async fn serve(&self, mut tunnel: QuicStream) {
+        let Some(pg) = &self.dialer.postgres else {
+            return;
         };
-        match first.message {
-            FirstMessage::GssEncRequest | FirstMessage::SslRequest
-                if negotiations < MAX_NEGOTIATIONS =>
-            {
-                negotiations += 1;
-                if tunnel
-                    .write_all(&[warren_pg::ENCRYPTION_REFUSED])
-                    .await
-                    .is_err()
-                {
-                    return;
+        let (host, client) = (self.host, self.client);
+        let mut negotiations = 0;
+        loop {
+            let first = match warren_pg::read_first(&mut tunnel, warren_pg::MAX_STARTUP_LEN).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::info!(%host, %client, error = %e, "bad PostgreSQL first message; closing");
+                    return refuse(&mut tunnel, sqlstate::PROTOCOL_VIOLATION, &e.to_string()).await;
+                }
+            };
+            match first.message {
+                FirstMessage::SslRequest if negotiations < MAX_NEGOTIATIONS => {
+                    negotiations += 1;
+                    match self.tls_config().await {
+                        Some(cfg) => {
+                            if tunnel.write_all(&[warren_pg::SSL_ACCEPTED]).await.is_err() {
+                                return;
+                            }
+                            return self.serve_tls(cfg, tunnel, pg).await;
+                        }
+                        None => {
+                            if tunnel
+                                .write_all(&[warren_pg::ENCRYPTION_REFUSED])
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                }
+                FirstMessage::GssEncRequest if negotiations < MAX_NEGOTIATIONS => {
+                    negotiations += 1;
+                    if tunnel
+                        .write_all(&[warren_pg::ENCRYPTION_REFUSED])
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                FirstMessage::GssEncRequest | FirstMessage::SslRequest => {
+                    return refuse(
+                        &mut tunnel,
+                        sqlstate::PROTOCOL_VIOLATION,
+                        "too many encryption requests before the startup message",
+                    )
+                    .await;
+                }
+                FirstMessage::DirectTls => {
+                    // PostgreSQL 17 direct TLS: the ClientHello's first byte
+                    // was read; replay it to the acceptor.
+                    match self.tls_config().await {
+                        Some(cfg) => {
+                            let replay = warren_pg::Rewind::new(first.raw, tunnel);
+                            return self.serve_tls(cfg, replay, pg).await;
+                        }
+                        None => {
+                            tracing::info!(%host, %client, "direct-TLS PostgreSQL client but no certificate; closing");
+                            return;
+                        }
+                    }
+                }
+                FirstMessage::Cancel(_) => {
+                    return forward_cancel(self.dialer, pg, &first.raw).await
+                }
+                FirstMessage::Startup(s) => {
+                    return self.session(tunnel, s, first.raw, pg, "none").await
                 }
             }
-            FirstMessage::GssEncRequest | FirstMessage::SslRequest => {
-                return refuse(
-                    tunnel,
-                    sqlstate::PROTOCOL_VIOLATION,
-                    "too many encryption requests before the startup message",
-                )
-                .await;
+        }
+    }
+
+    /// A server config with a certificate for the route's hostname from the
+    /// edge's CA; `None` (logged) when the edge will not issue one.
+    async fn tls_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        match self
+            .certs
+            .server_config(self.host, self.conn, &[warren_pg::ALPN])
+            .await
+        {
+            Ok(cfg) => Some(cfg),
+            Err(e) => {
+                tracing::warn!(host = %self.host, "no certificate for the client's TLS, answering N: {e}");
+                None
             }
-            FirstMessage::DirectTls => {
-                tracing::info!(%host, %client, "direct-TLS PostgreSQL client on access tcp; closing");
+        }
+    }
+
+    /// The client's TLS, then its startup (or cancel) inside it.
+    async fn serve_tls<S>(&self, cfg: Arc<rustls::ServerConfig>, stream: S, pg: &PgTls)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let (host, client) = (self.host, self.client);
+        let accept = tokio_rustls::TlsAcceptor::from(cfg).accept(stream);
+        let mut tls = match tokio::time::timeout(pg.tls_timeout, accept).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                tracing::info!(%host, %client, error = %e, "client TLS handshake failed");
                 return;
             }
-            FirstMessage::Cancel(_) => {
-                forward_cancel(dialer, pg, &first.raw).await;
+            Err(_) => {
+                tracing::info!(%host, %client, "client TLS handshake timed out");
                 return;
             }
-            FirstMessage::Startup(s) => break (s, first.raw),
+        };
+        let client_tls = tls
+            .get_ref()
+            .1
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default();
+        match warren_pg::read_first(&mut tls, warren_pg::MAX_STARTUP_LEN).await {
+            Ok(f) => match f.message {
+                FirstMessage::Startup(s) => self.session(tls, s, f.raw, pg, &client_tls).await,
+                FirstMessage::Cancel(_) => forward_cancel(self.dialer, pg, &f.raw).await,
+                other => {
+                    let m = format!(
+                        "expected a startup message inside TLS, got {}",
+                        other.name()
+                    );
+                    refuse(&mut tls, sqlstate::PROTOCOL_VIOLATION, &m).await
+                }
+            },
+            Err(e) => {
+                tracing::info!(%host, %client, error = %e, "bad PostgreSQL startup inside TLS; closing");
+                refuse(&mut tls, sqlstate::PROTOCOL_VIOLATION, &e.to_string()).await
+            }
         }
-    };
-    let started = Instant::now();
-    let db = match connect(dialer, pg, host).await {
-        Ok(db) => db,
-        Err(message) => {
-            tracing::warn!(%host, %client, user = %startup.user(), database = %startup.database(), origin = %target, "PostgreSQL session refused: {message}");
-            return refuse(tunnel, sqlstate::UNABLE_TO_CONNECT, &message).await;
+    }
+
+    /// Dials the database for `startup`, relays authentication, splices.
+    async fn session<S>(
+        &self,
+        mut client_stream: S,
+        startup: Startup,
+        raw: Bytes,
+        pg: &PgTls,
+        client_tls: &str,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let (host, client) = (self.host, self.client);
+        let target = self.dialer.target.to_string();
+        let started = Instant::now();
+        let db = match connect(self.dialer, pg, host).await {
+            Ok(db) => db,
+            Err(message) => {
+                tracing::warn!(%host, %client, user = %startup.user(), database = %startup.database(), origin = %target, "PostgreSQL session refused: {message}");
+                return refuse(&mut client_stream, sqlstate::UNABLE_TO_CONNECT, &message).await;
+            }
+        };
+        log_start(host, client, &target, &startup, pg, &db, client_tls);
+        let mut db = db;
+        if db.write_all(&raw).await.is_err() {
+            let m = format!("the database at {target} closed the connection during startup");
+            return refuse(&mut client_stream, sqlstate::CONNECTION_FAILURE, &m).await;
         }
-    };
-    log_start(host, client, &target, &startup, pg, &db);
-    let mut db = db;
-    if db.write_all(&raw).await.is_err() {
-        return refuse(
-            tunnel,
-            sqlstate::CONNECTION_FAILURE,
-            &format!("the database at {target} closed the connection during startup"),
-        )
-        .await;
+        if let Err(message) = relay_authentication(&mut client_stream, &mut db).await {
+            tracing::info!(%host, %client, user = %startup.user(), "PostgreSQL session ended during authentication: {message}");
+            return;
+        }
+        let (up, down, reason) = match splice(&mut client_stream, &mut db).await {
+            Ok(t) => (t.a_to_b, t.b_to_a, "closed".to_owned()),
+            Err(e) => (0, 0, e.to_string()),
+        };
+        tracing::info!(%host, %client, user = %startup.user(), database = %startup.database(), bytes_up = up, bytes_down = down, duration_ms = started.elapsed().as_millis() as u64, end = %reason, "PostgreSQL session ended");
     }
-    if let Err(message) = relay_authentication(tunnel, &mut db).await {
-        tracing::info!(%host, %client, user = %startup.user(), "PostgreSQL session ended during authentication: {message}");
-        return;
-    }
-    let (up, down, reason) = match splice(tunnel, &mut db).await {
-        Ok(t) => (t.a_to_b, t.b_to_a, "closed".to_owned()),
-        Err(e) => (0, 0, e.to_string()),
-    };
-    tracing::info!(%host, %client, user = %startup.user(), database = %startup.database(), bytes_up = up, bytes_down = down, duration_ms = started.elapsed().as_millis() as u64, end = %reason, "PostgreSQL session ended");
 }
 
 /// Authentication request types that the client answers (cleartext, MD5,
@@ -127,7 +243,10 @@ const AUTH_MESSAGE_MAX: usize = 64 * 1024;
 /// session it runs in, and the client's TLS session (if any) is not the
 /// database's; libpq refuses a `-PLUS` offer on a connection it sees as
 /// plaintext. Plain SCRAM still proves the password end to end.
-async fn relay_authentication(tunnel: &mut QuicStream, db: &mut DbStream) -> Result<(), String> {
+async fn relay_authentication<S>(tunnel: &mut S, db: &mut DbStream) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut from_db = warren_pg::MessageDecoder::new(AUTH_MESSAGE_MAX);
     let mut from_client = warren_pg::MessageDecoder::new(AUTH_MESSAGE_MAX);
     let mut db_buf = bytes::BytesMut::with_capacity(8192);
@@ -213,7 +332,15 @@ fn without_channel_binding(m: &warren_pg::Message) -> Bytes {
     .encode()
 }
 
-fn log_start(host: &str, client: &str, target: &str, startup: &Startup, pg: &PgTls, db: &DbStream) {
+fn log_start(
+    host: &str,
+    client: &str,
+    target: &str,
+    startup: &Startup,
+    pg: &PgTls,
+    db: &DbStream,
+    client_tls: &str,
+) {
     let (tls_version, cipher) = match db {
         DbStream::Tls(t) => {
             let c = t.get_ref().1;
@@ -235,6 +362,7 @@ fn log_start(host: &str, client: &str, target: &str, startup: &Startup, pg: &PgT
         user = %startup.user(),
         database = %startup.database(),
         application_name = %startup.application_name().unwrap_or(""),
+        client_tls = %client_tls,
         sslmode = %pg.mode,
         tls = %tls_version,
         cipher = %cipher,
@@ -315,7 +443,7 @@ async fn forward_cancel(dialer: &Dialer, pg: &PgTls, raw: &Bytes) {
 }
 
 /// Sends a FATAL ErrorResponse and closes the client's side.
-async fn refuse(tunnel: &mut QuicStream, code: &str, message: &str) {
+async fn refuse<S: AsyncWrite + Unpin>(tunnel: &mut S, code: &str, message: &str) {
     let m = error_response(Severity::Fatal, code, message);
     let _ = tunnel.write_all(&m.encode()).await;
     let _ = tunnel.shutdown().await;

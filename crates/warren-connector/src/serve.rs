@@ -41,6 +41,9 @@ pub struct Runtime {
     pub ingress: IngressConfig,
     origins: Vec<RuleOrigin>,
     checkers: Vec<tokio::task::AbortHandle>,
+    /// Certificates from the edge's CA for client TLS the connector
+    /// terminates (PostgreSQL).
+    certs: crate::certs::CertCache,
 }
 
 /// How one rule reaches its origins.
@@ -108,6 +111,7 @@ impl Runtime {
             ingress,
             origins,
             checkers,
+            certs: Default::default(),
         })
     }
 
@@ -135,6 +139,7 @@ fn error(code: ErrorCode, message: impl Into<String>) -> StreamResponse {
 /// Serves one stream opened by the edge.
 pub async fn serve_stream(
     rt: Arc<Runtime>,
+    conn: quinn::Connection,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
@@ -163,7 +168,7 @@ pub async fn serve_stream(
     match req {
         StreamRequest::Http(head) => serve_http(&rt, head, send, recv).await,
         StreamRequest::WebSocket(head) => serve_upgrade(&rt, head, send, recv).await,
-        StreamRequest::Tcp(t) => serve_tcp(&rt, t, send, recv).await,
+        StreamRequest::Tcp(t) => serve_tcp(&rt, &conn, t, send, recv).await,
     }
 }
 
@@ -564,14 +569,27 @@ async fn serve_upgrade(
     }
 }
 
-async fn serve_tcp(rt: &Runtime, t: TcpRequest, send: quinn::SendStream, recv: quinn::RecvStream) {
+async fn serve_tcp(
+    rt: &Runtime,
+    conn: &quinn::Connection,
+    t: TcpRequest,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+) {
     let (idx, rule) = rt.ingress.find(&t.host, "/");
     if let (Service::Postgres { .. }, RuleOrigin::Single(single)) = (&rule.service, rt.origin(idx))
     {
         let mut send = send;
         respond(&mut send, StreamResponse::Connected).await;
-        let mut tunnel = QuicStream::new(send, recv);
-        crate::postgres::serve(&t.host, &t.client.addr, &single.dialer, &mut tunnel).await;
+        let tunnel = QuicStream::new(send, recv);
+        let pg = crate::postgres::PgCtx {
+            host: &t.host,
+            client: &t.client.addr,
+            dialer: &single.dialer,
+            certs: &rt.certs,
+            conn,
+        };
+        pg.serve(tunnel).await;
         return;
     }
     let (mut origin, _outstanding) = match (&rule.service, rt.origin(idx)) {

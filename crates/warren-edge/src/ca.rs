@@ -111,6 +111,35 @@ impl Ca {
         warren_proto::token::ca_pin(&self.cert_der)
     }
 
+    /// Signs a connector's CSR as a server certificate for `hostname`
+    /// only: the CSR's key is kept, its names, usages and validity are
+    /// replaced. The chain is `[leaf, ca]`, DER.
+    pub fn sign_csr(&self, csr_der: &[u8], hostname: &str) -> Result<Vec<Vec<u8>>, CaError> {
+        let der = rustls::pki_types::CertificateSigningRequestDer::from(csr_der.to_vec());
+        let mut csr = rcgen::CertificateSigningRequestParams::from_der(&der)
+            .map_err(|e| CaError::Issue(format!("the CSR cannot be read: {e}")))?;
+        let name: rcgen::string::Ia5String = hostname
+            .to_owned()
+            .try_into()
+            .map_err(|e: rcgen::Error| CaError::Issue(format!("{hostname}: {e}")))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, hostname);
+        let p = &mut csr.params;
+        p.distinguished_name = dn;
+        p.subject_alt_names = vec![SanType::DnsName(name)];
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.use_authority_key_identifier_extension = true;
+        let now = OffsetDateTime::now_utc();
+        p.not_before = now - TimeDuration::hours(1);
+        p.not_after = now + TimeDuration::days(LEAF_DAYS);
+        let cert = csr
+            .signed_by(&self.issuer)
+            .map_err(|e| CaError::Issue(e.to_string()))?;
+        Ok(vec![cert.der().to_vec(), self.cert_der.to_vec()])
+    }
+
     /// Issues a server certificate for `names` (DNS names or IP
     /// addresses); the chain is `[leaf, ca]`.
     pub fn issue(

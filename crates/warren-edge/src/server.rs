@@ -168,7 +168,7 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
         ca_pin: ca.pin(),
     };
     let proxy_ctx = Arc::new(ProxyCtx {
-        routes,
+        routes: routes.clone(),
         registry: registry.clone(),
         stream_timeout: cfg.stream_timeout,
     });
@@ -180,6 +180,8 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
                 store: store.clone(),
                 registry,
                 listen: tunnel_addr,
+                ca: ca.clone(),
+                routes: routes.clone(),
             },
         )),
         tokio::spawn(serve_https(

@@ -14,7 +14,9 @@ use quinn::VarInt;
 use warren_proto::control::{ControlMessage, RefuseCode, Refused as Refuse, Register, Registered};
 use warren_transport::framed::expect_frame;
 
+use crate::ca::Ca;
 use crate::registry::{ConnMeta, Registry, TunnelConn};
+use crate::routes::RouteTable;
 use warren_store::Store;
 
 /// QUIC close code: the connector's registration was refused.
@@ -34,6 +36,9 @@ pub struct TunnelCtx {
     pub registry: Registry,
     /// The tunnel listener's bound address.
     pub listen: std::net::SocketAddr,
+    /// Signs connectors' CSRs for hostnames routed to their tunnel.
+    pub ca: Arc<Ca>,
+    pub routes: RouteTable,
 }
 
 /// Accepts connector connections until the endpoint is closed.
@@ -153,13 +158,69 @@ async fn handle_connection(conn: quinn::Connection, ctx: TunnelCtx) {
         // The control stream ended; the connection lives on until closed.
         std::future::pending::<()>().await
     };
+    // Streams the connector opens: certificate requests.
+    let certs = async {
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            let (ctx, tunnel_id, tunnel_name) =
+                (ctx.clone(), reg.tunnel_id.clone(), tunnel_name.clone());
+            tokio::spawn(async move {
+                answer_cert_request(&ctx, &tunnel_id, &tunnel_name, send, recv).await;
+            });
+        }
+        std::future::pending::<()>().await
+    };
     tokio::select! {
+        _ = certs => {}
         reason = conn.closed() => {
             tracing::info!(tunnel = %tunnel_name, conn_index = reg.conn_index, %reason, "connector connection closed");
         }
         _ = control => {}
     }
     ctx.registry.remove(&reg.tunnel_id, &conn_id);
+}
+
+/// Answers one `CertRequest` on a stream the connector opened.
+async fn answer_cert_request(
+    ctx: &TunnelCtx,
+    tunnel_id: &str,
+    tunnel_name: &str,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let refused = |message: String| {
+        ControlMessage::Refused(Refuse {
+            code: RefuseCode::BadRequest,
+            message,
+        })
+    };
+    let answer = match tokio::time::timeout(REGISTER_TIMEOUT, expect_frame(&mut recv)).await {
+        Ok(Ok(f)) => match ControlMessage::decode(&f.payload) {
+            Ok(ControlMessage::CertRequest(c)) => {
+                let host = c.hostname.trim_end_matches('.').to_ascii_lowercase();
+                let routed = ctx
+                    .routes
+                    .lookup(&host)
+                    .is_some_and(|r| r.tunnels.iter().any(|t| t.id == tunnel_id));
+                if !routed {
+                    refused(format!("the hostname {host} is not routed to tunnel {tunnel_name}, so the edge will not issue a certificate for it; route it with `warren tunnel route dns {tunnel_name} {host}`"))
+                } else {
+                    match ctx.ca.sign_csr(&c.csr, &host) {
+                        Ok(chain) => {
+                            tracing::info!(tunnel = %tunnel_name, hostname = %host, "issued a certificate to the connector");
+                            ControlMessage::CertIssued(warren_proto::control::CertIssued { chain })
+                        }
+                        Err(e) => refused(format!("cannot issue a certificate for {host}: {e}")),
+                    }
+                }
+            }
+            Ok(other) => refused(format!("expected a certificate request, got {other:?}")),
+            Err(e) => refused(format!("malformed certificate request: {e}")),
+        },
+        Ok(Err(e)) => refused(format!("malformed certificate request: {e}")),
+        Err(_) => return,
+    };
+    let _ = send.write_all(&answer.encode()).await;
+    let _ = send.finish();
 }
 
 async fn check(store: &Store, reg: &Register) -> Result<(u16, String), (RefuseCode, String)> {

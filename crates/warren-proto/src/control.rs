@@ -37,6 +37,28 @@ pub enum ControlMessage {
     /// connector is shutting down and will close it when in-flight streams
     /// end.
     Drain,
+    /// Connector → edge, first message of a stream the connector opens:
+    /// sign this CSR for a hostname routed to my tunnel (the connector
+    /// terminates a client's TLS for it, e.g. PostgreSQL's SSLRequest).
+    CertRequest(CertRequest),
+    /// Edge → connector: the certificate chain (leaf first, DER), issued
+    /// by the edge's CA.
+    CertIssued(CertIssued),
+}
+
+/// A certificate signing request for one hostname.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRequest {
+    pub hostname: String,
+    /// PKCS#10, DER. The edge sets the names and validity itself.
+    pub csr: Vec<u8>,
+}
+
+/// An issued certificate chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIssued {
+    /// DER certificates, leaf first, then the CA.
+    pub chain: Vec<Vec<u8>>,
 }
 
 /// Registration of one connection of a connector.
@@ -142,6 +164,8 @@ const TAG_REGISTER: u8 = 1;
 const TAG_REGISTERED: u8 = 2;
 const TAG_REFUSED: u8 = 3;
 const TAG_DRAIN: u8 = 4;
+const TAG_CERT_REQUEST: u8 = 5;
+const TAG_CERT_ISSUED: u8 = 6;
 
 impl ControlMessage {
     /// Encodes the message as a complete control frame.
@@ -172,6 +196,15 @@ impl ControlMessage {
             }
             Self::Drain => {
                 w.u8(TAG_DRAIN);
+            }
+            Self::CertRequest(c) => {
+                w.u8(TAG_CERT_REQUEST).str(&c.hostname).bytes(&c.csr);
+            }
+            Self::CertIssued(c) => {
+                w.u8(TAG_CERT_ISSUED).count(c.chain.len());
+                for cert in &c.chain {
+                    w.bytes(cert);
+                }
             }
         }
         frame::encode(FrameType::Control, &w.finish())
@@ -213,6 +246,18 @@ impl ControlMessage {
                 message: r.string("message")?,
             }),
             TAG_DRAIN => Self::Drain,
+            TAG_CERT_REQUEST => Self::CertRequest(CertRequest {
+                hostname: r.string("hostname")?,
+                csr: r.bytes("csr")?.to_vec(),
+            }),
+            TAG_CERT_ISSUED => {
+                let n = r.count("certificates", 4)?;
+                let mut chain = Vec::with_capacity(n);
+                for _ in 0..n {
+                    chain.push(r.bytes("certificate")?.to_vec());
+                }
+                Self::CertIssued(CertIssued { chain })
+            }
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "control message",
@@ -260,6 +305,13 @@ mod tests {
             message: "no".into(),
         }));
         round_trip(ControlMessage::Drain);
+        round_trip(ControlMessage::CertRequest(CertRequest {
+            hostname: "db.example.com".into(),
+            csr: vec![0x30, 1, 2, 3],
+        }));
+        round_trip(ControlMessage::CertIssued(CertIssued {
+            chain: vec![vec![1; 300], vec![2; 400]],
+        }));
     }
 
     #[test]

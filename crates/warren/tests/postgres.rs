@@ -110,9 +110,16 @@ async fn psql_and_pgbench_through_access_tcp() {
 
 /// psql with the given libpq `sslmode` through `access tcp`: its output.
 async fn psql_via(port: u16, sslmode: &str, sql: &str) -> (bool, String) {
-    let conn = format!(
-        "host=127.0.0.1 port={port} user=app dbname=app sslmode={sslmode} application_name=warren-e2e"
-    );
+    psql_conn(
+        &format!("host=127.0.0.1 port={port} sslmode={sslmode}"),
+        sql,
+    )
+    .await
+}
+
+/// psql with `conn` plus user, database and application_name.
+async fn psql_conn(conn: &str, sql: &str) -> (bool, String) {
+    let conn = format!("{conn} user=app dbname=app application_name=warren-e2e");
     let o = tokio::time::timeout(
         std::time::Duration::from_secs(60),
         Command::new("psql")

@@ -1,0 +1,106 @@
+//! Certificates the connector serves to clients whose TLS it terminates
+//! (a PostgreSQL client's SSLRequest on a `postgres://` rule).
+//!
+//! The connector makes a key pair and a CSR for the hostname, sends the CSR
+//! to the edge on a new stream of a tunnel connection (`CertRequest`), and
+//! gets back a chain issued by the edge's CA (`CertIssued`); the private key
+//! never leaves the connector. Chains are cached per hostname, in memory,
+//! for a day.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use warren_proto::control::{CertRequest, ControlMessage};
+use warren_transport::framed::expect_frame;
+
+/// How long the edge has to answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a certificate is used before a fresh one is requested: well
+/// inside the edge's leaf validity (`LEAF_DAYS`, far longer), so a chain in
+/// the cache never expires and a rotated edge CA is picked up within a day.
+const REUSE_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Most hostnames cached.
+const MAX_CACHED: usize = 1024;
+
+/// TLS server configs by hostname.
+#[derive(Default)]
+pub struct CertCache {
+    inner: Mutex<HashMap<String, (Arc<rustls::ServerConfig>, Instant)>>,
+}
+
+impl CertCache {
+    /// A server config for `hostname`, from the cache or issued now by the
+    /// edge through `conn`. The error is a sentence for the log.
+    pub async fn server_config(
+        &self,
+        hostname: &str,
+        conn: &quinn::Connection,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<rustls::ServerConfig>, String> {
+        let host = hostname.to_ascii_lowercase();
+        if let Some((cfg, renew_at)) = self.inner.lock().expect("cert cache").get(&host) {
+            if Instant::now() < *renew_at {
+                return Ok(cfg.clone());
+            }
+        }
+        let cfg = Arc::new(issue(&host, conn, alpn).await?);
+        let renew_at = Instant::now() + REUSE_FOR;
+        let mut map = self.inner.lock().expect("cert cache");
+        if map.len() >= MAX_CACHED {
+            map.clear();
+        }
+        map.insert(host, (cfg.clone(), renew_at));
+        Ok(cfg)
+    }
+}
+
+async fn issue(
+    host: &str,
+    conn: &quinn::Connection,
+    alpn: &[&[u8]],
+) -> Result<rustls::ServerConfig, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| format!("cannot make a key: {e}"))?;
+    let params = rcgen::CertificateParams::new(vec![host.to_owned()])
+        .map_err(|e| format!("{host} is not a valid certificate name: {e}"))?;
+    let csr = params
+        .serialize_request(&key)
+        .map_err(|e| format!("cannot make a CSR: {e}"))?;
+    let request = ControlMessage::CertRequest(CertRequest {
+        hostname: host.to_owned(),
+        csr: csr.der().to_vec(),
+    });
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        send.write_all(&request.encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        let frame = expect_frame(&mut recv).await.map_err(|e| e.to_string())?;
+        ControlMessage::decode(&frame.payload).map_err(|e| e.to_string())
+    };
+    let answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "the edge did not answer the certificate request in time".to_owned())?
+        .map_err(|e| format!("the certificate request failed: {e}"))?;
+    let chain = match answer {
+        ControlMessage::CertIssued(c) if !c.chain.is_empty() => c.chain,
+        ControlMessage::Refused(r) => return Err(r.message),
+        other => {
+            return Err(format!(
+                "unexpected answer to a certificate request: {other:?}"
+            ))
+        }
+    };
+    let chain: Vec<CertificateDer<'static>> = chain.into_iter().map(CertificateDer::from).collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let mut cfg = rustls::ServerConfig::builder_with_provider(warren_transport::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the issued certificate is unusable: {e}"))?;
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(cfg)
+}
