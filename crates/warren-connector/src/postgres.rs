@@ -212,7 +212,9 @@ impl PgCtx<'_> {
             let m = format!("the database at {target} closed the connection during startup");
             return refuse(&mut client_stream, sqlstate::CONNECTION_FAILURE, &m).await;
         }
-        if let Err(message) = relay_authentication(&mut client_stream, &mut db).await {
+        let client_on_tls = client_tls != "none";
+        if let Err(message) = relay_authentication(&mut client_stream, &mut db, client_on_tls).await
+        {
             tracing::info!(%host, %client, user = %startup.user(), "PostgreSQL session ended during authentication: {message}");
             return;
         }
@@ -243,7 +245,18 @@ const AUTH_MESSAGE_MAX: usize = 64 * 1024;
 /// session it runs in, and the client's TLS session (if any) is not the
 /// database's; libpq refuses a `-PLUS` offer on a connection it sees as
 /// plaintext. Plain SCRAM still proves the password end to end.
-async fn relay_authentication<S>(tunnel: &mut S, db: &mut DbStream) -> Result<(), String>
+///
+/// That removal has one consequence when the client reached the connector
+/// over TLS: libpq then says it supports channel binding but the server
+/// does not (gs2 flag `y`), which the database rejects as a downgrade. The
+/// client cannot be answered for (SCRAM signs that flag), so the connector
+/// stops there with a sentence that says what to change; libpq with
+/// `sslmode=prefer` retries without TLS on its own and succeeds.
+async fn relay_authentication<S>(
+    tunnel: &mut S,
+    db: &mut DbStream,
+    client_on_tls: bool,
+) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -257,6 +270,7 @@ where
             .map_err(|e| format!("from the database: {e}"))?;
         let code = (m.tag == b'R' && m.body.len() >= 4)
             .then(|| u32::from_be_bytes([m.body[0], m.body[1], m.body[2], m.body[3]]));
+        let stripped_plus = code == Some(AUTH_SASL) && offers_channel_binding(&m);
         let out = match code {
             Some(AUTH_SASL) => without_channel_binding(&m),
             _ => m.encode(),
@@ -271,6 +285,11 @@ where
                 let answer = next_message(tunnel, &mut from_client, &mut client_buf)
                     .await
                     .map_err(|e| format!("from the client: {e}"))?;
+                if stripped_plus && client_on_tls && gs2_flag(&answer) == Some(b'y') {
+                    let m = CHANNEL_BINDING_SENTENCE;
+                    refuse(tunnel, sqlstate::INVALID_AUTHORIZATION, m).await;
+                    return Err(m.to_owned());
+                }
                 db.write_all(&answer.encode())
                     .await
                     .map_err(|e| format!("to the database: {e}"))?;
@@ -291,6 +310,28 @@ where
             .map_err(|e| format!("to the database: {e}"))?;
     }
     Ok(())
+}
+
+/// What a TLS client that insists on channel binding is told.
+const CHANNEL_BINDING_SENTENCE: &str = "the database uses SCRAM with channel binding, which cannot pass through Warren because the connector terminates your TLS; add channel_binding=disable to the connection string (the tunnel and the link to the database stay encrypted and verified), or connect with sslmode=prefer";
+
+/// Whether an AuthenticationSASL message offers a `-PLUS` mechanism.
+fn offers_channel_binding(m: &warren_pg::Message) -> bool {
+    m.body
+        .get(4..)
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .any(|name| name.ends_with(b"-PLUS"))
+}
+
+/// The gs2 channel-binding flag (`n`, `y` or `p`) of a SASLInitialResponse:
+/// mechanism name, NUL, Int32 length, then the client-first-message.
+fn gs2_flag(m: &warren_pg::Message) -> Option<u8> {
+    if m.tag != b'p' {
+        return None;
+    }
+    let nul = m.body.iter().position(|b| *b == 0)?;
+    m.body.get(nul + 5).copied()
 }
 
 /// Reads until `decoder` yields one whole message.
@@ -514,5 +555,27 @@ mod tests {
         want.extend_from_slice(&(wbody.len() as u32 + 4).to_be_bytes());
         want.extend_from_slice(&wbody);
         assert_eq!(&out[..], &want[..]);
+        assert!(offers_channel_binding(&m));
+        assert!(!offers_channel_binding(&warren_pg::Message {
+            tag: b'R',
+            body: out.slice(5..),
+        }));
+    }
+
+    #[test]
+    fn reads_the_gs2_flag() {
+        let mut body = b"SCRAM-SHA-256\0".to_vec();
+        body.extend_from_slice(&20u32.to_be_bytes());
+        body.extend_from_slice(b"y,,n=,r=abc");
+        let m = warren_pg::Message {
+            tag: b'p',
+            body: Bytes::from(body),
+        };
+        assert_eq!(gs2_flag(&m), Some(b'y'));
+        let short = warren_pg::Message {
+            tag: b'p',
+            body: Bytes::from_static(b"SCRAM"),
+        };
+        assert_eq!(gs2_flag(&short), None);
     }
 }

@@ -165,15 +165,39 @@ async fn postgres_origins_are_always_tls_verify_full() {
     .await;
     let access = AccessTcp::start(&s.edge, "db.example.com", s.path()).await;
     let sql = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
-    for mode in ["disable", "prefer"] {
-        let (ok, out) = psql_via(access.addr.port(), mode, sql).await;
-        assert!(ok, "sslmode={mode}: {out}");
-        assert_eq!(
-            out.trim(),
-            "t",
-            "sslmode={mode}: the database saw no TLS: {out}"
-        );
+    let port = access.addr.port();
+    let verify_full = format!(
+        "host=db.example.com hostaddr=127.0.0.1 port={port} sslmode=verify-full sslrootcert={}",
+        s.edge.ca.display()
+    );
+    // With TLS to the connector, SCRAM channel binding cannot pass (the
+    // client's TLS session is not the database's): require and
+    // verify-full clients say channel_binding=disable; prefer falls back
+    // to plaintext on its own when told so.
+    let cases = [
+        format!("host=127.0.0.1 port={port} sslmode=disable"),
+        format!("host=127.0.0.1 port={port} sslmode=prefer"),
+        format!("host=127.0.0.1 port={port} sslmode=require channel_binding=disable"),
+        format!("{verify_full} channel_binding=disable"),
+    ];
+    for conn in &cases {
+        let (ok, out) = psql_conn(conn, sql).await;
+        assert!(ok, "{conn}: {out}");
+        assert_eq!(out.trim(), "t", "{conn}: the database saw no TLS: {out}");
     }
+    // The connector served the edge-issued certificate for the route.
+    let log = s.connector.proc.wait_log("client_tls=TLSv1_3").await;
+    assert!(log.contains("client_tls=none"), "{log}");
+    // require without channel_binding=disable: a sentence saying what to
+    // change.
+    let (ok, out) = psql_via(port, "require", sql).await;
+    assert!(!ok);
+    assert!(out.contains("add channel_binding=disable"), "{out}");
+    // A name the certificate is not for fails on the client.
+    let wrong_name = verify_full.replace("host=db.example.com", "host=other.example.com");
+    let (ok, out) = psql_conn(&format!("{wrong_name} channel_binding=disable"), sql).await;
+    assert!(!ok);
+    assert!(out.contains("does not match host name"), "{out}");
     let log = s
         .connector
         .proc
@@ -274,4 +298,75 @@ async fn cancel_request_reaches_the_database() {
         .proc
         .wait_log("PostgreSQL cancel request forwarded")
         .await;
+}
+
+/// Malformed first messages get an ErrorResponse or a closed connection
+/// and a log line; the connector keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_first_messages_never_hurt_the_connector() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((pg, ca)) = tokio::task::spawn_blocking(Postgres::start_tls)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let s = Stack::start(
+        &["db.example.com"],
+        &format!(
+            "  - hostname: db.example.com\n    service: postgres://localhost:{}\n    originRequest:\n      caPool: {}\n",
+            pg.port,
+            ca.display()
+        ),
+    )
+    .await;
+    let access = AccessTcp::start(&s.edge, "db.example.com", s.path()).await;
+    let mut huge = 20_000u32.to_be_bytes().to_vec();
+    huge.extend_from_slice(&196_608u32.to_be_bytes());
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        (
+            "random bytes",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            Some(""),
+        ),
+        ("length 0", vec![0, 0, 0, 0, 0, 0, 0, 0], Some("")),
+        ("length over 10 KB", huge, Some("")),
+        (
+            "unknown protocol version",
+            [
+                &16u32.to_be_bytes()[..],
+                &0x0004_0007u32.to_be_bytes(),
+                b"user\0x\0\0\0\0",
+            ]
+            .concat(),
+            Some("unsupported frontend protocol 4.7"),
+        ),
+        // Truncated: the header promises more than comes before EOF.
+        ("truncated", vec![0, 0, 0, 40, 0, 3, 0, 0, b'u'], None),
+    ];
+    for (what, bytes, expect) in cases {
+        let mut c = tokio::net::TcpStream::connect(access.addr).await.unwrap();
+        c.write_all(&bytes).await.unwrap();
+        if expect.is_none() {
+            c.shutdown().await.unwrap();
+        }
+        let mut got = Vec::new();
+        tokio::time::timeout(support::DEADLINE, c.read_to_end(&mut got))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the connection was left hanging"))
+            .ok();
+        if let Some(text) = expect {
+            assert_eq!(got.first(), Some(&b'E'), "{what}: {got:?}");
+            let body = String::from_utf8_lossy(&got);
+            assert!(body.contains(text), "{what}: {body}");
+        }
+    }
+    s.connector
+        .proc
+        .wait_log("bad PostgreSQL first message")
+        .await;
+    // Still serving.
+    let (ok, out) = psql_via(access.addr.port(), "prefer", "SELECT 42").await;
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "42");
 }
