@@ -88,7 +88,7 @@ wait_for "edge.json" 20 test -s "$TMP/edge/edge.json"
 HTTPS=$(jq -r .https "$TMP/edge/edge.json")
 export WARREN_API=http://$(jq -r .admin "$TMP/edge/edge.json") WARREN_API_TOKEN=$(cat "$TMP/edge/admin-token")
 "$W" tunnel create bench >/dev/null
-for h in iperf rtt db web; do "$W" tunnel route dns bench "$h.localhost" >/dev/null; done
+for h in iperf rtt db pg web; do "$W" tunnel route dns bench "$h.localhost" >/dev/null; done
 cat >"$TMP/config.yml" <<EOF
 ingress:
   - hostname: iperf.localhost
@@ -97,6 +97,10 @@ ingress:
     service: tcp://$ECHO
   - hostname: db.localhost
     service: tcp://127.0.0.1:$PG_PORT
+  - hostname: pg.localhost
+    service: postgres://127.0.0.1:$PG_PORT
+    originRequest:
+      sslmode: disable   # the bench cluster has no TLS
   - hostname: web.localhost
     service: http://$HTTP_ORIGIN
   - service: http_status:404
@@ -114,10 +118,11 @@ start_access() { # start_access HOST; then `access_addr HOST`
   wait_for "access tcp $1" 10 grep -q "Listening on" "$TMP/access-$1.log"
 }
 access_addr() { sed -n 's/.*Listening on \([0-9.:]*\);.*/\1/p' "$TMP/access-$1.log" | head -1; }
-for h in iperf rtt db; do start_access "$h.localhost"; done
+for h in iperf rtt db pg; do start_access "$h.localhost"; done
 A_IPERF=$(access_addr iperf.localhost)
 A_RTT=$(access_addr rtt.localhost)
 A_DB=$(access_addr db.localhost)
+A_PG=$(access_addr pg.localhost)
 
 # --- measurements ---------------------------------------------------------
 gbps() { jq '.end.sum_received.bits_per_second / 1e9' ; }
@@ -136,8 +141,11 @@ I8_D=$(iperf "127.0.0.1:$IPERF_PORT" 8); I8_W=$(iperf "$A_IPERF" 8)
 R_D=$("$LG" rtt "$ECHO" --count "$N_RTT"); R_W=$("$LG" rtt "$A_RTT" --count "$N_RTT")
 C_D=$("$LG" connect "$ECHO" --count "$N_CONN"); C_W=$("$LG" connect "$A_RTT" --count "$N_CONN")
 
-pgtps() { pgbench -h 127.0.0.1 -p "$1" -U app -S -c 8 -j 2 -T "$T_PG" -n app 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1; }
-PG_D=$(pgtps "$PG_PORT"); PG_W=$(pgtps "${A_DB##*:}")
+pgtps() { PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$1" -U app -S -c 8 -j 2 -T "$T_PG" -n app 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1; }
+PG_D=$(pgtps "$PG_PORT"); PG_W=$(pgtps "${A_DB##*:}"); PG_P=$(pgtps "${A_PG##*:}")
+# -C: a new connection per transaction.
+pgtps_c() { PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$1" -U app -S -C -c 8 -j 2 -T "$T_PG" -n app 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1; }
+PGC_D=$(pgtps_c "$PG_PORT"); PGC_W=$(pgtps_c "${A_DB##*:}"); PGC_P=$(pgtps_c "${A_PG##*:}")
 
 wrk_run() { wrk -t2 -c32 -d"${T_WRK}s" --latency "$@" 2>/dev/null; }
 WRK_D=$(wrk_run "http://$HTTP_ORIGIN/"); WRK_W=$(wrk_run -H "Host: web.localhost" "https://$HTTPS/")
@@ -162,7 +170,10 @@ mkdir -p bench/out
   done
   d=$(jq .mean_ms <<<"$C_D"); w=$(jq .mean_ms <<<"$C_W")
   echo "| new connection, mean of $N_CONN sequential (ms) | $(f "$d" 3) | $(f "$w" 3) (failed: $(jq .failed <<<"$C_W")) | $(ratio "$d" "$w") |"
-  echo "| pgbench -S -c 8 -j 2 -T $T_PG (TPS) | $(f "$PG_D" 0) | $(f "$PG_W" 0) | $(ratio "$PG_D" "$PG_W") |"
+  echo "| pgbench -S -c 8 -j 2 -T $T_PG (TPS), access tcp to a tcp:// rule | $(f "$PG_D" 0) | $(f "$PG_W" 0) | $(ratio "$PG_D" "$PG_W") |"
+  echo "| pgbench -S, access tcp to a postgres:// rule | $(f "$PG_D" 0) | $(f "$PG_P" 0) | $(ratio "$PG_D" "$PG_P") |"
+  echo "| pgbench -S -C (new connection per transaction), tcp:// rule | $(f "$PGC_D" 0) | $(f "$PGC_W" 0) | $(ratio "$PGC_D" "$PGC_W") |"
+  echo "| pgbench -S -C, postgres:// rule | $(f "$PGC_D" 0) | $(f "$PGC_P" 0) | $(ratio "$PGC_D" "$PGC_P") |"
   d=$(rps <<<"$WRK_D"); w=$(rps <<<"$WRK_W")
   echo "| HTTP req/s, wrk -t2 -c32 (direct: plain HTTP; Warren: HTTPS at the edge) | $(f "$d" 0) | $(f "$w" 0) | $(ratio "$d" "$w") |"
   echo "| HTTP latency p50 | $(p50 <<<"$WRK_D") | $(p50 <<<"$WRK_W") | |"

@@ -18,6 +18,8 @@
 //! | POST | `/v1/routes` `{"tunnel","hostname"}`, or `{"hostname","steering","tunnels":[{"tunnel","weight"}]}` | 201 route |
 //! | GET | `/v1/routes` | routes |
 //! | DELETE | `/v1/routes/{hostname}` | 204 |
+//! | GET | `/v1/audit?since=&app=&identity=&decision=&after=&limit=` | `{"entries", "next_after"}`, oldest first |
+//! | GET | `/v1/audit/verify` | `{"checked", "broken_at", "problem"}` |
 //!
 //! **Tokens and secrets are never logged**; responses carrying them are
 //! marked `Cache-Control: no-store`.
@@ -25,7 +27,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -34,7 +36,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warren_proto::token::{hash_secret, verify_secret, TunnelToken};
-use warren_store::{RouteRow, Steering, Store, StoreError, Tunnel};
+use warren_store::{
+    AuditFilter, AuditRecord, AuditVerdict, RouteRow, Steering, Store, StoreError, Tunnel,
+};
 
 use crate::registry::{ConnectionInfo, ConnectorInfo, Registry};
 use crate::routes::RouteTable;
@@ -72,6 +76,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/tunnels/{tunnel}/rotate-secret", post(rotate_secret))
         .route("/v1/routes", get(list_routes).post(add_route))
         .route("/v1/routes/{hostname}", delete(delete_route))
+        .route("/v1/audit", get(list_audit))
+        .route("/v1/audit/verify", get(verify_audit))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/v1/health", get(health))
@@ -438,6 +444,57 @@ async fn add_route(
     state.reload_routes().await?;
     tracing::info!(hostname = %route.hostname, tunnel = %route.tunnel_name, steering = route.steering.as_str(), tunnels = route.tunnels.len(), "route added");
     Ok((StatusCode::CREATED, Json(route)))
+}
+
+/// Filters and paging of `GET /v1/audit`.
+#[derive(Deserialize)]
+struct AuditQuery {
+    since: Option<i64>,
+    app: Option<String>,
+    identity: Option<String>,
+    decision: Option<String>,
+    /// Entries after this sequence number (the previous page's
+    /// `next_after`).
+    after: Option<i64>,
+    /// Page size, at most 1000 (default 100).
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct AuditPage {
+    entries: Vec<AuditRecord>,
+    /// Pass as `after` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<i64>,
+}
+
+async fn list_audit(
+    State(state): State<AdminState>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = state
+        .store
+        .list_audit(&AuditFilter {
+            since: q.since,
+            app: q.app,
+            identity: q.identity,
+            decision: q.decision,
+            after_seq: q.after,
+            limit,
+        })
+        .await?;
+    let next_after = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(AuditPage {
+        entries,
+        next_after,
+    }))
+}
+
+async fn verify_audit(State(state): State<AdminState>) -> ApiResult<Json<AuditVerdict>> {
+    Ok(Json(state.store.verify_audit().await?))
 }
 
 async fn list_routes(State(state): State<AdminState>) -> ApiResult<Json<Vec<RouteRow>>> {

@@ -34,6 +34,8 @@ pub struct EdgeConfig {
     pub stream_timeout: Duration,
     /// How long to wait for a client's TLS handshake.
     pub handshake_timeout: Duration,
+    /// How long audit entries are kept (default 90 days).
+    pub audit_retention: Duration,
     pub quic: QuicSettings,
 }
 
@@ -53,6 +55,8 @@ pub struct PartialEdgeConfig {
     pub advertise: Vec<String>,
     /// Seconds.
     pub stream_timeout: Option<u64>,
+    /// Days.
+    pub audit_retention_days: Option<u64>,
 }
 
 /// Why the edge configuration is unusable.
@@ -99,6 +103,7 @@ impl PartialEdgeConfig {
                 self.advertise
             },
             stream_timeout: self.stream_timeout.or(lower.stream_timeout),
+            audit_retention_days: self.audit_retention_days.or(lower.audit_retention_days),
         }
     }
 
@@ -126,6 +131,11 @@ impl PartialEdgeConfig {
             advertise: self.advertise,
             stream_timeout: Duration::from_secs(self.stream_timeout.unwrap_or(100)),
             handshake_timeout: Duration::from_secs(10),
+            audit_retention: Duration::from_secs(
+                self.audit_retention_days
+                    .unwrap_or(90)
+                    .saturating_mul(86_400),
+            ),
             quic: QuicSettings::default(),
         })
     }

@@ -11,7 +11,8 @@
 //! (connector registration), [`registry`] (live connections and the
 //! power-of-two-choices pick), [`routes`] (hostname → tunnel), [`ca`]
 //! (the local CA and per-SNI certificates), [`admin`] (REST API),
-//! [`pages`] (every error a browser or curl can see).
+//! [`pages`] (every error a browser or curl can see), [`audit`] (the
+//! audit-log writer).
 //!
 //! **The edge never dials a private network**: everything reaches origins
 //! through a stream on a connection the connector opened.
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod ca;
 pub mod config;
 pub mod pages;

@@ -45,6 +45,8 @@ const HOP_BY_HOP: &[&str] = &[
 pub struct ProxyCtx {
     pub routes: RouteTable,
     pub registry: Registry,
+    /// Where finished connections are recorded.
+    pub audit: crate::audit::AuditSink,
     /// How long the connector has to answer a stream header.
     pub stream_timeout: Duration,
 }

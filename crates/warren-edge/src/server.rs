@@ -14,6 +14,7 @@ use warren_store::Store;
 use warren_transport::body::{empty, BoxBody};
 
 use crate::admin::{self, AdminState};
+use crate::audit::AuditSink;
 use crate::ca::{Ca, CaError, SniResolver};
 use crate::config::EdgeConfig;
 use crate::proxy::{self, ProxyCtx};
@@ -170,6 +171,7 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
     let proxy_ctx = Arc::new(ProxyCtx {
         routes: routes.clone(),
         registry: registry.clone(),
+        audit: AuditSink::start(store.clone(), cfg.audit_retention),
         stream_timeout: cfg.stream_timeout,
     });
 

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use warren_proto::stream::{ClientInfo, StreamRequest, StreamResponse, TcpRequest};
+use warren_store::AuditEntry;
 use warren_transport::body::{empty, BoxBody};
 
 use crate::pages::EdgeFailure;
@@ -85,6 +86,14 @@ pub(crate) async fn handle(
             })
         }
     }
+    let audit = ctx.audit.clone();
+    let tunnel = route
+        .tunnels
+        .iter()
+        .find(|t| t.id == guard.conn().tunnel_id)
+        .map(|t| t.name.clone())
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
     tokio::spawn(async move {
         let _guard = guard;
         let upgraded = match on_upgrade.await {
@@ -100,7 +109,23 @@ pub(crate) async fn handle(
             Some(ws_config()),
         )
         .await;
-        bridge(ws, send, recv).await;
+        let moved = bridge(ws, send, recv).await;
+        audit
+            .record(AuditEntry {
+                kind: "connection".into(),
+                source: client.to_string(),
+                hostname: host,
+                tunnel,
+                destination: "tcp".into(),
+                decision: "allow".into(),
+                rule: "public route".into(),
+                bytes_up: i64::try_from(moved.up).unwrap_or(i64::MAX),
+                bytes_down: i64::try_from(moved.down).unwrap_or(i64::MAX),
+                duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+                end_reason: moved.end.into(),
+                ..Default::default()
+            })
+            .await;
     });
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut resp = Response::new(empty());
@@ -115,53 +140,78 @@ pub(crate) async fn handle(
     Ok(resp)
 }
 
+/// What a bridged connection carried.
+pub struct Moved {
+    /// Client → origin bytes.
+    pub up: u64,
+    /// Origin → client bytes.
+    pub down: u64,
+    /// `closed` when both sides ended cleanly.
+    pub end: &'static str,
+}
+
 /// Moves bytes between a WebSocket and a tunnel stream until both
 /// directions have ended.
 pub async fn bridge<S>(
     ws: WebSocketStream<S>,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-) where
+) -> Moved
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let (mut ws_tx, mut ws_rx) = ws.split();
+    let (mut up_bytes, mut down_bytes) = (0u64, 0u64);
+    let mut end = "closed";
     let up = async {
         while let Some(msg) = ws_rx.next().await {
             match msg {
                 Ok(Message::Binary(b)) if b.is_empty() => break,
                 Ok(Message::Binary(b)) => {
                     if send.write_all(&b).await.is_err() {
-                        return;
+                        return Some("the origin side closed");
                     }
+                    up_bytes += b.len() as u64;
                 }
                 Ok(Message::Close(_)) | Err(_) => {
                     let _ = send.reset(quinn::VarInt::from_u32(0));
-                    return;
+                    return Some("the client went away");
                 }
                 Ok(_) => {}
             }
         }
         let _ = send.finish();
+        None
     };
     let down = async {
         loop {
             match recv.read_chunk(CHUNK, true).await {
                 Ok(Some(chunk)) => {
+                    let n = chunk.bytes.len() as u64;
                     if ws_tx.send(Message::Binary(chunk.bytes)).await.is_err() {
-                        return;
+                        return Some("the client went away");
                     }
+                    down_bytes += n;
                 }
                 Ok(None) => {
                     let _ = ws_tx.send(Message::Binary(Bytes::new())).await;
-                    return;
+                    return None;
                 }
                 Err(_) => {
                     let _ = ws_tx.close().await;
-                    return;
+                    return Some("the tunnel stream was reset");
                 }
             }
         }
     };
-    tokio::join!(up, down);
+    let (a, b) = tokio::join!(up, down);
+    if let Some(why) = a.or(b) {
+        end = why;
+    }
     let _ = ws_tx.close().await;
+    Moved {
+        up: up_bytes,
+        down: down_bytes,
+        end,
+    }
 }

@@ -15,7 +15,10 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod validate;
+
+pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerdict};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

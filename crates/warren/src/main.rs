@@ -49,6 +49,11 @@ enum Command {
     },
     /// Run an edge, a connector and a demo origin locally, on loopback.
     Dev(dev::DevArgs),
+    /// Read and check the edge's audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: admin_cli::audit::AuditCmd,
+    },
 }
 
 #[derive(Args)]
@@ -88,6 +93,9 @@ struct EdgeArgs {
     /// and, for HTTP, return the response head) [default: 100].
     #[arg(long, env = "WARREN_STREAM_TIMEOUT")]
     stream_timeout: Option<u64>,
+    /// Days audit entries are kept [default: 90].
+    #[arg(long, env = "WARREN_AUDIT_RETENTION_DAYS")]
+    audit_retention_days: Option<u64>,
 }
 
 impl EdgeArgs {
@@ -107,6 +115,7 @@ impl EdgeArgs {
             tls_key: self.tls_key,
             advertise: self.advertise,
             stream_timeout: self.stream_timeout,
+            audit_retention_days: self.audit_retention_days,
         };
         Ok(flags.over(file).resolve()?)
     }
@@ -203,7 +212,7 @@ fn main() -> std::process::ExitCode {
         cli.command,
         Command::Tunnel {
             cmd: TunnelCmd::Admin(_) | TunnelCmd::Ingress { .. }
-        }
+        } | Command::Audit { .. }
     );
     init_logging(if quiet { "warn" } else { "info" });
     warren_transport::tls::install_provider();
@@ -251,6 +260,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
             cmd: AccessCmd::Tcp(args),
         } => access_tcp(args).await,
         Command::Dev(args) => dev::run(args).await,
+        Command::Audit { cmd } => admin_cli::audit::run(cmd).await,
     }
 }
 

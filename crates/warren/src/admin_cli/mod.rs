@@ -14,13 +14,14 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::json;
 
-/// Whole-request deadline.
+pub(crate) mod audit;
 mod client;
 mod text;
 
 pub(crate) use client::*;
 use text::*;
 
+/// Whole-request deadline.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer the CLI reads.
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
