@@ -141,11 +141,11 @@ I8_D=$(iperf "127.0.0.1:$IPERF_PORT" 8); I8_W=$(iperf "$A_IPERF" 8)
 R_D=$("$LG" rtt "$ECHO" --count "$N_RTT"); R_W=$("$LG" rtt "$A_RTT" --count "$N_RTT")
 C_D=$("$LG" connect "$ECHO" --count "$N_CONN"); C_W=$("$LG" connect "$A_RTT" --count "$N_CONN")
 
-pgtps() { PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$1" -U app -S -c 8 -j 2 -T "$T_PG" -n app 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1; }
+# pgtps PORT [pgbench flags...]: select-only TPS.
+pgtps() { local port=$1; shift; PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$port" -U app -S -c 8 -j 2 -T "$T_PG" -n "$@" app 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1; }
 PG_D=$(pgtps "$PG_PORT"); PG_W=$(pgtps "${A_DB##*:}"); PG_P=$(pgtps "${A_PG##*:}")
 # -C: a new connection per transaction.
-pgtps_c() { PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$1" -U app -S -C -c 8 -j 2 -T "$T_PG" -n app 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1; }
-PGC_D=$(pgtps_c "$PG_PORT"); PGC_W=$(pgtps_c "${A_DB##*:}"); PGC_P=$(pgtps_c "${A_PG##*:}")
+PGC_D=$(pgtps "$PG_PORT" -C); PGC_W=$(pgtps "${A_DB##*:}" -C); PGC_P=$(pgtps "${A_PG##*:}" -C)
 
 wrk_run() { wrk -t2 -c32 -d"${T_WRK}s" --latency "$@" 2>/dev/null; }
 WRK_D=$(wrk_run "http://$HTTP_ORIGIN/"); WRK_W=$(wrk_run -H "Host: web.localhost" "https://$HTTPS/")

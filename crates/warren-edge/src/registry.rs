@@ -266,11 +266,6 @@ impl Registry {
         classify(per.iter().map(|p| (p.1, p.2, p.3)))
     }
 
-    /// The tunnel's live connections, for status display.
-    pub fn connections(&self, tunnel_id: &str) -> Vec<ConnectionInfo> {
-        self.health(tunnel_id).connections
-    }
-
     /// Status, uptime and connectors of a tunnel, from its connections.
     pub fn health(&self, tunnel_id: &str) -> TunnelHealth {
         let m = self.inner.read().expect("registry lock");

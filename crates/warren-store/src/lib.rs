@@ -422,27 +422,8 @@ impl Store {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(self.db())?;
-        let tunnel_name: Option<String> =
-            sqlx::query_scalar("SELECT name FROM tunnels WHERE id = ?1")
-                .bind(tunnel_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(self.db())?;
-        let tunnel_name = tunnel_name.ok_or_else(|| StoreError::UnknownTunnel(tunnel_id.into()))?;
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT t.name FROM routes r JOIN tunnels t ON t.id = r.tunnel_id
-             WHERE r.hostname = ?1",
-        )
-        .bind(&host)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(self.db())?;
-        if let Some(tunnel_name) = existing {
-            return Err(StoreError::RouteExists {
-                hostname: host,
-                tunnel_name,
-            });
-        }
+        let tunnel_name = self.tunnel_name_in(&mut tx, tunnel_id).await?;
+        self.ensure_no_route(&mut tx, &host).await?;
         let row = RouteRow {
             tunnels: vec![RouteMember {
                 tunnel_id: tunnel_id.to_owned(),
@@ -465,6 +446,43 @@ impl Store {
             .map_err(self.db())?;
         tx.commit().await.map_err(self.db())?;
         Ok(row)
+    }
+
+    /// The name of tunnel `id`, inside a write transaction.
+    async fn tunnel_name_in(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        id: &str,
+    ) -> Result<String, StoreError> {
+        let name: Option<String> = sqlx::query_scalar("SELECT name FROM tunnels WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.db())?;
+        name.ok_or_else(|| StoreError::UnknownTunnel(id.into()))
+    }
+
+    /// `RouteExists` if `host` (normalized) is already routed.
+    async fn ensure_no_route(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        host: &str,
+    ) -> Result<(), StoreError> {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT t.name FROM routes r JOIN tunnels t ON t.id = r.tunnel_id
+             WHERE r.hostname = ?1",
+        )
+        .bind(host)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.db())?;
+        match existing {
+            Some(tunnel_name) => Err(StoreError::RouteExists {
+                hostname: host.to_owned(),
+                tunnel_name,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Routes `hostname` to several tunnels (a load balancer over
@@ -503,30 +521,12 @@ impl Store {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(self.db())?;
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT t.name FROM routes r JOIN tunnels t ON t.id = r.tunnel_id
-             WHERE r.hostname = ?1",
-        )
-        .bind(&host)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(self.db())?;
-        if let Some(tunnel_name) = existing {
-            return Err(StoreError::RouteExists {
-                hostname: host,
-                tunnel_name,
-            });
-        }
+        self.ensure_no_route(&mut tx, &host).await?;
         let mut tunnels = Vec::with_capacity(members.len());
         for (i, (id, weight)) in members.iter().enumerate() {
-            let name: Option<String> = sqlx::query_scalar("SELECT name FROM tunnels WHERE id = ?1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(self.db())?;
             tunnels.push(RouteMember {
                 tunnel_id: id.clone(),
-                tunnel_name: name.ok_or_else(|| StoreError::UnknownTunnel(id.clone()))?,
+                tunnel_name: self.tunnel_name_in(&mut tx, id).await?,
                 priority: i as i64 + 1,
                 weight: *weight,
             });

@@ -187,15 +187,9 @@ async fn sigterm_drains_in_flight_requests() {
         &format!("  - hostname: app.example.com\n    service: http://{origin}\n"),
     )
     .await;
-    let edge_https = s.edge.https;
-    let ca = s.edge.ca.clone();
+    let target = s.edge.https_target();
     // A request that takes 2 s at the origin.
-    let slow = tokio::spawn(async move {
-        let url = format!("https://app.example.com:{}/slow", edge_https.port());
-        let resolve = format!("app.example.com:{}:127.0.0.1", edge_https.port());
-        let ca = ca.display().to_string();
-        support::curl(&["-sS", "-i", "--cacert", &ca, "--resolve", &resolve, &url]).await
-    });
+    let slow = tokio::spawn(async move { target.curl("app.example.com", "/slow", &[]).await });
     // Wait until the request is in flight at the edge, then SIGTERM.
     support::eventually(
         "the slow request to be in flight",

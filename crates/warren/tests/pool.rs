@@ -131,24 +131,11 @@ async fn least_outstanding_prefers_the_fast_origin() {
     // 8 clients at once, 5 requests each.
     let mut clients = Vec::new();
     for _ in 0..8 {
-        let (edge_https, ca) = (s.edge.https, s.edge.ca.display().to_string());
+        let target = s.edge.https_target();
         clients.push(tokio::spawn(async move {
-            let url = format!("https://{HOST}:{}/", edge_https.port());
-            let resolve = format!("{HOST}:{}:127.0.0.1", edge_https.port());
             let mut bodies = Vec::new();
             for _ in 0..5 {
-                let r = support::curl(&[
-                    "-sS",
-                    "-i",
-                    "--max-time",
-                    "30",
-                    "--cacert",
-                    &ca,
-                    "--resolve",
-                    &resolve,
-                    &url,
-                ])
-                .await;
+                let r = target.curl(HOST, "/", &[]).await;
                 assert_eq!(r.status, 200, "{} {}", r.body, r.stderr);
                 bodies.push(r.body);
             }

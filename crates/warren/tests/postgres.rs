@@ -225,17 +225,12 @@ async fn postgres_origins_are_always_tls_verify_full() {
     );
 }
 
-/// psql's Ctrl-C sends a CancelRequest on a new connection; through
-/// `access tcp` and the connector it reaches the database (over TLS) and
-/// ends the running query.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_request_reaches_the_database() {
-    let Some((pg, ca)) = tokio::task::spawn_blocking(Postgres::start_tls)
+/// A TLS PostgreSQL behind a `postgres://` rule for db.example.com that
+/// trusts its test CA, and `access tcp` to it; `None` without PostgreSQL.
+async fn tls_db() -> Option<(Postgres, Stack, AccessTcp)> {
+    let (pg, ca) = tokio::task::spawn_blocking(Postgres::start_tls)
         .await
-        .unwrap()
-    else {
-        return;
-    };
+        .unwrap()?;
     let s = Stack::start(
         &["db.example.com"],
         &format!(
@@ -246,6 +241,17 @@ async fn cancel_request_reaches_the_database() {
     )
     .await;
     let access = AccessTcp::start(&s.edge, "db.example.com", s.path()).await;
+    Some((pg, s, access))
+}
+
+/// psql's Ctrl-C sends a CancelRequest on a new connection; through
+/// `access tcp` and the connector it reaches the database (over TLS) and
+/// ends the running query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_reaches_the_database() {
+    let Some((pg, s, access)) = tls_db().await else {
+        return;
+    };
     let conn = format!(
         "host=127.0.0.1 port={} user=app dbname=app sslmode=disable",
         access.addr.port()
@@ -305,22 +311,9 @@ async fn cancel_request_reaches_the_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_first_messages_never_hurt_the_connector() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some((pg, ca)) = tokio::task::spawn_blocking(Postgres::start_tls)
-        .await
-        .unwrap()
-    else {
+    let Some((_pg, s, access)) = tls_db().await else {
         return;
     };
-    let s = Stack::start(
-        &["db.example.com"],
-        &format!(
-            "  - hostname: db.example.com\n    service: postgres://localhost:{}\n    originRequest:\n      caPool: {}\n",
-            pg.port,
-            ca.display()
-        ),
-    )
-    .await;
-    let access = AccessTcp::start(&s.edge, "db.example.com", s.path()).await;
     let mut huge = 20_000u32.to_be_bytes().to_vec();
     huge.extend_from_slice(&196_608u32.to_be_bytes());
     let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![

@@ -262,14 +262,8 @@ impl Edge {
 
     /// Number of live connector connections of a tunnel.
     pub async fn connections(&self, name: &str) -> usize {
-        let o = self
-            .cli(&["tunnel", "info", name, "--output", "json"])
-            .await;
-        if o.code != 0 {
-            return 0;
-        }
-        serde_json::from_str::<Value>(&o.stdout)
-            .ok()
+        tunnel_json(self, name)
+            .await
             .and_then(|v| v["connections"].as_array().map(Vec::len))
             .unwrap_or(0)
     }
@@ -284,16 +278,39 @@ impl Edge {
 
     /// curl against the edge's HTTPS listener for `host`.
     pub async fn curl(&self, host: &str, path: &str, extra: &[&str]) -> Curl {
-        let url = format!("https://{host}:{}{path}", self.https.port());
-        let resolve = format!("{host}:{}:127.0.0.1", self.https.port());
-        let ca = self.ca.display().to_string();
+        self.https_target().curl(host, path, extra).await
+    }
+
+    /// The HTTPS listener and CA, to curl from spawned tasks.
+    pub fn https_target(&self) -> HttpsTarget {
+        HttpsTarget {
+            port: self.https.port(),
+            ca: self.ca.display().to_string(),
+        }
+    }
+}
+
+/// An edge's HTTPS listener on 127.0.0.1 and the CA that signs its
+/// certificates; cheap to clone into tasks.
+#[derive(Clone)]
+pub struct HttpsTarget {
+    port: u16,
+    ca: String,
+}
+
+impl HttpsTarget {
+    /// `curl https://host:port{path}` resolved to 127.0.0.1, trusting the
+    /// edge's CA.
+    pub async fn curl(&self, host: &str, path: &str, extra: &[&str]) -> Curl {
+        let url = format!("https://{host}:{}{path}", self.port);
+        let resolve = format!("{host}:{}:127.0.0.1", self.port);
         let mut args = vec![
             "-sS",
             "-i",
             "--max-time",
             "60",
             "--cacert",
-            &ca,
+            &self.ca,
             "--resolve",
             &resolve,
         ];
@@ -588,33 +605,21 @@ impl Load {
 pub fn load(edge: &Edge, host: &str, path: &str, workers: usize, max_each: usize) -> Load {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
-    let url = format!("https://{host}:{}{path}", edge.https.port());
-    let resolve = format!("{host}:{}:127.0.0.1", edge.https.port());
-    let ca = edge.ca.display().to_string();
+    let target = edge.https_target();
+    let (host, path) = (host.to_owned(), path.to_owned());
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
     let (stop2, done2) = (stop.clone(), done.clone());
     let run = tokio::spawn(async move {
         let mut handles = Vec::new();
         for _ in 0..workers {
-            let (url, resolve, ca) = (url.clone(), resolve.clone(), ca.clone());
+            let (target, host, path) = (target.clone(), host.clone(), path.clone());
             let (stop, done) = (stop2.clone(), done2.clone());
             handles.push(tokio::spawn(async move {
                 let mut out = Vec::new();
                 while out.len() < max_each && !stop.load(Ordering::SeqCst) {
                     let started = tokio::time::Instant::now();
-                    let r = curl(&[
-                        "-sS",
-                        "-i",
-                        "--max-time",
-                        "30",
-                        "--cacert",
-                        &ca,
-                        "--resolve",
-                        &resolve,
-                        &url,
-                    ])
-                    .await;
+                    let r = target.curl(&host, &path, &[]).await;
                     out.push(LoadResult {
                         started,
                         status: r.status,
