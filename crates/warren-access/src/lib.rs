@@ -12,6 +12,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod login;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -65,6 +67,28 @@ pub enum AccessError {
     Io(#[from] std::io::Error),
 }
 
+/// How the client proves who it is to the edge.
+#[derive(Clone, Default)]
+pub enum Credentials {
+    /// Nothing (a public route or a `bypass` policy).
+    #[default]
+    None,
+    /// A service token's client id and secret.
+    ServiceToken { id: String, secret: String },
+    /// An identity token from `warren access login`.
+    Token(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credentials::None => "None",
+            Credentials::ServiceToken { .. } => "ServiceToken(<redacted>)",
+            Credentials::Token(_) => "Token(<redacted>)",
+        })
+    }
+}
+
 /// Where and how to reach the edge for one hostname.
 #[derive(Clone)]
 pub struct AccessTcp {
@@ -72,6 +96,7 @@ pub struct AccessTcp {
     edge: String,
     server_name: ServerName<'static>,
     tls: Arc<rustls::ClientConfig>,
+    credentials: Credentials,
 }
 
 impl AccessTcp {
@@ -86,7 +111,14 @@ impl AccessTcp {
             edge: edge.to_owned(),
             server_name,
             tls: Arc::new(tls),
+            credentials: Credentials::None,
         })
+    }
+
+    /// Sends these credentials on every upgrade.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Opens one byte stream to the hostname's TCP service.
@@ -107,9 +139,27 @@ impl AccessTcp {
                 edge: self.edge.clone(),
                 source,
             })?;
-        let request = format!("wss://{}{TCP_PATH}", self.hostname)
+        let mut request = format!("wss://{}{TCP_PATH}", self.hostname)
             .into_client_request()
             .map_err(|e| AccessError::WebSocket(e.to_string()))?;
+        let header = |v: &str| {
+            http::HeaderValue::from_str(v).map_err(|_| {
+                AccessError::WebSocket(
+                    "the credentials contain characters a header cannot carry".into(),
+                )
+            })
+        };
+        let h = request.headers_mut();
+        match &self.credentials {
+            Credentials::None => {}
+            Credentials::ServiceToken { id, secret } => {
+                h.insert("warren-access-client-id", header(id)?);
+                h.insert("warren-access-client-secret", header(secret)?);
+            }
+            Credentials::Token(t) => {
+                h.insert("warren-access-token", header(t)?);
+            }
+        }
         let cfg = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));

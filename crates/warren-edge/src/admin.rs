@@ -20,9 +20,12 @@
 //! | DELETE | `/v1/routes/{hostname}` | 204 |
 //! | GET | `/v1/audit?since=&app=&identity=&decision=&after=&limit=` | `{"entries", "next_after"}`, oldest first |
 //! | GET | `/v1/audit/verify` | `{"checked", "broken_at", "problem"}` |
+//! | ... | `/v1/access/...` | applications, policies, service tokens, identity providers, sessions, keys: see [`access`] |
 //!
 //! **Tokens and secrets are never logged**; responses carrying them are
 //! marked `Cache-Control: no-store`.
+
+mod access;
 
 use std::sync::Arc;
 
@@ -62,6 +65,9 @@ pub struct AdminState {
     pub token_edges: Vec<String>,
     /// CA pin to put in tokens.
     pub ca_pin: String,
+    /// Refreshed after every access change, so this process acts on it at
+    /// once (other edge processes notice within their refresh period).
+    pub access: crate::access::Access,
 }
 
 /// The admin API.
@@ -78,6 +84,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/routes/{hostname}", delete(delete_route))
         .route("/v1/audit", get(list_audit))
         .route("/v1/audit/verify", get(verify_audit))
+        .merge(access::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/v1/health", get(health))
@@ -146,10 +153,22 @@ impl From<StoreError> for ApiError {
         let status = match &e {
             StoreError::InvalidName(_)
             | StoreError::InvalidHostname(_)
-            | StoreError::InvalidPool(_) => StatusCode::BAD_REQUEST,
-            StoreError::TunnelExists(_) | StoreError::RouteExists { .. } => StatusCode::CONFLICT,
-            StoreError::UnknownTunnel(_) => StatusCode::NOT_FOUND,
-            StoreError::Io { .. } | StoreError::Database { .. } | StoreError::Migrate { .. } => {
+            | StoreError::InvalidPool(_)
+            | StoreError::InvalidApp(_)
+            | StoreError::InvalidServiceTokenName(_)
+            | StoreError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            StoreError::TunnelExists(_)
+            | StoreError::RouteExists { .. }
+            | StoreError::AppExists(_)
+            | StoreError::ServiceTokenExists(_)
+            | StoreError::ServiceTokenRevoked(_) => StatusCode::CONFLICT,
+            StoreError::UnknownTunnel(_)
+            | StoreError::UnknownApp(_)
+            | StoreError::UnknownServiceToken(_) => StatusCode::NOT_FOUND,
+            StoreError::Io { .. }
+            | StoreError::Database { .. }
+            | StoreError::Migrate { .. }
+            | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "admin API store failure");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -399,6 +418,9 @@ struct AddRoute {
     steering: Option<Steering>,
     #[serde(default)]
     tunnels: Option<Vec<PoolMember>>,
+    /// Reachable without an access application.
+    #[serde(default)]
+    public: bool,
 }
 
 #[derive(Deserialize)]
@@ -421,7 +443,10 @@ async fn add_route(
     let route = match (body.tunnel, body.tunnels) {
         (Some(name), None) => {
             let tunnel = state.find_tunnel(&name).await?;
-            state.store.add_route(&body.hostname, &tunnel.id).await?
+            state
+                .store
+                .add_route(&body.hostname, &tunnel.id, body.public)
+                .await?
         }
         (None, Some(members)) => {
             let mut ids = Vec::with_capacity(members.len());
@@ -431,7 +456,7 @@ async fn add_route(
             let steering = body.steering.unwrap_or(Steering::Failover);
             state
                 .store
-                .add_pool_route(&body.hostname, steering, &ids)
+                .add_pool_route(&body.hostname, steering, &ids, body.public)
                 .await?
         }
         _ => {
@@ -442,7 +467,7 @@ async fn add_route(
         }
     };
     state.reload_routes().await?;
-    tracing::info!(hostname = %route.hostname, tunnel = %route.tunnel_name, steering = route.steering.as_str(), tunnels = route.tunnels.len(), "route added");
+    tracing::info!(hostname = %route.hostname, tunnel = %route.tunnel_name, steering = route.steering.as_str(), tunnels = route.tunnels.len(), public = route.public, "route added");
     Ok((StatusCode::CREATED, Json(route)))
 }
 
@@ -544,10 +569,20 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
+            let routes = RouteTable::new();
+            let access = crate::access::Access::start(
+                store.clone(),
+                crate::audit::AuditSink::start(store.clone(), std::time::Duration::from_secs(3600)),
+                routes.clone(),
+                Default::default(),
+            )
+            .await
+            .unwrap();
             let state = AdminState {
                 store,
                 secrets: Arc::new(TunnelSecrets::load_or_create(dir.path()).unwrap()),
-                routes: RouteTable::new(),
+                access,
+                routes,
                 registry: Registry::new(),
                 token_edges: vec!["127.0.0.1:7844".into(), "127.0.0.2:7844".into()],
                 ca_pin: ca_pin(b"ca"),

@@ -67,7 +67,8 @@ async fn write(store: Store, mut rx: mpsc::Receiver<AuditEntry>, retention: Dura
     }
 }
 
-fn now() -> i64 {
+/// Unix seconds.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

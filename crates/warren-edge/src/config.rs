@@ -36,6 +36,10 @@ pub struct EdgeConfig {
     pub handshake_timeout: Duration,
     /// How long audit entries are kept (default 90 days).
     pub audit_retention: Duration,
+    /// How old the newest identity-token signing key may get before a new
+    /// one is made at start (default 30 days).
+    pub signing_key_rotation: Duration,
+    pub access: crate::access::AccessSettings,
     pub quic: QuicSettings,
 }
 
@@ -57,6 +61,8 @@ pub struct PartialEdgeConfig {
     pub stream_timeout: Option<u64>,
     /// Days.
     pub audit_retention_days: Option<u64>,
+    /// Days.
+    pub signing_key_rotation_days: Option<u64>,
 }
 
 /// Why the edge configuration is unusable.
@@ -104,6 +110,9 @@ impl PartialEdgeConfig {
             },
             stream_timeout: self.stream_timeout.or(lower.stream_timeout),
             audit_retention_days: self.audit_retention_days.or(lower.audit_retention_days),
+            signing_key_rotation_days: self
+                .signing_key_rotation_days
+                .or(lower.signing_key_rotation_days),
         }
     }
 
@@ -136,6 +145,12 @@ impl PartialEdgeConfig {
                     .unwrap_or(90)
                     .saturating_mul(86_400),
             ),
+            signing_key_rotation: Duration::from_secs(
+                self.signing_key_rotation_days
+                    .unwrap_or(30)
+                    .saturating_mul(86_400),
+            ),
+            access: crate::access::AccessSettings::default(),
             quic: QuicSettings::default(),
         })
     }

@@ -12,13 +12,15 @@
 //! power-of-two-choices pick), [`routes`] (hostname → tunnel), [`ca`]
 //! (the local CA and per-SNI certificates), [`admin`] (REST API),
 //! [`pages`] (every error a browser or curl can see), [`audit`] (the
-//! audit-log writer).
+//! audit-log writer), [`access`] (access applications, identities,
+//! service tokens, sign-in, signed identity for origins).
 //!
 //! **The edge never dials a private network**: everything reaches origins
 //! through a stream on a connection the connector opened.
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod ca;

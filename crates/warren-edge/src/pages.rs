@@ -30,6 +30,21 @@ pub enum EdgeFailure {
     Timeout { host: String },
     /// The request was malformed.
     BadRequest { reason: String },
+    /// No access application covers the hostname and its route is not
+    /// public (default deny).
+    NotProtected { host: String },
+    /// The application's policies deny the request.
+    AccessDenied { app: String },
+    /// The application needs a signed-in user or a service token.
+    SignInRequired { host: String, app: String },
+    /// The service token presented is not valid.
+    BadServiceToken,
+    /// Too many bad service-token secrets from this address.
+    TooManyAttempts,
+    /// Sign-in is needed but no identity provider is set up.
+    NoIdentityProvider { app: String },
+    /// The identity provider could not be used.
+    IdentityProvider { reason: String },
 }
 
 impl EdgeFailure {
@@ -46,6 +61,11 @@ impl EdgeFailure {
             },
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::NoConnector { .. } | Self::Tunnel { .. } => StatusCode::BAD_GATEWAY,
+            Self::NotProtected { .. } | Self::AccessDenied { .. } => StatusCode::FORBIDDEN,
+            Self::SignInRequired { .. } | Self::BadServiceToken => StatusCode::UNAUTHORIZED,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Self::NoIdentityProvider { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::IdentityProvider { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -69,6 +89,13 @@ impl EdgeFailure {
             Self::Tunnel { .. } => "tunnel-error",
             Self::Timeout { .. } => "connector-timeout",
             Self::BadRequest { .. } => "bad-request",
+            Self::NotProtected { .. } => "no-access-application",
+            Self::AccessDenied { .. } => "access-denied",
+            Self::SignInRequired { .. } => "sign-in-required",
+            Self::BadServiceToken => "bad-service-token",
+            Self::TooManyAttempts => "too-many-attempts",
+            Self::NoIdentityProvider { .. } => "no-identity-provider",
+            Self::IdentityProvider { .. } => "identity-provider-error",
         }
     }
 
@@ -92,6 +119,23 @@ impl EdgeFailure {
                 format!("The connector for {host} did not answer in time; try again.")
             }
             Self::BadRequest { reason } => format!("The request is malformed: {reason}."),
+            Self::NotProtected { host } => format!(
+                "{host} is not open to anyone: no access application covers it and its route is not public; an administrator can create one with `warren access app create` or make the route public."
+            ),
+            Self::AccessDenied { app } => format!(
+                "Access to {app} was denied. If you think you should have access, ask the application's administrator, or sign in as another user."
+            ),
+            Self::SignInRequired { host, app } => format!(
+                "{app} needs you to sign in: open https://{host}/ in a browser, run `warren access login https://{host}` in a terminal, or send a service token (Warren-Access-Client-Id and Warren-Access-Client-Secret)."
+            ),
+            Self::BadServiceToken => "The service token was not accepted: its client id or secret is wrong, or it was revoked or has expired; check the Warren-Access-Client-Id and Warren-Access-Client-Secret you send.".into(),
+            Self::TooManyAttempts => "Too many wrong service-token secrets came from your address; wait a minute before trying again.".into(),
+            Self::NoIdentityProvider { app } => format!(
+                "{app} needs a signed-in user, but no identity provider is set up; an administrator can add one with `warren access idp add`."
+            ),
+            Self::IdentityProvider { reason } => format!(
+                "The identity provider could not be reached to sign you in ({reason}); try again later."
+            ),
         }
     }
 

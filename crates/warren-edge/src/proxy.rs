@@ -2,10 +2,14 @@
 //!
 //! 1. **identify**: the hostname from `:authority` or `Host`;
 //! 2. **route**: hostname → tunnel ([`RouteTable`]);
-//! 3. **pick**: a live connection of the tunnel, the less loaded of two
+//! 3. **authorize**: the access application covering the request decides
+//!    ([`Access::authorize`]); a browser that must sign in is sent to the
+//!    identity provider; the decision is audited; credentials are removed
+//!    and the signed identity added to what the origin receives;
+//! 4. **pick**: a live connection of the tunnel, the less loaded of two
 //!    random ones ([`Registry::pick_fresh`]);
-//! 4. **open**: a QUIC stream on it, with a typed request header;
-//! 5. **proxy**: request body up and response body down as body frames,
+//! 5. **open**: a QUIC stream on it, with a typed request header;
+//! 6. **proxy**: request body up and response body down as body frames,
 //!    concurrently, each awaiting the other side's flow control; or, for
 //!    an upgrade answered 101, raw bytes both ways.
 //!
@@ -25,6 +29,7 @@ use warren_transport::body::{headers_from_wire, recv_body, send_body, BoxBody};
 use warren_transport::framed::expect_frame;
 use warren_transport::splice::{splice, QuicStream};
 
+use crate::access::{self, Access, Grant, Refusal};
 use crate::pages::EdgeFailure;
 use crate::registry::{Registry, StreamGuard, TunnelConn};
 use crate::routes::{Route, RouteTable};
@@ -47,6 +52,8 @@ pub struct ProxyCtx {
     pub registry: Registry,
     /// Where finished connections are recorded.
     pub audit: crate::audit::AuditSink,
+    /// Access decisions.
+    pub access: Access,
     /// How long the connector has to answer a stream header.
     pub stream_timeout: Duration,
 }
@@ -75,18 +82,193 @@ async fn serve(
 ) -> Result<Response<BoxBody>, EdgeFailure> {
     let host = identify(&req)?;
     let route = route(ctx, &host)?;
-    if req.uri().path() == crate::tcp::TCP_PATH && crate::tcp::is_websocket(&req) {
-        return crate::tcp::handle(ctx, req, host, route, client).await;
+    let path = req.uri().path().to_owned();
+    if let Some(resp) = edge_path(ctx, &req, &host, &path, client).await {
+        return Ok(resp);
     }
+    let tcp = path == crate::tcp::TCP_PATH && crate::tcp::is_websocket(&req);
+    let grant = authorize(ctx, &req, &host, &path, route.public, client, !tcp).await?;
+    let grant = match grant {
+        Ok(g) => g,
+        Err(redirect) => return Ok(redirect),
+    };
+    if tcp {
+        return crate::tcp::handle(ctx, req, host, route, client, grant).await;
+    }
+    let assertion = grant.assertion(&ctx.access.snapshot().keys, &host);
     let client = ClientInfo {
         addr: client.to_string(),
         scheme: scheme.to_owned(),
     };
     if is_upgrade(&req) {
-        proxy_upgrade(ctx, req, host, route, client).await
+        proxy_upgrade(ctx, req, host, route, client, grant, assertion).await
     } else {
-        proxy_http(ctx, req, host, route, client).await
+        proxy_http(ctx, req, host, route, client, assertion).await
     }
+}
+
+/// The edge's own paths under `/.warren/` on any routed hostname: the
+/// JWKS, and sign-in, its callback and sign-out.
+async fn edge_path<B>(
+    ctx: &ProxyCtx,
+    req: &Request<B>,
+    host: &str,
+    path: &str,
+    client: SocketAddr,
+) -> Option<Response<BoxBody>> {
+    let authority = authority(req, host);
+    match path {
+        "/.warren/certs" => Some(
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CACHE_CONTROL, "public, max-age=300")
+                .body(warren_transport::body::full(
+                    ctx.access.snapshot().keys.jwks().to_owned(),
+                ))
+                .expect("valid JWKS response"),
+        ),
+        access::oidc::CALLBACK_PATH => Some(
+            access::oidc::callback(&ctx.access, req.headers(), req.uri(), &authority, client).await,
+        ),
+        access::oidc::LOGOUT_PATH => {
+            let snap = ctx.access.snapshot();
+            let app = snap.app_for(host, "/").cloned();
+            Some(access::oidc::logout(&ctx.access, req.headers(), app.as_deref()).await)
+        }
+        access::oidc::LOGIN_PATH => {
+            let snap = ctx.access.snapshot();
+            let Some(app) = snap.app_for(host, "/").cloned() else {
+                return Some(
+                    EdgeFailure::NotProtected {
+                        host: host.to_owned(),
+                    }
+                    .response(),
+                );
+            };
+            let q = |name: &str| {
+                req.uri().query().and_then(|q| {
+                    q.split('&').find_map(|kv| {
+                        let (k, v) = kv.split_once('=')?;
+                        (k == name).then(|| v.to_owned())
+                    })
+                })
+            };
+            let cli = q("cli").map(|c| access::oidc::decode(&c));
+            let back = q("redirect").map_or_else(|| "/".to_owned(), |r| access::oidc::decode(&r));
+            Some(access::oidc::begin(&ctx.access, &app, &authority, &back, cli.as_deref()).await)
+        }
+        _ => None,
+    }
+}
+
+/// `host[:port]` as the client addressed the edge.
+fn authority<B>(req: &Request<B>, host: &str) -> String {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| host.to_owned());
+    // Keep only a port after the host we routed on.
+    match raw.rsplit_once(':') {
+        Some((_, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{host}:{port}")
+        }
+        _ => host.to_owned(),
+    }
+}
+
+/// Phase 3: the access decision, audited. `Ok(Err(response))` is a
+/// redirect to sign in; `Err` a refusal page.
+async fn authorize<B>(
+    ctx: &ProxyCtx,
+    req: &Request<B>,
+    host: &str,
+    path: &str,
+    public_route: bool,
+    client: SocketAddr,
+    browser_ok: bool,
+) -> Result<Result<Grant, Response<BoxBody>>, EdgeFailure> {
+    let decided = ctx.access.authorize(&access::Request {
+        headers: req.headers(),
+        host,
+        path,
+        source: client,
+        public_route,
+    });
+    let kind = if browser_ok { "request" } else { "decision" };
+    match decided {
+        Ok(grant) => {
+            // A public route with no application is not an access decision.
+            if grant.app.is_some() {
+                ctx.access
+                    .audit(warren_store::AuditEntry {
+                        kind: kind.into(),
+                        identity: grant.who.label(),
+                        source: client.to_string(),
+                        app: grant.app_name(),
+                        hostname: host.to_owned(),
+                        destination: path.to_owned(),
+                        decision: "allow".into(),
+                        rule: grant.reason(),
+                        ..Default::default()
+                    })
+                    .await;
+            }
+            Ok(Ok(grant))
+        }
+        Err(refusal) => {
+            let (decision, identity, rule) = refusal.audit_parts();
+            ctx.access
+                .audit(warren_store::AuditEntry {
+                    kind: kind.into(),
+                    identity,
+                    source: client.to_string(),
+                    app: refusal.app().map(|a| a.name.clone()).unwrap_or_default(),
+                    hostname: host.to_owned(),
+                    destination: path.to_owned(),
+                    decision: decision.into(),
+                    rule,
+                    ..Default::default()
+                })
+                .await;
+            match &refusal {
+                Refusal::NeedsLogin { app, .. } if browser_ok && wants_html(req) => {
+                    let back = req
+                        .uri()
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str())
+                        .to_owned();
+                    let authority = authority(req, host);
+                    Ok(Err(access::oidc::begin(
+                        &ctx.access,
+                        app,
+                        &authority,
+                        &back,
+                        None,
+                    )
+                    .await))
+                }
+                _ => Err(refusal.failure(host)),
+            }
+        }
+    }
+}
+
+/// Whether the client is a browser navigating (so a sign-in redirect
+/// makes sense) rather than an API client.
+fn wants_html<B>(req: &Request<B>) -> bool {
+    matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
 }
 
 /// Phase 1: the hostname, lower-case, without port.
@@ -298,6 +480,7 @@ fn head(
     client: ClientInfo,
     has_body: bool,
     keep_upgrade: bool,
+    assertion: Option<String>,
 ) -> HttpHead {
     let mut headers = Vec::with_capacity(req.headers().len() + 3);
     let named_in_connection = connection_tokens(req.headers());
@@ -309,10 +492,20 @@ fn head(
         if (hop && !keep && !trailers_te) || n == "x-forwarded-proto" || n == "x-forwarded-host" {
             continue;
         }
-        if n == "x-forwarded-for" {
+        if n == "x-forwarded-for" || access::CREDENTIAL_HEADERS.contains(&n) {
+            continue;
+        }
+        if n == "cookie" {
+            // The edge's own cookies stay at the edge.
+            if let Some(v) = without_edge_cookies(value) {
+                headers.push((n.to_owned(), v));
+            }
             continue;
         }
         headers.push((n.to_owned(), value.as_bytes().to_vec()));
+    }
+    if let Some(jwt) = assertion {
+        headers.push((access::ASSERTION_HEADER.into(), jwt.into_bytes()));
     }
     // X-Forwarded-*: append the client to any chain the client sent.
     let client_ip = client
@@ -361,6 +554,23 @@ fn head(
     }
 }
 
+/// A `Cookie` value without the edge's session and sign-in cookies;
+/// `None` if nothing is left.
+fn without_edge_cookies(v: &HeaderValue) -> Option<Vec<u8>> {
+    let Ok(text) = v.to_str() else {
+        return Some(v.as_bytes().to_vec());
+    };
+    let kept: Vec<&str> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|c| {
+            let name = c.split('=').next().unwrap_or("");
+            !c.is_empty() && name != access::COOKIE && name != "warren_login"
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; ").into_bytes())
+}
+
 fn connection_tokens(h: &HeaderMap) -> Vec<String> {
     h.get_all(header::CONNECTION)
         .iter()
@@ -386,9 +596,10 @@ async fn proxy_http(
     host: String,
     route: Route,
     client: ClientInfo,
+    assertion: Option<String>,
 ) -> Result<Response<BoxBody>, EdgeFailure> {
     let has_body = !req.body().is_end_stream();
-    let header = StreamRequest::Http(head(&req, &host, client, has_body, false));
+    let header = StreamRequest::Http(head(&req, &host, client, has_body, false, assertion));
     let (resp, recv, guard) = if has_body {
         let (mut send, mut recv, guard) = open_stream(ctx, &route, &host, &header).await?;
         // Request body goes up while the response comes down (gRPC
@@ -462,8 +673,12 @@ async fn proxy_upgrade(
     host: String,
     route: Route,
     client: ClientInfo,
+    grant: Grant,
+    assertion: Option<String>,
 ) -> Result<Response<BoxBody>, EdgeFailure> {
-    let header = StreamRequest::WebSocket(head(&req, &host, client, false, true));
+    let source = client.addr.parse().unwrap_or(([0, 0, 0, 0], 0).into());
+    let path = req.uri().path().to_owned();
+    let header = StreamRequest::WebSocket(head(&req, &host, client, false, true, assertion));
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (resp, send, recv, guard) = exchange(ctx, &route, &host, &header, true).await?;
     let StreamResponse::Http(h) = resp else {
@@ -482,14 +697,26 @@ async fn proxy_upgrade(
         });
         return response(h.status, h.headers, body, false);
     }
+    // A WebSocket lives as long as its grant does.
+    let live = ctx.access.watch(access::Watched {
+        who: grant.who,
+        host,
+        path,
+        source,
+    });
     tokio::spawn(async move {
         let _guard = guard;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
                 let mut tunnel = QuicStream::new(send, recv);
-                if let Err(e) = splice(&mut client, &mut tunnel).await {
-                    tracing::debug!(error = %e, "upgraded connection ended with an error");
+                tokio::select! {
+                    r = splice(&mut client, &mut tunnel) => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "upgraded connection ended with an error");
+                        }
+                    }
+                    () = live.revoked() => {}
                 }
             }
             Err(e) => tracing::debug!(error = %e, "client upgrade failed"),

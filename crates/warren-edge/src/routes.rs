@@ -18,6 +18,8 @@ pub struct Route {
     pub steering: Steering,
     /// By priority; never empty.
     pub tunnels: Vec<RouteTunnel>,
+    /// Reachable when no access application covers the hostname.
+    pub public: bool,
 }
 
 /// One tunnel of a route.
@@ -130,6 +132,7 @@ impl RouteTable {
             let route = Route {
                 steering: r.steering,
                 tunnels,
+                public: r.public,
             };
             let host = r.hostname.to_ascii_lowercase();
             match host.strip_prefix("*.") {
@@ -172,6 +175,7 @@ mod tests {
     fn single(tun: &str) -> Route {
         Route {
             steering: Steering::Single,
+            public: false,
             tunnels: vec![RouteTunnel {
                 id: tun.into(),
                 name: tun.into(),
@@ -213,6 +217,7 @@ mod tests {
     fn pool(steering: Steering, weights: &[(&str, u32)]) -> Route {
         Route {
             steering,
+            public: false,
             tunnels: weights
                 .iter()
                 .map(|(n, w)| RouteTunnel {

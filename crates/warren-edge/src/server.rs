@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use warren_store::Store;
 use warren_transport::body::{empty, BoxBody};
 
+use crate::access::Access;
 use crate::admin::{self, AdminState};
 use crate::audit::AuditSink;
 use crate::ca::{Ca, CaError, SniResolver};
@@ -87,6 +88,17 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
     let routes = RouteTable::new();
     routes.reload(&store).await?;
     let registry = Registry::new();
+    if crate::access::keys::ensure_current(&store, cfg.signing_key_rotation).await? {
+        tracing::info!("made a new identity-token signing key");
+    }
+    let audit = AuditSink::start(store.clone(), cfg.audit_retention);
+    let access = Access::start(
+        store.clone(),
+        audit.clone(),
+        routes.clone(),
+        cfg.access.clone(),
+    )
+    .await?;
 
     // Tunnel listener (QUIC).
     let mut tunnel_names = vec![warren_proto::EDGE_SERVER_NAME.to_owned()];
@@ -167,11 +179,13 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
         registry: registry.clone(),
         token_edges: advertise,
         ca_pin: ca.pin(),
+        access: access.clone(),
     };
     let proxy_ctx = Arc::new(ProxyCtx {
         routes: routes.clone(),
         registry: registry.clone(),
-        audit: AuditSink::start(store.clone(), cfg.audit_retention),
+        audit,
+        access,
         stream_timeout: cfg.stream_timeout,
     });
 

@@ -24,6 +24,7 @@ use warren_proto::stream::{ClientInfo, StreamRequest, StreamResponse, TcpRequest
 use warren_store::AuditEntry;
 use warren_transport::body::{empty, BoxBody};
 
+use crate::access::{Grant, Watched};
 use crate::pages::EdgeFailure;
 use crate::proxy::{exchange, ProxyCtx};
 use crate::routes::Route;
@@ -58,6 +59,7 @@ pub(crate) async fn handle(
     host: String,
     route: Route,
     client: SocketAddr,
+    grant: Grant,
 ) -> Result<Response<BoxBody>, EdgeFailure> {
     let key = req
         .headers()
@@ -94,6 +96,13 @@ pub(crate) async fn handle(
         .map(|t| t.name.clone())
         .unwrap_or_default();
     let started = std::time::Instant::now();
+    // The connection lives as long as its grant does.
+    let live = ctx.access.watch(Watched {
+        who: grant.who.clone(),
+        host: host.clone(),
+        path: TCP_PATH.to_owned(),
+        source: client,
+    });
     tokio::spawn(async move {
         let _guard = guard;
         let upgraded = match on_upgrade.await {
@@ -109,20 +118,26 @@ pub(crate) async fn handle(
             Some(ws_config()),
         )
         .await;
-        let moved = bridge(ws, send, recv).await;
+        let moved = bridge(ws, send, recv, live.revoked()).await;
+        let end_reason = match live.reason() {
+            Some(why) => format!("access revoked: {why}"),
+            None => moved.end.to_owned(),
+        };
         audit
             .record(AuditEntry {
                 kind: "connection".into(),
+                identity: grant.who.label(),
                 source: client.to_string(),
+                app: grant.app_name(),
                 hostname: host,
                 tunnel,
                 destination: "tcp".into(),
                 decision: "allow".into(),
-                rule: "public route".into(),
+                rule: grant.reason(),
                 bytes_up: i64::try_from(moved.up).unwrap_or(i64::MAX),
                 bytes_down: i64::try_from(moved.down).unwrap_or(i64::MAX),
                 duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-                end_reason: moved.end.into(),
+                end_reason,
                 ..Default::default()
             })
             .await;
@@ -151,11 +166,12 @@ pub struct Moved {
 }
 
 /// Moves bytes between a WebSocket and a tunnel stream until both
-/// directions have ended.
+/// directions have ended, or `stop` resolves (access was revoked).
 pub async fn bridge<S>(
     ws: WebSocketStream<S>,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Moved
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -204,9 +220,16 @@ where
             }
         }
     };
-    let (a, b) = tokio::join!(up, down);
+    let (a, b) = tokio::select! {
+        r = async { tokio::join!(up, down) } => r,
+        () = stop => (Some("access revoked"), None),
+    };
     if let Some(why) = a.or(b) {
         end = why;
+    }
+    if end == "access revoked" {
+        let _ = send.reset(quinn::VarInt::from_u32(0));
+        let _ = recv.stop(quinn::VarInt::from_u32(0));
     }
     let _ = ws_tx.close().await;
     Moved {

@@ -15,9 +15,11 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod audit;
 mod validate;
 
+pub use access::{AppRow, IdpRow, ServiceTokenRow, SessionRow, SigningKeyRow};
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerdict};
 
 use std::path::{Path, PathBuf};
@@ -76,6 +78,35 @@ pub enum StoreError {
         hostname: String,
         tunnel_name: String,
     },
+    /// An access application with that name already exists.
+    #[error("an access application named {0:?} already exists; pick another name or delete it with `warren access app delete {0}`")]
+    AppExists(String),
+    /// No access application has that name.
+    #[error("there is no access application named {0:?}; list them with `warren access app list`")]
+    UnknownApp(String),
+    /// The application or one of its policies is not usable.
+    #[error("{0}")]
+    InvalidApp(String),
+    /// A service token with that name already exists.
+    #[error("a service token named {0:?} already exists; pick another name, or rotate its secret with `warren access service-token rotate {0}`")]
+    ServiceTokenExists(String),
+    /// The service token name is not allowed.
+    #[error("{0:?} is not a valid service token name; use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit")]
+    InvalidServiceTokenName(String),
+    /// No service token has that name or client id.
+    #[error(
+        "there is no service token named {0:?}; list them with `warren access service-token list`"
+    )]
+    UnknownServiceToken(String),
+    /// A revoked token cannot be rotated.
+    #[error("the service token {0:?} is revoked; create a new one with `warren access service-token create NAME`")]
+    ServiceTokenRevoked(String),
+    /// Some other input is not usable; the message says what.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A stored row does not parse.
+    #[error("{0}; the database was changed outside warren, restore it from a backup")]
+    Corrupt(String),
 }
 
 /// A named tunnel. Its secret hash is deliberately not a field.
@@ -145,10 +176,13 @@ pub struct RouteRow {
     pub steering: Steering,
     /// Every tunnel of the route, by priority (one for a single route).
     pub tunnels: Vec<RouteMember>,
+    /// Reachable without an access application.
+    #[serde(default)]
+    pub public: bool,
 }
 
 type TunnelTuple = (String, String, i64, i64);
-type RouteTuple = (String, String, String, i64, String);
+type RouteTuple = (String, String, String, i64, String, bool);
 
 fn tunnel_from((id, name, secret_generation, created_at): TunnelTuple) -> Tunnel {
     Tunnel {
@@ -159,7 +193,9 @@ fn tunnel_from((id, name, secret_generation, created_at): TunnelTuple) -> Tunnel
     }
 }
 
-fn route_from((hostname, tunnel_id, tunnel_name, created_at, steering): RouteTuple) -> RouteRow {
+fn route_from(
+    (hostname, tunnel_id, tunnel_name, created_at, steering, public): RouteTuple,
+) -> RouteRow {
     let steering = Steering::from_db(&steering);
     let tunnels = if steering == Steering::Single {
         vec![RouteMember {
@@ -178,6 +214,7 @@ fn route_from((hostname, tunnel_id, tunnel_name, created_at, steering): RouteTup
         created_at,
         steering,
         tunnels,
+        public,
     }
 }
 
@@ -413,8 +450,14 @@ impl Store {
 
     // ---- routes ----
 
-    /// Routes `hostname` (lower-cased, validated) to a tunnel.
-    pub async fn add_route(&self, hostname: &str, tunnel_id: &str) -> Result<RouteRow, StoreError> {
+    /// Routes `hostname` (lower-cased, validated) to a tunnel. A `public`
+    /// route is reachable without an access application.
+    pub async fn add_route(
+        &self,
+        hostname: &str,
+        tunnel_id: &str,
+        public: bool,
+    ) -> Result<RouteRow, StoreError> {
         let host = validate::normalize_hostname(hostname)
             .ok_or_else(|| StoreError::InvalidHostname(hostname.to_owned()))?;
         let mut tx = self
@@ -436,14 +479,18 @@ impl Store {
             tunnel_name,
             created_at: now(),
             steering: Steering::Single,
+            public,
         };
-        sqlx::query("INSERT INTO routes (hostname, tunnel_id, created_at) VALUES (?1, ?2, ?3)")
-            .bind(&row.hostname)
-            .bind(&row.tunnel_id)
-            .bind(row.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.db())?;
+        sqlx::query(
+            "INSERT INTO routes (hostname, tunnel_id, created_at, public) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(&row.hostname)
+        .bind(&row.tunnel_id)
+        .bind(row.created_at)
+        .bind(public)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.db())?;
         tx.commit().await.map_err(self.db())?;
         Ok(row)
     }
@@ -492,6 +539,7 @@ impl Store {
         hostname: &str,
         steering: Steering,
         members: &[(String, i64)],
+        public: bool,
     ) -> Result<RouteRow, StoreError> {
         let host = validate::normalize_hostname(hostname)
             .ok_or_else(|| StoreError::InvalidHostname(hostname.to_owned()))?;
@@ -539,14 +587,16 @@ impl Store {
             created_at: now(),
             steering,
             tunnels,
+            public,
         };
         sqlx::query(
-            "INSERT INTO routes (hostname, tunnel_id, created_at, steering) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO routes (hostname, tunnel_id, created_at, steering, public) VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .bind(&row.hostname)
         .bind(&row.tunnel_id)
         .bind(row.created_at)
         .bind(steering.as_str())
+        .bind(public)
         .execute(&mut *tx)
         .await
         .map_err(self.db())?;
@@ -569,7 +619,7 @@ impl Store {
     /// All routes with their tunnels, by hostname.
     pub async fn list_routes(&self) -> Result<Vec<RouteRow>, StoreError> {
         let rows: Vec<RouteTuple> = sqlx::query_as(
-            "SELECT r.hostname, r.tunnel_id, t.name, r.created_at, r.steering
+            "SELECT r.hostname, r.tunnel_id, t.name, r.created_at, r.steering, r.public
              FROM routes r JOIN tunnels t ON t.id = r.tunnel_id ORDER BY r.hostname",
         )
         .fetch_all(&self.pool)
@@ -595,6 +645,20 @@ impl Store {
             }
         }
         Ok(routes)
+    }
+
+    /// Makes the route for `hostname` public or not; `false` if there is
+    /// no such route.
+    pub async fn set_route_public(&self, hostname: &str, public: bool) -> Result<bool, StoreError> {
+        let host = hostname.trim().to_ascii_lowercase();
+        let host = host.strip_suffix('.').unwrap_or(&host);
+        let done = sqlx::query("UPDATE routes SET public = ?2 WHERE hostname = ?1")
+            .bind(host)
+            .bind(public)
+            .execute(&self.pool)
+            .await
+            .map_err(self.db())?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Deletes the route for `hostname` (compared lower-case). `false` if

@@ -113,12 +113,18 @@ async fn routes_validate_normalize_and_reject_duplicates() {
     let office = s.create_tunnel("office", &H1, 1).await.unwrap();
     let lab = s.create_tunnel("lab", &H2, 1).await.unwrap();
 
-    let r = s.add_route("App.Example.com", &office.id).await.unwrap();
+    let r = s
+        .add_route("App.Example.com", &office.id, false)
+        .await
+        .unwrap();
     assert_eq!(r.hostname, "app.example.com");
     assert_eq!(r.tunnel_name, "office");
-    s.add_route("*.example.com", &lab.id).await.unwrap();
+    s.add_route("*.example.com", &lab.id, false).await.unwrap();
 
-    let e = s.add_route("APP.example.com", &lab.id).await.unwrap_err();
+    let e = s
+        .add_route("APP.example.com", &lab.id, false)
+        .await
+        .unwrap_err();
     match &e {
         StoreError::RouteExists {
             hostname,
@@ -140,14 +146,14 @@ async fn routes_validate_normalize_and_reject_duplicates() {
     ] {
         assert!(
             matches!(
-                s.add_route(bad, &office.id).await,
+                s.add_route(bad, &office.id, false).await,
                 Err(StoreError::InvalidHostname(_))
             ),
             "{bad}"
         );
     }
     assert!(matches!(
-        s.add_route("new.example.com", "missing").await,
+        s.add_route("new.example.com", "missing", false).await,
         Err(StoreError::UnknownTunnel(_))
     ));
 
@@ -171,9 +177,13 @@ async fn deleting_a_tunnel_cascades_to_its_routes() {
     let (_dir, s) = store().await;
     let office = s.create_tunnel("office", &H1, 1).await.unwrap();
     let lab = s.create_tunnel("lab", &H2, 1).await.unwrap();
-    s.add_route("a.example.com", &office.id).await.unwrap();
-    s.add_route("b.example.com", &office.id).await.unwrap();
-    s.add_route("c.example.com", &lab.id).await.unwrap();
+    s.add_route("a.example.com", &office.id, false)
+        .await
+        .unwrap();
+    s.add_route("b.example.com", &office.id, false)
+        .await
+        .unwrap();
+    s.add_route("c.example.com", &lab.id, false).await.unwrap();
 
     assert!(s.delete_tunnel(&office.id).await.unwrap());
     assert!(!s.delete_tunnel(&office.id).await.unwrap());
@@ -202,7 +212,7 @@ async fn reopening_keeps_everything() {
     let (id, token) = {
         let s = Store::open(&data).await.unwrap();
         let t = s.create_tunnel("office", &H1, 3).await.unwrap();
-        s.add_route("app.example.com", &t.id).await.unwrap();
+        s.add_route("app.example.com", &t.id, false).await.unwrap();
         s.add_admin_token_hash(&H2).await.unwrap();
         s.close().await;
         (t.id, H2.to_vec())
@@ -252,12 +262,14 @@ async fn pool_routes_keep_their_tunnels_in_priority_order() {
     let c = s.create_tunnel("third", &H2, 1).await.unwrap();
     let members = vec![(a.id.clone(), 3), (b.id.clone(), 1), (c.id.clone(), 0)];
     let row = s
-        .add_pool_route("App.Example.com", Steering::Failover, &members)
+        .add_pool_route("App.Example.com", Steering::Failover, &members, false)
         .await
         .unwrap();
     assert_eq!(row.hostname, "app.example.com");
     assert_eq!(row.tunnel_name, "primary");
-    s.add_route("single.example.com", &b.id).await.unwrap();
+    s.add_route("single.example.com", &b.id, false)
+        .await
+        .unwrap();
 
     let routes = s.list_routes().await.unwrap();
     assert_eq!(routes.len(), 2);
@@ -299,7 +311,7 @@ async fn bad_pool_routes_are_sentences() {
     let err = |members: Vec<(String, i64)>, steering| {
         let s = s.clone();
         async move {
-            s.add_pool_route("x.example.com", steering, &members)
+            s.add_pool_route("x.example.com", steering, &members, false)
                 .await
                 .unwrap_err()
                 .to_string()

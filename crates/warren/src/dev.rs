@@ -59,13 +59,20 @@ async fn prepare(dir: &std::path::Path, tunnel_addr: SocketAddr) -> anyhow::Resu
             t
         }
     };
-    if !store
+    // The demo route is public: reachable without an access application.
+    match store
         .list_routes()
         .await?
         .iter()
-        .any(|r| r.hostname == HOST)
+        .find(|r| r.hostname == HOST)
     {
-        store.add_route(HOST, &tunnel.id).await?;
+        None => {
+            store.add_route(HOST, &tunnel.id, true).await?;
+        }
+        Some(r) if !r.public => {
+            store.set_route_public(HOST, true).await?;
+        }
+        Some(_) => {}
     }
     store.close().await;
     let ca = Ca::load_or_create(dir)?;

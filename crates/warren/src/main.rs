@@ -96,6 +96,10 @@ struct EdgeArgs {
     /// Days audit entries are kept [default: 90].
     #[arg(long, env = "WARREN_AUDIT_RETENTION_DAYS")]
     audit_retention_days: Option<u64>,
+    /// Days before the identity-token signing key is replaced at start;
+    /// the previous key stays published [default: 30].
+    #[arg(long, env = "WARREN_SIGNING_KEY_ROTATION_DAYS")]
+    signing_key_rotation_days: Option<u64>,
 }
 
 impl EdgeArgs {
@@ -116,6 +120,7 @@ impl EdgeArgs {
             advertise: self.advertise,
             stream_timeout: self.stream_timeout,
             audit_retention_days: self.audit_retention_days,
+            signing_key_rotation_days: self.signing_key_rotation_days,
         };
         Ok(flags.over(file).resolve()?)
     }
@@ -182,6 +187,26 @@ struct RunArgs {
 enum AccessCmd {
     /// Carry TCP connections to a hostname's TCP service through the edge.
     Tcp(AccessTcpArgs),
+    /// Sign in to a protected hostname through the browser; the token is
+    /// cached under ~/.warren/ for `access tcp` and `access token`.
+    Login {
+        /// https://HOST[:PORT] of the protected hostname.
+        url: String,
+        /// Only print the URL to open; do not start a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// How long to wait for the browser to come back.
+        #[arg(long, default_value = "5m", value_parser = duration)]
+        timeout: Duration,
+    },
+    /// Print the cached identity token for a hostname (for scripts: send it
+    /// as the header warren-access-token).
+    Token {
+        /// The protected hostname.
+        hostname: String,
+    },
+    #[command(flatten)]
+    Admin(admin_cli::access::AccessAdminCmd),
 }
 
 #[derive(Args)]
@@ -200,6 +225,21 @@ struct AccessTcpArgs {
     /// public roots.
     #[arg(long, env = "WARREN_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Service token client id (instead of a signed-in user).
+    #[arg(
+        long,
+        env = "WARREN_SERVICE_TOKEN_ID",
+        requires = "service_token_secret"
+    )]
+    service_token_id: Option<String>,
+    /// Service token client secret.
+    #[arg(
+        long,
+        env = "WARREN_SERVICE_TOKEN_SECRET",
+        hide_env_values = true,
+        requires = "service_token_id"
+    )]
+    service_token_secret: Option<String>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -213,6 +253,9 @@ fn main() -> std::process::ExitCode {
         Command::Tunnel {
             cmd: TunnelCmd::Admin(_) | TunnelCmd::Ingress { .. }
         } | Command::Audit { .. }
+            | Command::Access {
+                cmd: AccessCmd::Admin(_) | AccessCmd::Token { .. } | AccessCmd::Login { .. }
+            }
     );
     init_logging(if quiet { "warn" } else { "info" });
     warren_transport::tls::install_provider();
@@ -256,12 +299,53 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
             TunnelCmd::Ingress { cmd } => ingress(cmd),
             TunnelCmd::Admin(cmd) => admin_cli::run(cmd).await,
         },
-        Command::Access {
-            cmd: AccessCmd::Tcp(args),
-        } => access_tcp(args).await,
+        Command::Access { cmd } => match cmd {
+            AccessCmd::Tcp(args) => access_tcp(args).await,
+            AccessCmd::Login {
+                url,
+                no_browser,
+                timeout,
+            } => access_login(&url, no_browser, timeout).await,
+            AccessCmd::Token { hostname } => {
+                let host = hostname.trim().to_ascii_lowercase();
+                match warren_access::login::cached(&host) {
+                    Some(t) => {
+                        println!("{t}");
+                        Ok(())
+                    }
+                    None => bail!("there is no valid token for {host}; sign in with `warren access login https://{host}`"),
+                }
+            }
+            AccessCmd::Admin(cmd) => {
+                let text = admin_cli::access::run(cmd).await?;
+                admin_cli::print(&text)
+            }
+        },
         Command::Dev(args) => dev::run(args).await,
         Command::Audit { cmd } => admin_cli::audit::run(cmd).await,
     }
+}
+
+async fn access_login(url: &str, no_browser: bool, timeout: Duration) -> anyhow::Result<()> {
+    let token = warren_access::login::login(url, timeout, |open| {
+        eprintln!("Open this URL in a browser to sign in:\n\n    {open}\n");
+        if !no_browser {
+            // Best effort: without a desktop the printed URL is the way.
+            let _ = std::process::Command::new("xdg-open")
+                .arg(open)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+        }
+    })
+    .await?;
+    let (host, _) = warren_access::login::parse_url(url)?;
+    let exp = warren_access::login::expiry(&token).unwrap_or(0);
+    eprintln!(
+        "Signed in to {host}; the token is cached for `warren access tcp` (valid for {} more minutes). Print it with `warren access token {host}`.",
+        (exp - admin_cli::now()).max(0) / 60
+    );
+    Ok(())
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -386,7 +470,16 @@ async fn access_tcp(args: AccessTcpArgs) -> anyhow::Result<()> {
         .edge
         .clone()
         .unwrap_or_else(|| format!("{}:443", args.hostname));
-    let access = warren_access::AccessTcp::new(&args.hostname, &edge, &trust)?;
+    let host = args.hostname.trim().to_ascii_lowercase();
+    let credentials = match (args.service_token_id, args.service_token_secret) {
+        (Some(id), Some(secret)) => warren_access::Credentials::ServiceToken { id, secret },
+        _ => match warren_access::login::cached(&host) {
+            Some(t) => warren_access::Credentials::Token(t),
+            None => warren_access::Credentials::None,
+        },
+    };
+    let access =
+        warren_access::AccessTcp::new(&args.hostname, &edge, &trust)?.with_credentials(credentials);
     match &args.url {
         None => Ok(access.stdio().await?),
         Some(url) => {

@@ -239,12 +239,13 @@ async fn a_hostname_fails_over_between_tunnels_and_comes_back() {
             "app.example.com",
             "primary",
             "backup",
+            "--public",
         ])
         .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(
         o.stdout,
-        "Routed app.example.com to tunnels primary, backup (failover)\n"
+        "Routed app.example.com to tunnels primary, backup (failover); it is public\n"
     );
     let list = edge.cli(&["tunnel", "route", "list"]).await;
     assert!(
@@ -299,6 +300,7 @@ async fn a_hostname_fails_over_between_tunnels_and_comes_back() {
             "weighted",
             "--weights",
             "3,1",
+            "--public",
         ])
         .await;
     assert_eq!(o.code, 0, "{}", o.stderr);

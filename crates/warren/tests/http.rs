@@ -119,7 +119,14 @@ async fn error_pages_say_what_is_wrong() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     let o = s
         .edge
-        .cli(&["tunnel", "route", "dns", "idle", "idle.example.com"])
+        .cli(&[
+            "tunnel",
+            "route",
+            "dns",
+            "idle",
+            "idle.example.com",
+            "--public",
+        ])
         .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let r = s.edge.curl("idle.example.com", "/", &[]).await;

@@ -134,7 +134,14 @@ async fn refusals_reach_the_client_as_sentences() {
     assert_eq!(s.edge.cli(&["tunnel", "create", "idle"]).await.code, 0);
     assert_eq!(
         s.edge
-            .cli(&["tunnel", "route", "dns", "idle", "db.example.com"])
+            .cli(&[
+                "tunnel",
+                "route",
+                "dns",
+                "idle",
+                "db.example.com",
+                "--public"
+            ])
             .await
             .code,
         0

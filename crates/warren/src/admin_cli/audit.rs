@@ -61,16 +61,20 @@ fn since_secs(text: &str, now: i64) -> anyhow::Result<i64> {
     if let Ok(t) = text.parse::<i64>() {
         return Ok(t);
     }
+    Ok(now - span_secs(text).ok_or_else(|| bad_since(text))?)
+}
+
+/// `90s`, `30m`, `24h`, `7d` in seconds.
+pub(super) fn span_secs(text: &str) -> Option<i64> {
     let (num, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = num.parse().map_err(|_| bad_since(text))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(bad_since(text)),
-    };
-    Ok(now - secs)
+    let n: i64 = num.parse().ok().filter(|n| *n >= 0)?;
+    n.checked_mul(match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    })
 }
 
 fn bad_since(text: &str) -> anyhow::Error {

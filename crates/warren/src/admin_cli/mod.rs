@@ -14,11 +14,13 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::json;
 
+pub(crate) mod access;
 pub(crate) mod audit;
 mod client;
 mod text;
 
 pub(crate) use client::*;
+pub(crate) use text::now;
 use text::*;
 
 /// Whole-request deadline.
@@ -118,6 +120,10 @@ pub(crate) enum RouteCmd {
         tunnel: String,
         /// Hostname, e.g. app.example.com or *.example.com.
         hostname: String,
+        /// Reachable by anyone when no access application covers it
+        /// (otherwise it is denied until an application allows).
+        #[arg(long)]
+        public: bool,
         #[arg(long, short, value_enum, default_value_t)]
         output: Output,
         #[command(flatten)]
@@ -138,8 +144,20 @@ pub(crate) enum RouteCmd {
         /// default 1 each.
         #[arg(long, value_delimiter = ',')]
         weights: Vec<i64>,
+        /// Reachable by anyone when no access application covers it.
+        #[arg(long)]
+        public: bool,
         #[arg(long, short, value_enum, default_value_t)]
         output: Output,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Make a route public (reachable by anyone when no access application
+    /// covers it), or with --off deny it again unless an application allows.
+    Public {
+        hostname: String,
+        #[arg(long)]
+        off: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -206,6 +224,11 @@ pub(crate) async fn run(cmd: TunnelAdminCmd) -> anyhow::Result<()> {
         }
         TunnelAdminCmd::Route { cmd } => run_route(cmd).await?,
     };
+    print(&text)
+}
+
+/// Writes a command's answer to stdout.
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         // `warren tunnel list | head` must not fail.
@@ -221,17 +244,21 @@ async fn run_route(cmd: RouteCmd) -> anyhow::Result<String> {
         RouteCmd::Dns {
             tunnel,
             hostname,
+            public,
             output,
             api,
         } => {
-            let body = json!({ "tunnel": tunnel, "hostname": hostname });
+            let body = json!({ "tunnel": tunnel, "hostname": hostname, "public": public });
             let v = ApiClient::new(&api)?
                 .call(Method::POST, "/v1/routes", Some(body))
                 .await?;
             render(output, &v, |r: RouteView| {
                 format!(
-                    "Routed {} to tunnel {} (id {})\n",
-                    r.hostname, r.tunnel_name, r.tunnel_id
+                    "Routed {} to tunnel {} (id {}){}\n",
+                    r.hostname,
+                    r.tunnel_name,
+                    r.tunnel_id,
+                    access_note(&r)
                 )
             })?
         }
@@ -240,6 +267,7 @@ async fn run_route(cmd: RouteCmd) -> anyhow::Result<String> {
             tunnels,
             steering,
             weights,
+            public,
             output,
             api,
         } => {
@@ -261,16 +289,17 @@ async fn run_route(cmd: RouteCmd) -> anyhow::Result<String> {
                 SteeringArg::Failover => "failover",
                 SteeringArg::Weighted => "weighted",
             };
-            let body = json!({ "hostname": hostname, "steering": steering, "tunnels": members });
+            let body = json!({ "hostname": hostname, "steering": steering, "tunnels": members, "public": public });
             let v = ApiClient::new(&api)?
                 .call(Method::POST, "/v1/routes", Some(body))
                 .await?;
             render(output, &v, |r: RouteView| {
                 format!(
-                    "Routed {} to tunnels {} ({})\n",
+                    "Routed {} to tunnels {} ({}){}\n",
                     r.hostname,
                     member_list(&r),
-                    r.steering
+                    r.steering,
+                    access_note(&r)
                 )
             })?
         }
@@ -279,6 +308,17 @@ async fn run_route(cmd: RouteCmd) -> anyhow::Result<String> {
                 .call(Method::GET, "/v1/routes", None)
                 .await?;
             render(output, &v, |r: Vec<RouteView>| routes_text(&r))?
+        }
+        RouteCmd::Public { hostname, off, api } => {
+            let path = format!("/v1/routes/{}", encode_segment(&hostname));
+            ApiClient::new(&api)?
+                .call(Method::PATCH, &path, Some(json!({ "public": !off })))
+                .await?;
+            if off {
+                format!("{hostname} is no longer public: it is denied unless an access application allows\n")
+            } else {
+                format!("{hostname} is public: anyone can reach it unless an access application covers it\n")
+            }
         }
         RouteCmd::Delete { hostname, api } => {
             let path = format!("/v1/routes/{}", encode_segment(&hostname));

@@ -59,6 +59,17 @@ pub(super) struct RouteView {
     pub(super) steering: String,
     #[serde(default)]
     pub(super) tunnels: Vec<RouteMemberView>,
+    #[serde(default)]
+    pub(super) public: bool,
+}
+
+/// What a new route's access is, said once when it is created.
+pub(super) fn access_note(r: &RouteView) -> &'static str {
+    if r.public {
+        "; it is public"
+    } else {
+        "; it is denied to everyone until an access application allows (`warren access app create`), or pass --public"
+    }
 }
 
 #[derive(Deserialize)]
@@ -234,10 +245,20 @@ pub(super) fn routes_text(routes: &[RouteView]) -> String {
             } else {
                 (r.tunnel_name.clone(), r.tunnel_id.clone())
             };
-            vec![r.hostname.clone(), tunnel, id, timestamp(r.created_at)]
+            let access = if r.public { "public" } else { "apps only" };
+            vec![
+                r.hostname.clone(),
+                tunnel,
+                id,
+                access.to_owned(),
+                timestamp(r.created_at),
+            ]
         })
         .collect::<Vec<_>>();
-    table(&["HOSTNAME", "TUNNEL", "TUNNEL ID", "CREATED"], &rows)
+    table(
+        &["HOSTNAME", "TUNNEL", "TUNNEL ID", "ACCESS", "CREATED"],
+        &rows,
+    )
 }
 
 /// Left-aligned columns separated by two spaces, no trailing blanks.
@@ -264,7 +285,7 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-pub(super) fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

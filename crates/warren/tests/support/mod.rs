@@ -243,12 +243,14 @@ impl Edge {
         warren(args, &env).await
     }
 
-    /// Creates a tunnel with routes; returns its token.
+    /// Creates a tunnel with public routes; returns its token.
     pub async fn tunnel(&self, name: &str, hosts: &[&str]) -> String {
         let o = self.cli(&["tunnel", "create", name]).await;
         assert_eq!(o.code, 0, "tunnel create: {}", o.stderr);
         for h in hosts {
-            let o = self.cli(&["tunnel", "route", "dns", name, h]).await;
+            let o = self
+                .cli(&["tunnel", "route", "dns", name, h, "--public"])
+                .await;
             assert_eq!(o.code, 0, "route dns: {}", o.stderr);
         }
         self.token_of(name).await

@@ -1,0 +1,297 @@
+//! `warren access login`: a sign-in through the browser, handed back to
+//! the CLI on a loopback listener, and the token cache under `~/.warren/`.
+//!
+//! The CLI listens on `127.0.0.1:<random port>` and opens (or prints)
+//! `https://HOST/.warren/login?cli=http://127.0.0.1:<port>/callback`. The
+//! edge runs the identity provider's flow and finally redirects the
+//! browser to the loopback URL with the token, which is cached at
+//! `~/.warren/tokens/HOST` (directory 0700, file 0600).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error(
+        "{0:?} is not an https:// URL of a protected hostname; use e.g. https://app.example.com"
+    )]
+    BadUrl(String),
+    #[error("cannot listen on loopback for the sign-in answer: {0}")]
+    Listen(std::io::Error),
+    #[error("the sign-in did not finish within {0:?}; run `warren access login` again")]
+    Timeout(Duration),
+    #[error("the sign-in answer had no token; run `warren access login` again")]
+    NoToken,
+    #[error(
+        "cannot use the token cache {path}: {source}; check that your home directory is writable"
+    )]
+    Cache {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("there is no HOME directory to keep the token in; set HOME or WARREN_HOME")]
+    NoHome,
+}
+
+/// `https://host[:port]` → (`host`, `host[:port]`).
+pub fn parse_url(url: &str) -> Result<(String, String), LoginError> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| LoginError::BadUrl(url.to_owned()))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(authority, |(h, _)| h)
+        .to_ascii_lowercase();
+    if host.is_empty() || host.contains(['@', ' ']) {
+        return Err(LoginError::BadUrl(url.to_owned()));
+    }
+    Ok((host, authority.to_ascii_lowercase()))
+}
+
+/// `~/.warren` (or `$WARREN_HOME`).
+fn home() -> Result<PathBuf, LoginError> {
+    if let Some(h) = std::env::var_os("WARREN_HOME") {
+        return Ok(PathBuf::from(h));
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".warren"))
+        .ok_or(LoginError::NoHome)
+}
+
+fn token_path(host: &str) -> Result<PathBuf, LoginError> {
+    Ok(home()?.join("tokens").join(host))
+}
+
+/// The `exp` claim of a JWT (not verified: the edge verifies it).
+pub fn expiry(token: &str) -> Option<i64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v["exp"].as_i64()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The cached token for `host`, if there is one that has not expired.
+pub fn cached(host: &str) -> Option<String> {
+    let text = std::fs::read_to_string(token_path(host).ok()?).ok()?;
+    let token = text.trim().to_owned();
+    (expiry(&token)? > now() + 5).then_some(token)
+}
+
+/// Writes the token for `host`, readable only by the user.
+pub fn store(host: &str, token: &str) -> Result<PathBuf, LoginError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let path = token_path(host)?;
+    let err = |source, p: &std::path::Path| LoginError::Cache {
+        path: p.display().to_string(),
+        source,
+    };
+    let dir = path.parent().expect("token path has a parent");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| err(e, dir))?;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| err(e, &tmp))?;
+        f.write_all(token.as_bytes()).map_err(|e| err(e, &tmp))?;
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| err(e, &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(|e| err(e, &path))?;
+    Ok(path)
+}
+
+/// Runs the sign-in for `url`: `show` is called with the URL to open
+/// (the caller prints it and may start a browser); waits up to `timeout`
+/// for the browser to come back; caches and returns the token.
+pub async fn login(
+    url: &str,
+    timeout: Duration,
+    show: impl FnOnce(&str),
+) -> Result<String, LoginError> {
+    let (host, authority) = parse_url(url)?;
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(LoginError::Listen)?;
+    let port = listener.local_addr().map_err(LoginError::Listen)?.port();
+    let callback = format!("http://127.0.0.1:{port}/callback");
+    show(&format!(
+        "https://{authority}/.warren/login?cli={}",
+        encode(&callback)
+    ));
+    let token = tokio::time::timeout(timeout, answer(&listener))
+        .await
+        .map_err(|_| LoginError::Timeout(timeout))??;
+    store(&host, &token)?;
+    Ok(token)
+}
+
+/// Waits for `GET /callback?token=...` and answers the browser.
+async fn answer(listener: &TcpListener) -> Result<String, LoginError> {
+    loop {
+        let Ok((mut tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        // One request line and headers; bounded.
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut n = 0;
+        while n < buf.len() {
+            match tcp.read(&mut buf[n..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(m) => n += m,
+            }
+            if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        let head = String::from_utf8_lossy(&buf[..n]);
+        let target = head
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("GET "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or("");
+        let token = target
+            .strip_prefix("/callback?")
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+            .map(decode)
+            .filter(|t| !t.is_empty());
+        let (status, body) = match &token {
+            Some(_) => (
+                "200 OK",
+                "Signed in. You can close this window and return to the terminal.",
+            ),
+            None => ("400 Bad Request", "This is not a sign-in answer."),
+        };
+        let resp = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tcp.write_all(resp.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+        if let Some(t) = token {
+            return Ok(t);
+        }
+    }
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_expiry() {
+        assert_eq!(
+            parse_url("https://App.Example.com:8443/x").unwrap(),
+            ("app.example.com".into(), "app.example.com:8443".into())
+        );
+        assert!(parse_url("http://app.example.com").is_err());
+        assert!(parse_url("https://").is_err());
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"exp":4102444800}"#);
+        assert_eq!(expiry(&format!("h.{payload}.s")), Some(4_102_444_800));
+        assert_eq!(expiry("nope"), None);
+        assert_eq!(
+            decode(&encode("http://127.0.0.1:1/cb?a=b")),
+            "http://127.0.0.1:1/cb?a=b"
+        );
+    }
+
+    #[tokio::test]
+    async fn caches_privately_and_hands_back_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("WARREN_HOME", dir.path());
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"exp":4102444800}"#);
+        let token = format!("h.{payload}.s");
+        let t2 = token.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let browser = tokio::spawn(async move {
+            let url = rx.await.unwrap();
+            let cb = decode(url.split("cli=").nth(1).unwrap());
+            let addr = cb
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap()
+                .to_owned();
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(
+                format!(
+                    "GET /callback?token={} HTTP/1.1\r\nhost: x\r\n\r\n",
+                    encode(&t2)
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        });
+        let got = login("https://db.example.com", Duration::from_secs(10), |u| {
+            tx.send(u.to_owned()).unwrap();
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, token);
+        assert!(browser.await.unwrap().contains("Signed in"));
+        assert_eq!(cached("db.example.com").as_deref(), Some(token.as_str()));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("tokens/db.example.com"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

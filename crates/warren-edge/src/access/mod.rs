@@ -1,0 +1,605 @@
+//! Access control on the request path: who is asking, which application
+//! covers the request, and what its policies decide.
+//!
+//! [`Access`] holds a [`Snapshot`] of the store's access tables (apps,
+//! service tokens, revoked sessions, identity providers, signing keys),
+//! refreshed when the store's control generation moves — by this process
+//! or any other edge process on the same store — checked every
+//! `refresh` (250 ms by default), so a revocation takes effect everywhere
+//! well within a second. The decision itself is `warren_policy::decide`.
+//!
+//! - [`Access::authorize`]: one request → [`Grant`] or [`Refusal`].
+//! - [`Access::watch`]: a long-lived connection (access tcp, WebSocket)
+//!   registers its grant; after every refresh (and every second, for
+//!   expiries) each is decided again and closed if no longer allowed.
+//! - [`keys`]: signing keys, identity tokens, the JWKS.
+//! - [`oidc`]: the browser and CLI sign-in flow.
+
+pub mod keys;
+pub mod live;
+pub mod oidc;
+mod tokens;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http::HeaderMap;
+use warren_policy::{Decision, Facts, Identity, Outcome};
+use warren_store::{AppRow, AuditEntry, IdpRow, Store, StoreError};
+
+use crate::audit::{now, AuditSink};
+use crate::routes::RouteTable;
+pub use keys::{Claims, Keys};
+pub use live::{LiveHandle, Watched};
+use tokens::{Limiter, TokenCred};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "warren_session";
+/// Header a CLI sends its identity token in (`cf-access-token` is also read).
+pub const TOKEN_HEADER: &str = "warren-access-token";
+/// The header origins read the signed identity from.
+pub const ASSERTION_HEADER: &str = "warren-access-jwt-assertion";
+/// Request headers that carry credentials for the edge; never forwarded.
+pub const CREDENTIAL_HEADERS: &[&str] = &[
+    "warren-access-client-id",
+    "warren-access-client-secret",
+    "cf-access-client-id",
+    "cf-access-client-secret",
+    TOKEN_HEADER,
+    "cf-access-token",
+    ASSERTION_HEADER,
+    "cf-access-jwt-assertion",
+];
+
+/// Access settings.
+#[derive(Debug, Clone)]
+pub struct AccessSettings {
+    /// How often the store's control generation is checked.
+    pub refresh: Duration,
+    /// How often open connections are decided again even without a change
+    /// (sessions and tokens expire).
+    pub recheck: Duration,
+    /// Failed service-token secrets from one address before it is refused.
+    pub max_failures: u32,
+    /// The window those failures are counted in, and how long the address
+    /// is refused afterwards.
+    pub failure_window: Duration,
+    /// How long the sign-in flow may take (state cookie lifetime).
+    pub login_timeout: Duration,
+    /// Timeout of each request to the identity provider.
+    pub idp_timeout: Duration,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        AccessSettings {
+            refresh: Duration::from_millis(250),
+            recheck: Duration::from_secs(1),
+            max_failures: 10,
+            failure_window: Duration::from_secs(60),
+            login_timeout: Duration::from_secs(600),
+            idp_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The store's access tables, as one consistent read.
+pub struct Snapshot {
+    pub generation: i64,
+    pub apps: Vec<Arc<AppRow>>,
+    tokens: std::collections::HashMap<String, TokenCred>,
+    revoked_sessions: HashSet<String>,
+    pub idps: Vec<IdpRow>,
+    pub keys: Keys,
+}
+
+impl Snapshot {
+    async fn load(store: &Store) -> Result<Snapshot, StoreError> {
+        // Read the generation first: a change during the reads bumps it
+        // again and is picked up by the next refresh.
+        let generation = store.control_generation().await?;
+        let apps = store.list_apps().await?.into_iter().map(Arc::new).collect();
+        let tokens = store
+            .service_token_credentials()
+            .await?
+            .into_iter()
+            .filter_map(|(row, hash)| {
+                let hash: [u8; 32] = hash.try_into().ok()?;
+                Some((
+                    row.id,
+                    TokenCred {
+                        name: row.name,
+                        hash,
+                        expires_at: row.expires_at,
+                    },
+                ))
+            })
+            .collect();
+        let revoked_sessions = store.revoked_session_ids().await?.into_iter().collect();
+        let idps = store.list_idps().await?;
+        let keys = Keys::from_rows(&store.signing_keys().await?);
+        Ok(Snapshot {
+            generation,
+            apps,
+            tokens,
+            revoked_sessions,
+            idps,
+            keys,
+        })
+    }
+
+    /// The application that most specifically covers `host` and `path`.
+    pub fn app_for(&self, host: &str, path: &str) -> Option<&Arc<AppRow>> {
+        let best = warren_policy::most_specific(self.apps.iter().map(|a| &a.app), host, path)?;
+        self.apps.iter().find(|a| std::ptr::eq(&a.app, best))
+    }
+
+    /// The identity provider applications sign in with: the first added.
+    pub fn idp(&self) -> Option<&IdpRow> {
+        self.idps.first()
+    }
+
+    fn session_revoked(&self, sid: &str) -> bool {
+        self.revoked_sessions.contains(sid)
+    }
+}
+
+/// Who a request proved to be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Who {
+    pub identity: Option<Identity>,
+    /// The identity provider's subject, or the service token's client id.
+    pub sub: String,
+    /// The session the identity came from.
+    pub session: Option<String>,
+    /// The service token's client id.
+    pub token_id: Option<String>,
+    /// When the session or the token expires.
+    pub expires_at: Option<i64>,
+}
+
+impl Who {
+    /// The user's email or the service token's name, for the audit log.
+    pub fn label(&self) -> String {
+        match &self.identity {
+            Some(Identity::User { email, .. }) => email.clone(),
+            Some(Identity::ServiceToken { name }) => name.clone(),
+            None => String::new(),
+        }
+    }
+}
+
+/// An allowed request.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// `None` on a public route no application covers.
+    pub app: Option<Arc<AppRow>>,
+    pub who: Who,
+    pub decision: Decision,
+}
+
+impl Grant {
+    /// The application's name, or empty.
+    pub fn app_name(&self) -> String {
+        self.app
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// `policy: rule`, or `public route`.
+    pub fn reason(&self) -> String {
+        reason(&self.decision)
+    }
+
+    /// The signed identity for the origin, if the request has one.
+    pub fn assertion(&self, keys: &Keys, host: &str) -> Option<String> {
+        let app = self.app.as_ref()?;
+        let identity = self.who.identity.as_ref()?;
+        let now = now();
+        let session_end =
+            now.saturating_add(i64::try_from(app.app.session_duration_secs).unwrap_or(i64::MAX));
+        let exp = self
+            .who
+            .expires_at
+            .map_or(session_end, |e| e.min(session_end));
+        keys.sign(&claims_for(
+            identity,
+            &self.who.sub,
+            host,
+            &app.tag,
+            now,
+            exp,
+            None,
+        ))
+    }
+}
+
+/// The claims of an identity token.
+pub fn claims_for(
+    identity: &Identity,
+    sub: &str,
+    host: &str,
+    tag: &str,
+    iat: i64,
+    exp: i64,
+    sid: Option<String>,
+) -> Claims {
+    let (email, groups, kind, common_name) = match identity {
+        Identity::User { email, groups } => (email.clone(), groups.clone(), "user", None),
+        Identity::ServiceToken { name } => (
+            String::new(),
+            Vec::new(),
+            "service_token",
+            Some(name.clone()),
+        ),
+    };
+    Claims {
+        iss: format!("https://{host}"),
+        aud: vec![tag.to_owned()],
+        sub: sub.to_owned(),
+        email,
+        groups,
+        kind: kind.to_owned(),
+        common_name,
+        iat,
+        exp,
+        sid,
+    }
+}
+
+/// `policy: rule` of a decision.
+pub fn reason(d: &Decision) -> String {
+    match (&d.policy, &d.rule) {
+        (Some(p), Some(r)) => format!("{p}: {r}"),
+        (None, Some(r)) => r.clone(),
+        (Some(p), None) => p.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+/// Why a request was not let through.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// No application covers the hostname and its route is not public.
+    NotProtected,
+    /// The application's policies deny this identity.
+    Denied {
+        app: Arc<AppRow>,
+        who: Box<Who>,
+        decision: Decision,
+    },
+    /// The policies need a signed-in user.
+    NeedsLogin {
+        app: Arc<AppRow>,
+        decision: Decision,
+    },
+    /// A service token was presented and is not valid.
+    BadServiceToken { app: Arc<AppRow> },
+    /// Too many bad service-token secrets from this address.
+    TooManyAttempts { app: Arc<AppRow> },
+}
+
+impl Refusal {
+    /// The application, if one covers the request.
+    pub fn app(&self) -> Option<&Arc<AppRow>> {
+        match self {
+            Refusal::NotProtected => None,
+            Refusal::Denied { app, .. }
+            | Refusal::NeedsLogin { app, .. }
+            | Refusal::BadServiceToken { app }
+            | Refusal::TooManyAttempts { app } => Some(app),
+        }
+    }
+
+    /// The audit decision and rule.
+    pub fn audit_parts(&self) -> (&'static str, String, String) {
+        match self {
+            Refusal::NotProtected => (
+                "deny",
+                String::new(),
+                "no access application covers the hostname and its route is not public".into(),
+            ),
+            Refusal::Denied { who, decision, .. } => ("deny", who.label(), reason(decision)),
+            Refusal::NeedsLogin { decision, .. } => {
+                ("login_required", String::new(), reason(decision))
+            }
+            Refusal::BadServiceToken { .. } => (
+                "deny",
+                String::new(),
+                "invalid, revoked or expired service token".into(),
+            ),
+            Refusal::TooManyAttempts { .. } => (
+                "deny",
+                String::new(),
+                "too many failed service-token attempts from this address".into(),
+            ),
+        }
+    }
+
+    /// The page or answer for it.
+    pub fn failure(&self, host: &str) -> crate::pages::EdgeFailure {
+        use crate::pages::EdgeFailure;
+        match self {
+            Refusal::NotProtected => EdgeFailure::NotProtected {
+                host: host.to_owned(),
+            },
+            Refusal::Denied { app, .. } => EdgeFailure::AccessDenied {
+                app: app.name.clone(),
+            },
+            Refusal::NeedsLogin { app, .. } => EdgeFailure::SignInRequired {
+                host: host.to_owned(),
+                app: app.name.clone(),
+            },
+            Refusal::BadServiceToken { .. } => EdgeFailure::BadServiceToken,
+            Refusal::TooManyAttempts { .. } => EdgeFailure::TooManyAttempts,
+        }
+    }
+}
+
+/// The request facts `authorize` needs.
+pub struct Request<'a> {
+    pub headers: &'a HeaderMap,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub source: std::net::SocketAddr,
+    /// The route is public (reachable when no application covers it).
+    pub public_route: bool,
+}
+
+/// Access control for one edge process. Cheap to clone.
+#[derive(Clone)]
+pub struct Access {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    snapshot: RwLock<Arc<Snapshot>>,
+    limiter: Limiter,
+    live: live::Live,
+    audit: AuditSink,
+    routes: RouteTable,
+    settings: AccessSettings,
+    http: oidc::IdpClient,
+}
+
+impl Access {
+    /// Loads the first snapshot and starts the refresher.
+    pub async fn start(
+        store: Store,
+        audit: AuditSink,
+        routes: RouteTable,
+        settings: AccessSettings,
+    ) -> Result<Access, StoreError> {
+        let snapshot = Snapshot::load(&store).await?;
+        let access = Access {
+            inner: Arc::new(Inner {
+                limiter: Limiter::new(settings.max_failures, settings.failure_window),
+                http: oidc::IdpClient::new(settings.idp_timeout),
+                store,
+                snapshot: RwLock::new(Arc::new(snapshot)),
+                live: live::Live::default(),
+                audit,
+                routes,
+                settings,
+            }),
+        };
+        tokio::spawn(refresh_loop(Arc::downgrade(&access.inner)));
+        Ok(access)
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.read().expect("snapshot lock").clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn settings(&self) -> &AccessSettings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn idp_client(&self) -> &oidc::IdpClient {
+        &self.inner.http
+    }
+
+    /// Reloads the snapshot (and the route table) now.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        refresh(&self.inner).await
+    }
+
+    /// Decides one request.
+    pub fn authorize(&self, req: &Request<'_>) -> Result<Grant, Refusal> {
+        let snap = self.snapshot();
+        let Some(app) = snap.app_for(req.host, req.path).cloned() else {
+            return if req.public_route {
+                Ok(Grant {
+                    app: None,
+                    who: Who::default(),
+                    decision: Decision {
+                        outcome: Outcome::Allow,
+                        policy: None,
+                        rule: Some("public route".into()),
+                    },
+                })
+            } else {
+                Err(Refusal::NotProtected)
+            };
+        };
+        let ip = req.source.ip();
+        let who = match tokens::presented(req.headers) {
+            tokens::Presented::ServiceToken { id, secret } => {
+                if self.inner.limiter.blocked(ip) {
+                    return Err(Refusal::TooManyAttempts { app });
+                }
+                match tokens::check(&snap, &id, &secret) {
+                    Some(who) => who,
+                    None => {
+                        self.inner.limiter.fail(ip);
+                        return Err(Refusal::BadServiceToken { app });
+                    }
+                }
+            }
+            tokens::Presented::Session(token) => self.session_who(&snap, &token, &app.tag),
+            tokens::Presented::Nothing => Who::default(),
+        };
+        let facts = Facts {
+            identity: who.identity.clone(),
+            source_ip: ip,
+        };
+        let decision = warren_policy::decide(&app.app, &facts);
+        match decision.outcome {
+            Outcome::Allow => Ok(Grant {
+                app: Some(app),
+                who,
+                decision,
+            }),
+            Outcome::Deny => Err(Refusal::Denied {
+                app,
+                who: Box::new(who),
+                decision,
+            }),
+            Outcome::NeedsLogin => Err(Refusal::NeedsLogin { app, decision }),
+        }
+    }
+
+    /// The identity in a session token for application `tag`, or nobody.
+    fn session_who(&self, snap: &Snapshot, token: &str, tag: &str) -> Who {
+        match snap.keys.verify(token, tag) {
+            Ok(c) if c.sid.as_deref().is_some_and(|s| !snap.session_revoked(s)) => Who {
+                identity: Some(match c.kind.as_str() {
+                    "service_token" => Identity::ServiceToken {
+                        name: c.common_name.unwrap_or_default(),
+                    },
+                    _ => Identity::User {
+                        email: c.email,
+                        groups: c.groups,
+                    },
+                }),
+                sub: c.sub,
+                session: c.sid,
+                token_id: None,
+                expires_at: Some(c.exp),
+            },
+            Ok(_) => {
+                tracing::debug!("a revoked session was presented");
+                Who::default()
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "a session token was not accepted");
+                Who::default()
+            }
+        }
+    }
+
+    /// Records a decision in the audit log.
+    pub async fn audit(&self, entry: AuditEntry) {
+        self.inner.audit.record(entry).await;
+    }
+
+    /// The audit sink.
+    pub fn audit_sink(&self) -> &AuditSink {
+        &self.inner.audit
+    }
+
+    /// Registers a long-lived connection: it is closed (the handle's
+    /// token is cancelled) when its grant no longer holds.
+    pub fn watch(&self, w: Watched) -> LiveHandle {
+        self.inner.live.add(w)
+    }
+
+    /// Source addresses currently refused for bad service tokens (tests).
+    pub fn is_rate_limited(&self, ip: IpAddr) -> bool {
+        self.inner.limiter.blocked(ip)
+    }
+}
+
+async fn refresh(inner: &Inner) -> Result<(), StoreError> {
+    let snap = Snapshot::load(&inner.store).await?;
+    inner.routes.reload(&inner.store).await?;
+    tracing::debug!(generation = snap.generation, "access snapshot refreshed");
+    *inner.snapshot.write().expect("snapshot lock") = Arc::new(snap);
+    recheck(inner);
+    Ok(())
+}
+
+/// Polls the control generation; reloads and re-decides on change, and
+/// re-decides open connections every `recheck` regardless.
+async fn refresh_loop(inner: std::sync::Weak<Inner>) {
+    let (refresh_every, recheck_every) = match inner.upgrade() {
+        Some(i) => (i.settings.refresh, i.settings.recheck),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(refresh_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_recheck = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let current = inner.snapshot.read().expect("snapshot lock").generation;
+        match inner.store.control_generation().await {
+            Ok(g) if g != current => {
+                if let Err(e) = refresh(&inner).await {
+                    tracing::error!("cannot reload the access configuration: {e}");
+                }
+                last_recheck = tokio::time::Instant::now();
+            }
+            Ok(_) => {
+                if last_recheck.elapsed() >= recheck_every {
+                    recheck(&inner);
+                    last_recheck = tokio::time::Instant::now();
+                }
+            }
+            Err(e) => tracing::error!("cannot read the control generation: {e}"),
+        }
+    }
+}
+
+/// Decides every open connection again; closes the ones no longer allowed.
+fn recheck(inner: &Inner) {
+    let snap = inner.snapshot.read().expect("snapshot lock").clone();
+    inner
+        .live
+        .recheck(|w| still_allowed(&snap, &inner.routes, w));
+}
+
+/// `None` if the connection may stay open, or why it may not.
+fn still_allowed(snap: &Snapshot, routes: &RouteTable, w: &Watched) -> Option<String> {
+    let now = now();
+    if let Some(id) = &w.who.token_id {
+        match snap.tokens.get(id) {
+            None => return Some("service token revoked".into()),
+            Some(t) if t.expires_at.is_some_and(|e| e <= now) => {
+                return Some("service token expired".into())
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(sid) = &w.who.session {
+        if snap.session_revoked(sid) {
+            return Some("session revoked".into());
+        }
+    }
+    if w.who.expires_at.is_some_and(|e| e <= now) {
+        return Some("session expired".into());
+    }
+    match snap.app_for(&w.host, &w.path) {
+        None => {
+            let public = routes.lookup(&w.host).is_some_and(|r| r.public);
+            (!public).then(|| "no access application covers the hostname any more".into())
+        }
+        Some(app) => {
+            let facts = Facts {
+                identity: w.who.identity.clone(),
+                source_ip: w.source.ip(),
+            };
+            let d = warren_policy::decide(&app.app, &facts);
+            (d.outcome != Outcome::Allow).then(|| format!("access policy changed ({})", reason(&d)))
+        }
+    }
+}
