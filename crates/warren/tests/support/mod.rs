@@ -7,6 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod access;
 pub mod origins;
 pub mod postgres;
 
@@ -73,6 +74,8 @@ impl Proc {
             .env_remove("WARREN_TOKEN")
             .env_remove("WARREN_API")
             .env_remove("WARREN_API_TOKEN")
+            .env_remove("WARREN_SERVICE_TOKEN_ID")
+            .env_remove("WARREN_SERVICE_TOKEN_SECRET")
             .kill_on_drop(true);
         for (k, v) in envs {
             cmd.env(k, v);
@@ -400,6 +403,17 @@ pub struct AccessTcp {
 
 impl AccessTcp {
     pub async fn start(edge: &Edge, host: &str, log_dir: &Path) -> AccessTcp {
+        AccessTcp::start_with(edge, host, log_dir, &[]).await
+    }
+
+    /// [`AccessTcp::start`] with extra environment (service token
+    /// variables, `WARREN_HOME` for a cached sign-in).
+    pub async fn start_with(
+        edge: &Edge,
+        host: &str,
+        log_dir: &Path,
+        envs: &[(&str, &str)],
+    ) -> AccessTcp {
         let ca = edge.ca.display().to_string();
         let e = edge.https.to_string();
         let proc = Proc::spawn(
@@ -416,7 +430,7 @@ impl AccessTcp {
                 "--ca-cert",
                 &ca,
             ],
-            &[],
+            envs,
             log_dir,
         );
         let log = proc.wait_log("Listening on ").await;
