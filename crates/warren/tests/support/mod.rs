@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod access;
+pub mod oidc;
 pub mod origins;
 pub mod postgres;
 
