@@ -185,7 +185,7 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
         routes: routes.clone(),
         registry: registry.clone(),
         audit,
-        access,
+        access: access.clone(),
         stream_timeout: cfg.stream_timeout,
     });
 
@@ -198,6 +198,7 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
                 listen: tunnel_addr,
                 ca: ca.clone(),
                 routes: routes.clone(),
+                access: access.clone(),
             },
         )),
         tokio::spawn(serve_https(

@@ -68,12 +68,18 @@ pub(crate) async fn handle(
         .ok_or_else(|| EdgeFailure::BadRequest {
             reason: "the WebSocket upgrade has no Sec-WebSocket-Key".into(),
         })?;
+    let session = uuid::Uuid::new_v4().simple().to_string();
     let header = StreamRequest::Tcp(TcpRequest {
         host: host.clone(),
         client: ClientInfo {
             addr: client.to_string(),
             scheme: "wss".into(),
         },
+        session: session.clone(),
+        statement_log: grant.app.as_ref().is_some_and(|a| a.statement_log),
+        assertion: grant
+            .assertion(&ctx.access.snapshot().keys, &host)
+            .unwrap_or_default(),
     });
     let on_upgrade = hyper::upgrade::on(&mut req);
     // The client sends nothing until the upgrade is answered, so a broken
@@ -96,6 +102,17 @@ pub(crate) async fn handle(
         .map(|t| t.name.clone())
         .unwrap_or_default();
     let started = std::time::Instant::now();
+    let sessions = ctx.access.clone();
+    sessions.sessions().open(
+        &session,
+        crate::access::sessions::SessionInfo {
+            identity: grant.who.label(),
+            app: grant.app_name(),
+            host: host.clone(),
+            source: client.to_string(),
+            tunnel: tunnel.clone(),
+        },
+    );
     // The connection lives as long as its grant does.
     let live = ctx.access.watch(Watched {
         who: grant.who.clone(),
@@ -109,6 +126,7 @@ pub(crate) async fn handle(
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "access client upgrade failed");
+                sessions.sessions().close(&session);
                 return;
             }
         };
@@ -119,6 +137,12 @@ pub(crate) async fn handle(
         )
         .await;
         let moved = bridge(ws, send, recv, live.revoked()).await;
+        let reported = sessions.sessions().close(&session);
+        let destination = if reported.is_empty() {
+            "tcp".to_owned()
+        } else {
+            format!("tcp {reported}")
+        };
         let end_reason = match live.reason() {
             Some(why) => format!("access revoked: {why}"),
             None => moved.end.to_owned(),
@@ -131,7 +155,7 @@ pub(crate) async fn handle(
                 app: grant.app_name(),
                 hostname: host,
                 tunnel,
-                destination: "tcp".into(),
+                destination,
                 decision: "allow".into(),
                 rule: grant.reason(),
                 bytes_up: i64::try_from(moved.up).unwrap_or(i64::MAX),

@@ -39,6 +39,8 @@ pub struct TunnelCtx {
     /// Signs connectors' CSRs for hostnames routed to their tunnel.
     pub ca: Arc<Ca>,
     pub routes: RouteTable,
+    /// Identity-token keys for connectors, and their session reports.
+    pub access: crate::access::Access,
 }
 
 /// Accepts connector connections until the endpoint is closed.
@@ -158,13 +160,14 @@ async fn handle_connection(conn: quinn::Connection, ctx: TunnelCtx) {
         // The control stream ended; the connection lives on until closed.
         std::future::pending::<()>().await
     };
-    // Streams the connector opens: certificate requests.
+    // Streams the connector opens: certificate and key requests, session
+    // reports.
     let certs = async {
         while let Ok((send, recv)) = conn.accept_bi().await {
             let (ctx, tunnel_id, tunnel_name) =
                 (ctx.clone(), reg.tunnel_id.clone(), tunnel_name.clone());
             tokio::spawn(async move {
-                answer_cert_request(&ctx, &tunnel_id, &tunnel_name, send, recv).await;
+                answer_request(&ctx, &tunnel_id, &tunnel_name, send, recv).await;
             });
         }
         std::future::pending::<()>().await
@@ -179,8 +182,9 @@ async fn handle_connection(conn: quinn::Connection, ctx: TunnelCtx) {
     ctx.registry.remove(&reg.tunnel_id, &conn_id);
 }
 
-/// Answers one `CertRequest` on a stream the connector opened.
-async fn answer_cert_request(
+/// Answers one request on a stream the connector opened: `CertRequest`,
+/// `KeysRequest`, or `SessionReport` (no answer).
+async fn answer_request(
     ctx: &TunnelCtx,
     tunnel_id: &str,
     tunnel_name: &str,
@@ -195,6 +199,19 @@ async fn answer_cert_request(
     };
     let answer = match tokio::time::timeout(REGISTER_TIMEOUT, expect_frame(&mut recv)).await {
         Ok(Ok(f)) => match ControlMessage::decode(&f.payload) {
+            Ok(ControlMessage::KeysRequest) => {
+                ControlMessage::KeysIssued(warren_proto::control::KeysIssued {
+                    jwks: ctx.access.snapshot().keys.jwks().to_owned(),
+                })
+            }
+            Ok(ControlMessage::SessionReport(r)) => {
+                let entries = ctx.access.sessions().report(r);
+                for e in entries {
+                    ctx.access.audit(e).await;
+                }
+                let _ = send.finish();
+                return;
+            }
             Ok(ControlMessage::CertRequest(c)) => {
                 let host = c.hostname.trim_end_matches('.').to_ascii_lowercase();
                 let routed = ctx

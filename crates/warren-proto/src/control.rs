@@ -44,6 +44,36 @@ pub enum ControlMessage {
     /// Edge → connector: the certificate chain (leaf first, DER), issued
     /// by the edge's CA.
     CertIssued(CertIssued),
+    /// Connector → edge, first message of a stream the connector opens:
+    /// send the keys that verify identity tokens (for rules with
+    /// `originRequest.access.required`).
+    KeysRequest,
+    /// Edge → connector: the JWK set published at `/.warren/certs`.
+    KeysIssued(KeysIssued),
+    /// Connector → edge, first message of a stream the connector opens:
+    /// what the connector learned about a session the edge started (a
+    /// PostgreSQL session's user, database, application name, upstream TLS;
+    /// statements when the application logs them). No answer.
+    SessionReport(SessionReport),
+}
+
+/// The identity-token verification keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysIssued {
+    /// A JWK set document (JSON).
+    pub jwks: String,
+}
+
+/// Facts about one session, keyed by the id the edge put in its
+/// `TcpRequest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReport {
+    pub session: String,
+    /// Name/value pairs (`pg_user`, `pg_database`, `application_name`,
+    /// `upstream_tls`, ...).
+    pub fields: Vec<(String, String)>,
+    /// SQL statements, in order (simple Query and extended Parse text).
+    pub statements: Vec<String>,
 }
 
 /// A certificate signing request for one hostname.
@@ -166,6 +196,9 @@ const TAG_REFUSED: u8 = 3;
 const TAG_DRAIN: u8 = 4;
 const TAG_CERT_REQUEST: u8 = 5;
 const TAG_CERT_ISSUED: u8 = 6;
+const TAG_KEYS_REQUEST: u8 = 7;
+const TAG_KEYS_ISSUED: u8 = 8;
+const TAG_SESSION_REPORT: u8 = 9;
 
 impl ControlMessage {
     /// Encodes the message as a complete control frame.
@@ -204,6 +237,24 @@ impl ControlMessage {
                 w.u8(TAG_CERT_ISSUED).count(c.chain.len());
                 for cert in &c.chain {
                     w.bytes(cert);
+                }
+            }
+            Self::KeysRequest => {
+                w.u8(TAG_KEYS_REQUEST);
+            }
+            Self::KeysIssued(k) => {
+                w.u8(TAG_KEYS_ISSUED).str(&k.jwks);
+            }
+            Self::SessionReport(s) => {
+                w.u8(TAG_SESSION_REPORT)
+                    .str(&s.session)
+                    .count(s.fields.len());
+                for (k, v) in &s.fields {
+                    w.str(k).str(v);
+                }
+                w.count(s.statements.len());
+                for st in &s.statements {
+                    w.str(st);
                 }
             }
         }
@@ -258,6 +309,28 @@ impl ControlMessage {
                 }
                 Self::CertIssued(CertIssued { chain })
             }
+            TAG_KEYS_REQUEST => Self::KeysRequest,
+            TAG_KEYS_ISSUED => Self::KeysIssued(KeysIssued {
+                jwks: r.string("jwks")?,
+            }),
+            TAG_SESSION_REPORT => {
+                let session = r.string("session")?;
+                let n = r.count("fields", 8)?;
+                let mut fields = Vec::with_capacity(n);
+                for _ in 0..n {
+                    fields.push((r.string("field name")?, r.string("field value")?));
+                }
+                let n = r.count("statements", 4)?;
+                let mut statements = Vec::with_capacity(n);
+                for _ in 0..n {
+                    statements.push(r.string("statement")?);
+                }
+                Self::SessionReport(SessionReport {
+                    session,
+                    fields,
+                    statements,
+                })
+            }
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "control message",
@@ -308,6 +381,15 @@ mod tests {
         round_trip(ControlMessage::CertRequest(CertRequest {
             hostname: "db.example.com".into(),
             csr: vec![0x30, 1, 2, 3],
+        }));
+        round_trip(ControlMessage::KeysRequest);
+        round_trip(ControlMessage::KeysIssued(KeysIssued {
+            jwks: r#"{"keys":[]}"#.into(),
+        }));
+        round_trip(ControlMessage::SessionReport(SessionReport {
+            session: "s1".into(),
+            fields: vec![("pg_user".into(), "app".into())],
+            statements: vec!["SELECT 1".into(), String::new()],
         }));
         round_trip(ControlMessage::CertIssued(CertIssued {
             chain: vec![vec![1; 300], vec![2; 400]],

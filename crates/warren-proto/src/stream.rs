@@ -50,6 +50,14 @@ pub struct TcpRequest {
     /// The hostname the connection was routed by.
     pub host: String,
     pub client: ClientInfo,
+    /// An id the edge gave this session; the connector names it in
+    /// `SessionReport`s (empty: do not report).
+    pub session: String,
+    /// Report the SQL statements of a PostgreSQL session.
+    pub statement_log: bool,
+    /// The signed identity (the `Warren-Access-Jwt-Assertion` an HTTP
+    /// request would carry); empty when the route is public.
+    pub assertion: String,
 }
 
 /// The header that opens a data stream.
@@ -188,6 +196,7 @@ impl StreamRequest {
             Self::Tcp(t) => {
                 w.u8(REQ_TCP).str(&t.host);
                 write_client(&mut w, &t.client);
+                w.str(&t.session).bool(t.statement_log).str(&t.assertion);
             }
         }
         frame::encode(FrameType::Request, &w.finish())
@@ -203,6 +212,9 @@ impl StreamRequest {
             REQ_TCP => Self::Tcp(TcpRequest {
                 host: r.string("host")?,
                 client: read_client(&mut r)?,
+                session: r.string("session")?,
+                statement_log: r.bool("statement log")?,
+                assertion: r.string("assertion")?,
             }),
             tag => {
                 return Err(DecodeError::UnknownTag {
@@ -384,6 +396,9 @@ mod tests {
             StreamRequest::Tcp(TcpRequest {
                 host: "db.example.com".into(),
                 client: ClientInfo::default(),
+                session: "s1".into(),
+                statement_log: true,
+                assertion: "a.b.c".into(),
             }),
         ] {
             assert_eq!(StreamRequest::decode(&one(req.encode())).unwrap(), req);

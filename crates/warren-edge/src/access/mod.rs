@@ -18,6 +18,7 @@
 pub mod keys;
 pub mod live;
 pub mod oidc;
+pub mod sessions;
 mod tokens;
 
 use std::collections::HashSet;
@@ -364,6 +365,7 @@ struct Inner {
     routes: RouteTable,
     settings: AccessSettings,
     http: oidc::IdpClient,
+    sessions: sessions::Sessions,
 }
 
 impl Access {
@@ -385,6 +387,7 @@ impl Access {
                 audit,
                 routes,
                 settings,
+                sessions: sessions::Sessions::default(),
             }),
         };
         tokio::spawn(refresh_loop(Arc::downgrade(&access.inner)));
@@ -394,6 +397,11 @@ impl Access {
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.snapshot.read().expect("snapshot lock").clone()
+    }
+
+    /// Sessions opened to connectors and what they report.
+    pub fn sessions(&self) -> &sessions::Sessions {
+        &self.inner.sessions
     }
 
     pub fn store(&self) -> &Store {
