@@ -25,6 +25,7 @@ pub mod origin;
 pub mod pool;
 pub mod postgres;
 pub mod proxy_protocol;
+pub mod report;
 pub mod serve;
 
 pub use dial::{run, run_with_status, ConnectorConfig, ConnectorError, IngressSource, Signal};

@@ -13,6 +13,11 @@
 //! 3. the connector dials the database, sends SSLRequest, verifies the
 //!    server's certificate, forwards the client's StartupMessage unchanged
 //!    and splices. Authentication (SCRAM, ...) passes through untouched.
+//! 4. the edge is told about the session (user, database,
+//!    application_name, upstream TLS) for its audit log, and — when the
+//!    application logs statements — every simple Query and extended Parse
+//!    text is reported as it passes ([`copy_logging`]); other messages,
+//!    however large, stream through without being buffered.
 //!
 //! Anything that goes wrong before the splice reaches the client as an
 //! `ErrorResponse` with a sentence (psql prints it) and a log line; bad
@@ -44,6 +49,10 @@ pub struct PgCtx<'a> {
     pub certs: &'a CertCache,
     /// The tunnel connection, to ask the edge for a certificate.
     pub conn: &'a quinn::Connection,
+    /// The edge's id for the session; empty: do not report.
+    pub session: &'a str,
+    /// Report every statement.
+    pub statement_log: bool,
 }
 
 impl PgCtx<'_> {
@@ -206,7 +215,21 @@ impl PgCtx<'_> {
                 return refuse(&mut client_stream, sqlstate::UNABLE_TO_CONNECT, &message).await;
             }
         };
-        log_start(host, client, &target, &startup, pg, &db, client_tls);
+        let fields = log_start(host, client, &target, &startup, pg, &db, client_tls);
+        if !self.session.is_empty() {
+            let (conn, session) = (self.conn.clone(), self.session.to_owned());
+            tokio::spawn(async move {
+                crate::report::send(
+                    &conn,
+                    warren_proto::control::SessionReport {
+                        session,
+                        fields,
+                        statements: Vec::new(),
+                    },
+                )
+                .await;
+            });
+        }
         let mut db = db;
         if db.write_all(&raw).await.is_err() {
             let m = format!("the database at {target} closed the connection during startup");
@@ -218,8 +241,17 @@ impl PgCtx<'_> {
             tracing::info!(%host, %client, user = %startup.user(), "PostgreSQL session ended during authentication: {message}");
             return;
         }
-        let (up, down, reason) = match splice(&mut client_stream, &mut db).await {
-            Ok(t) => (t.a_to_b, t.b_to_a, "closed".to_owned()),
+        let spliced = if self.statement_log && !self.session.is_empty() {
+            let reporter =
+                crate::report::Reporter::start(self.conn.clone(), self.session.to_owned());
+            logged_splice(client_stream, db, reporter).await
+        } else {
+            splice(&mut client_stream, &mut db)
+                .await
+                .map(|t| (t.a_to_b, t.b_to_a))
+        };
+        let (up, down, reason) = match spliced {
+            Ok((up, down)) => (up, down, "closed".to_owned()),
             Err(e) => (0, 0, e.to_string()),
         };
         tracing::info!(%host, %client, user = %startup.user(), database = %startup.database(), bytes_up = up, bytes_down = down, duration_ms = started.elapsed().as_millis() as u64, end = %reason, "PostgreSQL session ended");
@@ -373,6 +405,8 @@ fn without_channel_binding(m: &warren_pg::Message) -> Bytes {
     .encode()
 }
 
+/// Logs the start of a session; returns what the edge's audit log keeps
+/// of it.
 fn log_start(
     host: &str,
     client: &str,
@@ -381,7 +415,7 @@ fn log_start(
     pg: &PgTls,
     db: &DbStream,
     client_tls: &str,
-) {
+) -> Vec<(String, String)> {
     let (tls_version, cipher) = match db {
         DbStream::Tls(t) => {
             let c = t.get_ref().1;
@@ -409,6 +443,113 @@ fn log_start(
         cipher = %cipher,
         "PostgreSQL session started"
     );
+    let upstream = if cipher.is_empty() {
+        tls_version
+    } else {
+        format!("{tls_version}/{cipher}")
+    };
+    vec![
+        ("pg_user".into(), startup.user().to_owned()),
+        ("pg_database".into(), startup.database().to_owned()),
+        (
+            "application_name".into(),
+            startup.application_name().unwrap_or("").to_owned(),
+        ),
+        ("upstream".into(), target.to_owned()),
+        ("upstream_tls".into(), upstream),
+        ("sslmode".into(), pg.mode.to_string()),
+        ("client_tls".into(), client_tls.to_owned()),
+    ]
+}
+
+/// Longest Query or Parse message whose text is logged; longer ones pass
+/// through unlogged (noted in the log).
+const MAX_LOGGED: usize = 1024 * 1024;
+
+/// The splice with statement logging: database → client is copied as is;
+/// client → database goes message by message through [`copy_logging`].
+async fn logged_splice<C>(
+    client: C,
+    db: DbStream,
+    reporter: crate::report::Reporter,
+) -> std::io::Result<(u64, u64)>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let (mut db_r, mut db_w) = tokio::io::split(db);
+    let up = async {
+        let n = copy_logging(&mut client_r, &mut db_w, &reporter).await?;
+        db_w.shutdown().await?;
+        Ok::<_, std::io::Error>(n)
+    };
+    let down = async {
+        let n = tokio::io::copy(&mut db_r, &mut client_w).await?;
+        client_w.shutdown().await?;
+        Ok::<_, std::io::Error>(n)
+    };
+    let (up, down) = tokio::join!(up, down);
+    Ok((up?, down?))
+}
+
+/// Copies frontend messages from `from` to `to`, reporting the text of
+/// each simple Query and extended Parse. Message bodies other than those
+/// are streamed, never buffered whole. Returns the bytes copied.
+async fn copy_logging<R, W>(
+    from: &mut R,
+    to: &mut W,
+    reporter: &crate::report::Reporter,
+) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut total = 0u64;
+    let mut header = [0u8; 5];
+    loop {
+        // A clean end only between messages.
+        match from.read(&mut header[..1]).await? {
+            0 => return Ok(total),
+            _ => from.read_exact(&mut header[1..]).await?,
+        };
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let Some(body_len) = len.checked_sub(4) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a PostgreSQL message with a length below 4",
+            ));
+        };
+        to.write_all(&header).await?;
+        let tag = header[0];
+        if matches!(tag, b'Q' | b'P') && body_len <= MAX_LOGGED {
+            let mut body = vec![0u8; body_len];
+            from.read_exact(&mut body).await?;
+            to.write_all(&body).await?;
+            let m = warren_pg::Message::new(tag, body);
+            let text = if tag == b'Q' {
+                warren_pg::message::parse_query(&m).map(|q| q.into_owned())
+            } else {
+                warren_pg::message::parse_parse(&m).map(|p| p.query.into_owned())
+            };
+            match text {
+                Ok(sql) if !sql.is_empty() => reporter.statement(sql).await,
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "a statement could not be read for the log"),
+            }
+        } else {
+            if matches!(tag, b'Q' | b'P') {
+                tracing::warn!(
+                    bytes = body_len,
+                    "a statement too long for the statement log passed unlogged"
+                );
+            }
+            let copied = tokio::io::copy(&mut (&mut *from).take(body_len as u64), to).await?;
+            if copied != body_len as u64 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        total += 5 + body_len as u64;
+    }
 }
 
 /// The connection to the database, after TLS if any.

@@ -588,6 +588,8 @@ async fn serve_tcp(
             dialer: &single.dialer,
             certs: &rt.certs,
             conn,
+            session: &t.session,
+            statement_log: t.statement_log,
         };
         pg.serve(tunnel).await;
         return;

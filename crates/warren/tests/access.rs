@@ -316,6 +316,7 @@ async fn psql(port: u16, sql: &str) -> (bool, String) {
         Command::new("psql")
             .args([conn.as_str(), "-v", "ON_ERROR_STOP=1", "-Atc", sql])
             .env("PGCONNECT_TIMEOUT", "10")
+            .env("PGPASSWORD", support::postgres::APP_PASSWORD)
             .output(),
     )
     .await
@@ -341,6 +342,7 @@ async fn sleeping_psql(pg: &Postgres, port: u16, tag: &str) -> tokio::process::C
     let conn = format!("host=127.0.0.1 port={port} user=app dbname=app sslmode=disable");
     let child = Command::new("psql")
         .args([conn.as_str(), "-Atc", &query])
+        .env("PGPASSWORD", support::postgres::APP_PASSWORD)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -382,15 +384,20 @@ async fn ended(child: tokio::process::Child, t0: tokio::time::Instant) -> (Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_tcp_to_postgres_with_service_tokens_and_revocation() {
-    let Some(pg) = tokio::task::spawn_blocking(Postgres::start).await.unwrap() else {
+    // A TLS database behind a postgres:// rule (verify-full upstream).
+    let Some((pg, ca)) = tokio::task::spawn_blocking(Postgres::start_tls)
+        .await
+        .unwrap()
+    else {
         return;
     };
     let db = "db.example.com";
     let s = Stack::start(
         &[],
         &format!(
-            "  - hostname: {db}\n    service: tcp://127.0.0.1:{}\n",
-            pg.port
+            "  - hostname: {db}\n    service: postgres://localhost:{}\n    originRequest:\n      caPool: {}\n",
+            pg.port,
+            ca.display()
         ),
     )
     .await;
@@ -436,6 +443,61 @@ async fn access_tcp_to_postgres_with_service_tokens_and_revocation() {
     let (ok, out) = psql(with_ci.addr.port(), "SELECT 40 + 2").await;
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "42");
+    // The session is audited with the identity and what PostgreSQL saw.
+    let session = eventually(
+        "the psql session in the audit log",
+        support::DEADLINE,
+        || async {
+            e.audit()
+                .await
+                .into_iter()
+                .find(|x| x["kind"] == "connection" && x["identity"] == "psql-ci")
+        },
+    )
+    .await;
+    let dest = session["destination"].as_str().unwrap();
+    for want in [
+        "pg_user=app",
+        "pg_database=app",
+        "application_name=psql",
+        "upstream=localhost:",
+        "upstream_tls=TLSv1_3",
+    ] {
+        assert!(dest.contains(want), "{want} missing from {session}");
+    }
+    // With the statement log on, statements are audited too.
+    let none = e.audit().await;
+    assert!(
+        !none.iter().any(|x| x["kind"] == "statement"),
+        "statement log is off by default"
+    );
+    e.ok(&["access", "app", "update", "db", "--statement-log", "true"])
+        .await;
+    let (ok, out) = psql(with_ci.addr.port(), "SELECT 'logged' AS x; SELECT 7 * 6").await;
+    assert!(ok, "{out}");
+    let stmt = eventually(
+        "the statement in the audit log",
+        support::DEADLINE,
+        || async {
+            e.audit()
+                .await
+                .into_iter()
+                .find(|x| x["kind"] == "statement")
+        },
+    )
+    .await;
+    assert_eq!(
+        stmt["destination"], "SELECT 'logged' AS x; SELECT 7 * 6",
+        "{stmt}"
+    );
+    assert_eq!(stmt["identity"], "psql-ci", "{stmt}");
+    assert_eq!(stmt["app"], "db", "{stmt}");
+    assert!(
+        stmt["rule"].as_str().unwrap().contains("pg_user=app"),
+        "{stmt}"
+    );
+    e.ok(&["access", "app", "update", "db", "--statement-log", "false"])
+        .await;
 
     // An open session ends within seconds of its token being revoked.
     let session = sleeping_psql(&pg, with_ci.addr.port(), "ci").await;
