@@ -82,13 +82,19 @@ pgbench -h 127.0.0.1 -p "$PG_PORT" -U app -i -s 10 -q app >/dev/null 2>&1
 
 # --- warren ---------------------------------------------------------------
 "$W" edge --data-dir "$TMP/edge" --domain localhost --listen-tunnel 127.0.0.1:0 \
-  --listen-https 127.0.0.1:0 --listen-http 127.0.0.1:0 --listen-admin 127.0.0.1:0 2>"$TMP/edge.log" &
+  --listen-https 127.0.0.1:0 --listen-http 127.0.0.1:0 --listen-admin 127.0.0.1:0 --listen-postgres 127.0.0.1:0 2>"$TMP/edge.log" &
 EDGE_PID=$!; PIDS+=($EDGE_PID)
 wait_for "edge.json" 20 test -s "$TMP/edge/edge.json"
 HTTPS=$(jq -r .https "$TMP/edge/edge.json")
 export WARREN_API=http://$(jq -r .admin "$TMP/edge/edge.json") WARREN_API_TOKEN=$(cat "$TMP/edge/admin-token")
 "$W" tunnel create bench >/dev/null
-for h in iperf rtt db pg web; do "$W" tunnel route dns bench "$h.localhost" >/dev/null; done
+for h in iperf rtt db pg web; do "$W" tunnel route dns bench "$h.localhost" --public >/dev/null; done
+# The native PostgreSQL listener, as a user would reach it: an access
+# application, a service token, a client certificate from `access pg-cert`.
+"$W" tunnel route dns bench pgn.localhost >/dev/null
+"$W" access app create pgn --host pgn.localhost >/dev/null
+BENCH_TOKEN=$("$W" access service-token create bench --output json)
+"$W" access policy add pgn bench --action service-auth --include service-token=bench >/dev/null
 cat >"$TMP/config.yml" <<EOF
 ingress:
   - hostname: iperf.localhost
@@ -98,6 +104,10 @@ ingress:
   - hostname: db.localhost
     service: tcp://127.0.0.1:$PG_PORT
   - hostname: pg.localhost
+    service: postgres://127.0.0.1:$PG_PORT
+    originRequest:
+      sslmode: disable   # the bench cluster has no TLS
+  - hostname: pgn.localhost
     service: postgres://127.0.0.1:$PG_PORT
     originRequest:
       sslmode: disable   # the bench cluster has no TLS
@@ -123,6 +133,10 @@ A_IPERF=$(access_addr iperf.localhost)
 A_RTT=$(access_addr rtt.localhost)
 A_DB=$(access_addr db.localhost)
 A_PG=$(access_addr pg.localhost)
+WARREN_HOME=$TMP/home WARREN_SERVICE_TOKEN_ID=$(jq -r .client_id <<<"$BENCH_TOKEN") \
+  WARREN_SERVICE_TOKEN_SECRET=$(jq -r .client_secret <<<"$BENCH_TOKEN") \
+  "$W" access pg-cert pgn.localhost --edge "$HTTPS" --ca-cert "$TMP/edge/ca.pem" >"$TMP/pgcert.out" 2>"$TMP/pgcert.log"
+PGN_PORT=$(jq -r .postgres "$TMP/edge/edge.json"); PGN_PORT=${PGN_PORT##*:}
 
 # --- measurements ---------------------------------------------------------
 gbps() { jq '.end.sum_received.bits_per_second / 1e9' ; }
@@ -146,6 +160,13 @@ pgtps() { local port=$1; shift; PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$port
 PG_D=$(pgtps "$PG_PORT"); PG_W=$(pgtps "${A_DB##*:}"); PG_P=$(pgtps "${A_PG##*:}")
 # -C: a new connection per transaction.
 PGC_D=$(pgtps "$PG_PORT" -C); PGC_W=$(pgtps "${A_DB##*:}" -C); PGC_P=$(pgtps "${A_PG##*:}" -C)
+# The native listener: TLS with a client certificate at the edge.
+pgnative() {
+  PGHOSTADDR=127.0.0.1 PGSSLMODE=verify-full PGCHANNELBINDING=disable \
+    PGSSLROOTCERT=$TMP/home/pg/pgn.localhost-ca.crt PGSSLCERT=$TMP/home/pg/pgn.localhost.crt PGSSLKEY=$TMP/home/pg/pgn.localhost.key \
+    pgbench -h pgn.localhost -p "$PGN_PORT" -U app -S -c 8 -j 2 -T "$T_PG" -n "$@" app 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1
+}
+PG_N=$(pgnative); PGC_N=$(pgnative -C)
 
 wrk_run() { wrk -t2 -c32 -d"${T_WRK}s" --latency "$@" 2>/dev/null; }
 WRK_D=$(wrk_run "http://$HTTP_ORIGIN/"); WRK_W=$(wrk_run -H "Host: web.localhost" "https://$HTTPS/")
@@ -174,6 +195,8 @@ mkdir -p bench/out
   echo "| pgbench -S, access tcp to a postgres:// rule | $(f "$PG_D" 0) | $(f "$PG_P" 0) | $(ratio "$PG_D" "$PG_P") |"
   echo "| pgbench -S -C (new connection per transaction), tcp:// rule | $(f "$PGC_D" 0) | $(f "$PGC_W" 0) | $(ratio "$PGC_D" "$PGC_W") |"
   echo "| pgbench -S -C, postgres:// rule | $(f "$PGC_D" 0) | $(f "$PGC_P" 0) | $(ratio "$PGC_D" "$PGC_P") |"
+  echo "| pgbench -S, native listener (TLS + client certificate at the edge) | $(f "$PG_D" 0) | $(f "$PG_N" 0) | $(ratio "$PG_D" "$PG_N") |"
+  echo "| pgbench -S -C, native listener | $(f "$PGC_D" 0) | $(f "$PGC_N" 0) | $(ratio "$PGC_D" "$PGC_N") |"
   d=$(rps <<<"$WRK_D"); w=$(rps <<<"$WRK_W")
   echo "| HTTP req/s, wrk -t2 -c32 (direct: plain HTTP; Warren: HTTPS at the edge) | $(f "$d" 0) | $(f "$w" 0) | $(ratio "$d" "$w") |"
   echo "| HTTP latency p50 | $(p50 <<<"$WRK_D") | $(p50 <<<"$WRK_W") | |"

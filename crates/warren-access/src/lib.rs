@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod login;
+pub mod pgcert;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,6 +114,11 @@ impl AccessTcp {
             tls: Arc::new(tls),
             credentials: Credentials::None,
         })
+    }
+
+    /// The TLS settings for the edge.
+    pub fn tls(&self) -> Arc<rustls::ClientConfig> {
+        self.tls.clone()
     }
 
     /// Sends these credentials on every upgrade.
@@ -266,7 +272,7 @@ where
 }
 
 /// The sentence of an edge error page (its first `<p>`), or the text.
-fn page_sentence(body: &str) -> String {
+pub(crate) fn page_sentence(body: &str) -> String {
     let text = body
         .split_once("<p>")
         .and_then(|(_, rest)| rest.split_once("</p>"))

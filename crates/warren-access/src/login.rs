@@ -57,7 +57,7 @@ pub fn parse_url(url: &str) -> Result<(String, String), LoginError> {
 }
 
 /// `~/.warren` (or `$WARREN_HOME`).
-fn home() -> Result<PathBuf, LoginError> {
+pub fn home() -> Result<PathBuf, LoginError> {
     if let Some(h) = std::env::var_os("WARREN_HOME") {
         return Ok(PathBuf::from(h));
     }

@@ -11,12 +11,15 @@
 //! - [`origin`]: dialling origins (TCP, Unix, TLS) and pooled HTTP clients.
 //! - [`pool`]: `service: pool` rules: steering over several origins,
 //!   active health checks, failover.
+//! - [`access`]: `originRequest.access`: verifying the edge's signed
+//!   identity before an origin is reached.
 //! - [`proxy_protocol`], [`hello`]: PROXY headers and the built-in page.
 //!
 //! **The connector never listens on a network port for tunnel traffic.**
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod certs;
 mod dial;
 pub mod hello;

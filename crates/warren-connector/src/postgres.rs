@@ -53,6 +53,9 @@ pub struct PgCtx<'a> {
     pub session: &'a str,
     /// Report every statement.
     pub statement_log: bool,
+    /// The client's TLS ended at the edge (its native PostgreSQL
+    /// listener): the stream is plaintext here, but libpq is on TLS.
+    pub edge_tls: bool,
 }
 
 impl PgCtx<'_> {
@@ -129,7 +132,12 @@ impl PgCtx<'_> {
                     return forward_cancel(self.dialer, pg, &first.raw).await
                 }
                 FirstMessage::Startup(s) => {
-                    return self.session(tunnel, s, first.raw, pg, "none").await
+                    let client_tls = if self.edge_tls {
+                        "TLS to the edge"
+                    } else {
+                        "none"
+                    };
+                    return self.session(tunnel, s, first.raw, pg, client_tls).await;
                 }
             }
         }
@@ -345,7 +353,7 @@ where
 }
 
 /// What a TLS client that insists on channel binding is told.
-const CHANNEL_BINDING_SENTENCE: &str = "the database uses SCRAM with channel binding, which cannot pass through Warren because the connector terminates your TLS; add channel_binding=disable to the connection string (the tunnel and the link to the database stay encrypted and verified), or connect with sslmode=prefer";
+const CHANNEL_BINDING_SENTENCE: &str = "the database uses SCRAM with channel binding, which cannot pass through Warren because Warren terminates your TLS; add channel_binding=disable to the connection string (the tunnel and the link to the database stay encrypted and verified), or connect with sslmode=prefer";
 
 /// Whether an AuthenticationSASL message offers a `-PLUS` mechanism.
 fn offers_channel_binding(m: &warren_pg::Message) -> bool {

@@ -44,6 +44,8 @@ pub struct Runtime {
     /// Certificates from the edge's CA for client TLS the connector
     /// terminates (PostgreSQL).
     certs: crate::certs::CertCache,
+    /// The edge's identity-token keys, for `originRequest.access`.
+    access_keys: crate::access::KeyCache,
 }
 
 /// How one rule reaches its origins.
@@ -112,6 +114,7 @@ impl Runtime {
             origins,
             checkers,
             certs: Default::default(),
+            access_keys: Default::default(),
         })
     }
 
@@ -166,8 +169,8 @@ pub async fn serve_stream(
         }
     };
     match req {
-        StreamRequest::Http(head) => serve_http(&rt, head, send, recv).await,
-        StreamRequest::WebSocket(head) => serve_upgrade(&rt, head, send, recv).await,
+        StreamRequest::Http(head) => serve_http(&rt, &conn, head, send, recv).await,
+        StreamRequest::WebSocket(head) => serve_upgrade(&rt, &conn, head, send, recv).await,
         StreamRequest::Tcp(t) => serve_tcp(&rt, &conn, t, send, recv).await,
     }
 }
@@ -267,11 +270,16 @@ fn build_request(
 
 async fn serve_http(
     rt: &Runtime,
+    conn: &quinn::Connection,
     head: HttpHead,
     send: quinn::SendStream,
     recv: quinn::RecvStream,
 ) {
     let (idx, rule) = rt.ingress.find(&head.host, path_only(&head.path));
+    let token = crate::access::http_assertion(&head.headers);
+    if let Some(why) = access_refusal(rt, conn, idx, rule, &head.host, token).await {
+        return respond_forbidden(send, why).await;
+    }
     match &rule.service {
         Service::HttpStatus(code) => return respond_page(send, *code, vec![], Bytes::new()).await,
         Service::HelloWorld => {
@@ -339,6 +347,52 @@ async fn serve_http(
             let _ = send.reset(quinn::VarInt::from_u32(1));
         }
     }
+}
+
+/// `originRequest.access.required`: verifies the edge's signed identity
+/// (`token`, empty when none came) before any origin is reached. `None`
+/// lets the stream go on; `Some` is the refusal sentence, already logged.
+async fn access_refusal(
+    rt: &Runtime,
+    conn: &quinn::Connection,
+    idx: usize,
+    rule: &Rule,
+    host: &str,
+    token: &[u8],
+) -> Option<String> {
+    let access = rule.origin_request.access.as_ref().filter(|a| a.required)?;
+    let verified = rt.access_keys.verify(token, host, &access.aud_tags, conn);
+    match verified.await {
+        Ok(who) => {
+            tracing::debug!(%host, rule = idx + 1, sub = %who.sub, kind = %who.kind, "access token verified");
+            None
+        }
+        Err(reason) => {
+            tracing::warn!(%host, rule = idx + 1, %reason, "refused a stream without a valid access token (originRequest.access.required)");
+            Some(format!(
+                "the connector requires a valid Warren access token for {host} \
+                 (originRequest.access.required): {reason}"
+            ))
+        }
+    }
+}
+
+/// A 403 page from the connector itself, for HTTP and WebSocket requests
+/// refused by [`access_refusal`].
+async fn respond_forbidden(send: quinn::SendStream, why: String) {
+    let mut sentence = why;
+    if let Some(first) = sentence.get(..1) {
+        let upper = first.to_ascii_uppercase();
+        sentence.replace_range(..1, &upper);
+    }
+    let headers = vec![
+        (
+            "content-type".to_owned(),
+            b"text/plain; charset=utf-8".to_vec(),
+        ),
+        ("warren-error".to_owned(), b"access-token-required".to_vec()),
+    ];
+    respond_page(send, 403, headers, Bytes::from(format!("{sentence}.\n"))).await
 }
 
 /// The answer to an HTTP request for a hostname served over TCP.
@@ -503,11 +557,16 @@ impl Drop for ReclaimableBody {
 
 async fn serve_upgrade(
     rt: &Runtime,
+    conn: &quinn::Connection,
     head: HttpHead,
     send: quinn::SendStream,
     recv: quinn::RecvStream,
 ) {
     let (idx, rule) = rt.ingress.find(&head.host, path_only(&head.path));
+    let token = crate::access::http_assertion(&head.headers);
+    if let Some(why) = access_refusal(rt, conn, idx, rule, &head.host, token).await {
+        return respond_forbidden(send, why).await;
+    }
     let no_upgrades = || {
         error(
             ErrorCode::NoService,
@@ -577,6 +636,11 @@ async fn serve_tcp(
     recv: quinn::RecvStream,
 ) {
     let (idx, rule) = rt.ingress.find(&t.host, "/");
+    let token = t.assertion.as_bytes();
+    if let Some(why) = access_refusal(rt, conn, idx, rule, &t.host, token).await {
+        // No HTTP answer on a TCP stream: the edge shows the message.
+        return respond_final(send, error(ErrorCode::BadRequest, why)).await;
+    }
     if let (Service::Postgres { .. }, RuleOrigin::Single(single)) = (&rule.service, rt.origin(idx))
     {
         let mut send = send;
@@ -590,6 +654,7 @@ async fn serve_tcp(
             conn,
             session: &t.session,
             statement_log: t.statement_log,
+            edge_tls: t.client.scheme == "postgres+tls",
         };
         pg.serve(tunnel).await;
         return;

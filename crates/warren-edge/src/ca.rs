@@ -140,6 +140,46 @@ impl Ca {
         Ok(vec![cert.der().to_vec(), self.cert_der.to_vec()])
     }
 
+    /// Signs a client certificate for a CSR: the subject is `common_name`,
+    /// the identity travels as SAN URIs (`uris`), and it is valid until
+    /// `not_after` (unix seconds). The chain is `[leaf, ca]`.
+    pub fn sign_client_csr(
+        &self,
+        csr_der: &[u8],
+        common_name: &str,
+        uris: &[String],
+        not_after: i64,
+    ) -> Result<Vec<Vec<u8>>, CaError> {
+        let der = rustls::pki_types::CertificateSigningRequestDer::from(csr_der.to_vec());
+        let mut csr = rcgen::CertificateSigningRequestParams::from_der(&der)
+            .map_err(|e| CaError::Issue(format!("the CSR cannot be read: {e}")))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        let p = &mut csr.params;
+        p.distinguished_name = dn;
+        p.subject_alt_names = uris
+            .iter()
+            .map(|u| {
+                u.clone()
+                    .try_into()
+                    .map(SanType::URI)
+                    .map_err(|e: rcgen::Error| CaError::Issue(format!("{u}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        p.use_authority_key_identifier_extension = true;
+        let now = OffsetDateTime::now_utc();
+        p.not_before = now - TimeDuration::minutes(5);
+        p.not_after = OffsetDateTime::from_unix_timestamp(not_after)
+            .map_err(|e| CaError::Issue(format!("expiry {not_after}: {e}")))?;
+        let cert = csr
+            .signed_by(&self.issuer)
+            .map_err(|e| CaError::Issue(e.to_string()))?;
+        Ok(vec![cert.der().to_vec(), self.cert_der.to_vec()])
+    }
+
     /// Issues a server certificate for `names` (DNS names or IP
     /// addresses); the chain is `[leaf, ca]`.
     pub fn issue(

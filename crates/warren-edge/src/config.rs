@@ -22,6 +22,8 @@ pub struct EdgeConfig {
     pub listen_https: SocketAddr,
     pub listen_http: SocketAddr,
     pub listen_admin: SocketAddr,
+    /// The native PostgreSQL listener; `None`: off.
+    pub listen_postgres: Option<SocketAddr>,
     /// A fixed certificate for the HTTPS listener instead of per-SNI ones.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -53,6 +55,8 @@ pub struct PartialEdgeConfig {
     pub listen_https: Option<SocketAddr>,
     pub listen_http: Option<SocketAddr>,
     pub listen_admin: Option<SocketAddr>,
+    /// An address, or `off`.
+    pub listen_postgres: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -77,6 +81,8 @@ pub enum ConfigError {
     Parse { path: String, reason: String },
     #[error("--tls-cert and --tls-key must be given together")]
     HalfTls,
+    #[error("--listen-postgres {0:?} is neither an address such as 0.0.0.0:5433 nor off")]
+    BadPostgresListen(String),
 }
 
 impl PartialEdgeConfig {
@@ -101,6 +107,7 @@ impl PartialEdgeConfig {
             listen_https: self.listen_https.or(lower.listen_https),
             listen_http: self.listen_http.or(lower.listen_http),
             listen_admin: self.listen_admin.or(lower.listen_admin),
+            listen_postgres: self.listen_postgres.or(lower.listen_postgres),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             advertise: if self.advertise.is_empty() {
@@ -135,6 +142,14 @@ impl PartialEdgeConfig {
             listen_https: addr(self.listen_https, "0.0.0.0:8443"),
             listen_http: addr(self.listen_http, "0.0.0.0:8080"),
             listen_admin: addr(self.listen_admin, "127.0.0.1:7800"),
+            listen_postgres: match self.listen_postgres.as_deref() {
+                None => Some("0.0.0.0:5433".parse().expect("default address")),
+                Some("off") => None,
+                Some(a) => Some(
+                    a.parse()
+                        .map_err(|_| ConfigError::BadPostgresListen(a.to_owned()))?,
+                ),
+            },
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
             advertise: self.advertise,

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod ca;
 pub mod config;
 pub mod pages;
+pub mod pg;
 pub mod proxy;
 pub mod registry;
 pub mod routes;

@@ -54,6 +54,10 @@ pub struct ProxyCtx {
     pub audit: crate::audit::AuditSink,
     /// Access decisions.
     pub access: Access,
+    /// Signs client certificates for the native PostgreSQL listener.
+    pub ca: Arc<crate::ca::Ca>,
+    /// The native PostgreSQL listener's port, told to `access pg-cert`.
+    pub postgres_port: Option<u16>,
     /// How long the connector has to answer a stream header.
     pub stream_timeout: Duration,
 }
@@ -83,6 +87,9 @@ async fn serve(
     let host = identify(&req)?;
     let route = route(ctx, &host)?;
     let path = req.uri().path().to_owned();
+    if path == PG_CERT_PATH {
+        return pg_cert(ctx, req, &host, route.public, client).await;
+    }
     if let Some(resp) = edge_path(ctx, &req, &host, &path, client).await {
         return Ok(resp);
     }
@@ -159,6 +166,108 @@ async fn edge_path<B>(
         }
         _ => None,
     }
+}
+
+/// Where `warren access pg-cert` sends its CSR.
+pub const PG_CERT_PATH: &str = "/.warren/pg-cert";
+/// Largest CSR accepted.
+const MAX_CSR: usize = 16 * 1024;
+
+/// Issues a client certificate for the native PostgreSQL listener to an
+/// identity the hostname's application allows (a signed-in user's token
+/// or a service token): `POST` a PKCS#10 CSR (DER or PEM); the answer is
+/// the PEM chain (leaf, CA) and `warren-postgres-port`.
+async fn pg_cert(
+    ctx: &ProxyCtx,
+    req: Request<Incoming>,
+    host: &str,
+    public_route: bool,
+    client: SocketAddr,
+) -> Result<Response<BoxBody>, EdgeFailure> {
+    use http_body_util::BodyExt;
+    if req.method() != hyper::Method::POST {
+        return Err(EdgeFailure::BadRequest {
+            reason: format!("{PG_CERT_PATH} takes a POST of a certificate signing request"),
+        });
+    }
+    let grant = match authorize(ctx, &req, host, PG_CERT_PATH, public_route, client, false).await? {
+        Ok(g) => g,
+        Err(resp) => return Ok(resp),
+    };
+    let Some((cn, uris)) = access::pgcert::describe(&grant.who) else {
+        return Err(EdgeFailure::SignInRequired {
+            host: host.to_owned(),
+            app: grant.app_name(),
+        });
+    };
+    let body = http_body_util::Limited::new(req.into_body(), MAX_CSR)
+        .collect()
+        .await
+        .map_err(|_| EdgeFailure::BadRequest {
+            reason: format!("the certificate signing request is larger than {MAX_CSR} bytes"),
+        })?
+        .to_bytes();
+    let der = if body.starts_with(b"-----BEGIN") {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateSigningRequestDer::from_pem_slice(&body)
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|e| EdgeFailure::BadRequest {
+                reason: format!("the certificate signing request is not valid PEM ({e})"),
+            })?
+    } else {
+        body.to_vec()
+    };
+    let now = crate::audit::now();
+    let not_after = grant
+        .who
+        .expires_at
+        .unwrap_or(i64::MAX)
+        .min(now + access::pgcert::MAX_LIFETIME_SECS);
+    let chain = ctx
+        .ca
+        .sign_client_csr(&der, &cn, &uris, not_after)
+        .map_err(|e| EdgeFailure::BadRequest {
+            reason: e.to_string(),
+        })?;
+    ctx.access
+        .audit(warren_store::AuditEntry {
+            kind: "pg_cert".into(),
+            identity: grant.who.label(),
+            source: client.to_string(),
+            app: grant.app_name(),
+            hostname: host.to_owned(),
+            decision: "issued".into(),
+            rule: grant.reason(),
+            ..Default::default()
+        })
+        .await;
+    let mut pem = String::new();
+    for c in &chain {
+        pem.push_str(&pem_block("CERTIFICATE", c));
+    }
+    let mut resp = Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-pem-file")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("warren-certificate-expires", not_after.to_string());
+    if let Some(p) = ctx.postgres_port {
+        resp = resp.header("warren-postgres-port", p.to_string());
+    }
+    Ok(resp
+        .body(warren_transport::body::full(pem))
+        .expect("valid certificate response"))
+}
+
+/// One PEM block.
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// `host[:port]` as the client addressed the edge.

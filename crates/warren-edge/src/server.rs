@@ -59,6 +59,9 @@ pub struct BoundAddrs {
     pub https: SocketAddr,
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    /// The native PostgreSQL listener, when on.
+    #[serde(default)]
+    pub postgres: Option<SocketAddr>,
     /// Path of the CA certificate clients can trust.
     pub ca: String,
 }
@@ -158,12 +161,17 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
     let https = bind(cfg.listen_https, "https").await?;
     let http = bind(cfg.listen_http, "http").await?;
     let admin_listener = bind(cfg.listen_admin, "admin").await?;
+    let pg_listener = match cfg.listen_postgres {
+        Some(a) => Some(bind(a, "postgres").await?),
+        None => None,
+    };
     let addr = |l: &TcpListener| l.local_addr().map_err(|e| EdgeError::Setup(e.to_string()));
     let bound = BoundAddrs {
         tunnel: tunnel_addr,
         https: addr(&https)?,
         http: addr(&http)?,
         admin: addr(&admin_listener)?,
+        postgres: pg_listener.as_ref().map(addr).transpose()?,
         ca: dir.join("ca.pem").display().to_string(),
     };
 
@@ -186,8 +194,33 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
         registry: registry.clone(),
         audit,
         access: access.clone(),
+        ca: ca.clone(),
+        postgres_port: bound.postgres.map(|a| a.port()),
         stream_timeout: cfg.stream_timeout,
     });
+    // The native PostgreSQL listener: certificates by SNI from the CA,
+    // optional client certificates from it too.
+    let pg_task = match pg_listener {
+        Some(l) => {
+            let verifier = crate::pg::OptionalClientCert::new(ca.cert_der())
+                .map_err(|e| EdgeError::Setup(format!("PostgreSQL client certificates: {e}")))?;
+            let mut tls =
+                rustls::ServerConfig::builder_with_provider(warren_transport::tls::provider())
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| EdgeError::Setup(format!("PostgreSQL TLS: {e}")))?
+                    .with_client_cert_verifier(Arc::new(verifier))
+                    .with_cert_resolver(Arc::new(SniResolver::new(
+                        ca.clone(),
+                        cfg.domain.clone(),
+                        routes.clone(),
+                    )?));
+            tls.alpn_protocols = vec![warren_pg::ALPN.to_vec()];
+            let ctx =
+                crate::pg::PgListener::new(proxy_ctx.clone(), Arc::new(tls), cfg.handshake_timeout);
+            Some(tokio::spawn(crate::pg::serve(l, ctx)))
+        }
+        None => None,
+    };
 
     let tasks = [
         tokio::spawn(tunnel::serve(
@@ -225,7 +258,7 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
         quinn::VarInt::from_u32(tunnel::CLOSE_SHUTDOWN),
         b"edge shutting down",
     );
-    for t in tasks {
+    for t in tasks.into_iter().chain(pg_task) {
         t.abort();
     }
     // Let the close frames leave before the process exits.

@@ -96,6 +96,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         listen_https: Some(args.listen_https),
         listen_http: Some(args.listen_http),
         listen_admin: Some(args.listen_admin),
+        // Any free loopback port: the demo has no database.
+        listen_postgres: Some("127.0.0.1:0".into()),
         ..Default::default()
     }
     .resolve()?;

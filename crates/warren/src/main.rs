@@ -80,6 +80,10 @@ struct EdgeArgs {
     /// Admin API listener [default: 127.0.0.1:7800].
     #[arg(long, env = "WARREN_LISTEN_ADMIN")]
     listen_admin: Option<SocketAddr>,
+    /// Native PostgreSQL listener (TLS + client certificates), or `off`
+    /// [default: 0.0.0.0:5433].
+    #[arg(long, env = "WARREN_LISTEN_POSTGRES")]
+    listen_postgres: Option<String>,
     /// PEM certificate chain for the HTTPS listener (instead of the local CA).
     #[arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -115,6 +119,7 @@ impl EdgeArgs {
             listen_https: self.listen_https,
             listen_http: self.listen_http,
             listen_admin: self.listen_admin,
+            listen_postgres: self.listen_postgres,
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
             advertise: self.advertise,
@@ -205,6 +210,9 @@ enum AccessCmd {
         /// The protected hostname.
         hostname: String,
     },
+    /// Get a short-lived client certificate for the edge's native
+    /// PostgreSQL listener and print a ready psql command.
+    PgCert(PgCertArgs),
     #[command(flatten)]
     Admin(admin_cli::access::AccessAdminCmd),
 }
@@ -242,6 +250,96 @@ struct AccessTcpArgs {
     service_token_secret: Option<String>,
 }
 
+#[derive(Args)]
+struct PgCertArgs {
+    /// The database's routed hostname.
+    hostname: String,
+    /// The edge's HTTPS address [default: HOSTNAME:443].
+    #[arg(long, env = "WARREN_EDGE")]
+    edge: Option<String>,
+    /// CA file to trust for the edge (the edge's ca.pem).
+    #[arg(long, env = "WARREN_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// Service token client id (instead of a signed-in user).
+    #[arg(
+        long,
+        env = "WARREN_SERVICE_TOKEN_ID",
+        requires = "service_token_secret"
+    )]
+    service_token_id: Option<String>,
+    /// Service token client secret.
+    #[arg(
+        long,
+        env = "WARREN_SERVICE_TOKEN_SECRET",
+        hide_env_values = true,
+        requires = "service_token_id"
+    )]
+    service_token_secret: Option<String>,
+}
+
+/// A service token if one was given, else the cached sign-in for `host`.
+fn credentials(
+    host: &str,
+    id: Option<String>,
+    secret: Option<String>,
+) -> warren_access::Credentials {
+    match (id, secret) {
+        (Some(id), Some(secret)) => warren_access::Credentials::ServiceToken { id, secret },
+        _ => match warren_access::login::cached(host) {
+            Some(t) => warren_access::Credentials::Token(t),
+            None => warren_access::Credentials::None,
+        },
+    }
+}
+
+fn edge_trust(ca_cert: Option<&PathBuf>) -> anyhow::Result<Trust> {
+    Ok(match ca_cert {
+        Some(p) => Trust::Roots(std::sync::Arc::new(warren_transport::tls::roots_from_file(
+            p,
+        )?)),
+        None => Trust::WebPki,
+    })
+}
+
+async fn access_pg_cert(args: PgCertArgs) -> anyhow::Result<()> {
+    let host = args.hostname.trim().to_ascii_lowercase();
+    let edge = args.edge.clone().unwrap_or_else(|| format!("{host}:443"));
+    let creds = credentials(&host, args.service_token_id, args.service_token_secret);
+    if matches!(creds, warren_access::Credentials::None) {
+        bail!("no credentials for {host}: sign in first with `warren access login https://{host}`, or pass --service-token-id and --service-token-secret");
+    }
+    let access = warren_access::AccessTcp::new(&host, &edge, &edge_trust(args.ca_cert.as_ref())?)?;
+    let dir = warren_access::login::home()?.join("pg");
+    let got = warren_access::pgcert::request(&host, &edge, access.tls(), &creds, &dir).await?;
+    let port = got.port.unwrap_or(5433);
+    let edge_host = edge.rsplit_once(':').map_or(edge.as_str(), |(h, _)| h);
+    let hostaddr = match edge_host
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+    {
+        Ok(ip) => format!(" hostaddr={ip}"),
+        Err(_) => String::new(),
+    };
+    let minutes = got.expires.map(|e| (e - admin_cli::now()).max(0) / 60);
+    eprintln!(
+        "Wrote a client certificate for {host}{} to {}.",
+        minutes
+            .map(|m| format!(" (valid for {m} minutes)"))
+            .unwrap_or_default(),
+        dir.display()
+    );
+    // channel_binding=disable: SCRAM's channel binding would tie the login
+    // to the client's TLS session, which ends at the edge by design (the
+    // edge and the connector check both TLS links with verify-full).
+    println!(
+        "psql \"host={host}{hostaddr} port={port} sslmode=verify-full sslrootcert={} sslcert={} sslkey={} channel_binding=disable\"",
+        got.ca.display(),
+        got.cert.display(),
+        got.key.display()
+    );
+    Ok(())
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s)
 }
@@ -254,7 +352,10 @@ fn main() -> std::process::ExitCode {
             cmd: TunnelCmd::Admin(_) | TunnelCmd::Ingress { .. }
         } | Command::Audit { .. }
             | Command::Access {
-                cmd: AccessCmd::Admin(_) | AccessCmd::Token { .. } | AccessCmd::Login { .. }
+                cmd: AccessCmd::Admin(_)
+                    | AccessCmd::Token { .. }
+                    | AccessCmd::Login { .. }
+                    | AccessCmd::PgCert(_)
             }
     );
     init_logging(if quiet { "warn" } else { "info" });
@@ -306,6 +407,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 no_browser,
                 timeout,
             } => access_login(&url, no_browser, timeout).await,
+            AccessCmd::PgCert(args) => access_pg_cert(args).await,
             AccessCmd::Token { hostname } => {
                 let host = hostname.trim().to_ascii_lowercase();
                 match warren_access::login::cached(&host) {
@@ -460,24 +562,13 @@ fn ingress(cmd: IngressCmd) -> anyhow::Result<()> {
 }
 
 async fn access_tcp(args: AccessTcpArgs) -> anyhow::Result<()> {
-    let trust = match &args.ca_cert {
-        Some(p) => Trust::Roots(std::sync::Arc::new(warren_transport::tls::roots_from_file(
-            p,
-        )?)),
-        None => Trust::WebPki,
-    };
+    let trust = edge_trust(args.ca_cert.as_ref())?;
     let edge = args
         .edge
         .clone()
         .unwrap_or_else(|| format!("{}:443", args.hostname));
     let host = args.hostname.trim().to_ascii_lowercase();
-    let credentials = match (args.service_token_id, args.service_token_secret) {
-        (Some(id), Some(secret)) => warren_access::Credentials::ServiceToken { id, secret },
-        _ => match warren_access::login::cached(&host) {
-            Some(t) => warren_access::Credentials::Token(t),
-            None => warren_access::Credentials::None,
-        },
-    };
+    let credentials = credentials(&host, args.service_token_id, args.service_token_secret);
     let access =
         warren_access::AccessTcp::new(&args.hostname, &edge, &trust)?.with_credentials(credentials);
     match &args.url {

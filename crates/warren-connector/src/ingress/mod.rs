@@ -53,9 +53,10 @@
 //! `originRequest` at the top level sets defaults for every rule; a rule's
 //! own `originRequest` overrides them key by key. Keys are cloudflared's
 //! camelCase names; settings that cloudflared knows but Warren does not
-//! implement (`bastionMode`, `proxyAddress`, `access`, ...) are accepted and
-//! reported as ignored, so existing cloudflared configs load unchanged. See
-//! [`OriginRequest`].
+//! implement (`bastionMode`, `proxyAddress`, ...) are accepted and reported
+//! as ignored, so existing cloudflared configs load unchanged. See
+//! [`OriginRequest`]. `access` ([`OriginAccess`]) makes the connector
+//! verify the edge's signed identity itself (`crate::access`).
 //!
 //! # Errors
 //!
@@ -77,7 +78,7 @@ use regex::Regex;
 use serde_norway::{Mapping, Value};
 
 pub use error::{ConfigError, Scope};
-pub use origin::{parse_duration, OriginRequest, ProxyProtocol, SslMode};
+pub use origin::{parse_duration, OriginAccess, OriginRequest, ProxyProtocol, SslMode};
 pub use pool::{HashOn, HealthCheck, OriginPool, Steering};
 pub use service::Service;
 

@@ -43,6 +43,29 @@ pub struct OriginRequest {
     /// `sslmode`: how a `postgres://` origin's TLS is checked
     /// (verify-full).
     pub sslmode: SslMode,
+    /// `access`: verify the edge's signed identity before reaching the
+    /// origin (`None`: not set). A rule's block replaces the global one
+    /// whole, as in cloudflared.
+    pub access: Option<OriginAccess>,
+}
+
+/// `originRequest.access`: the connector checks the identity token the
+/// edge signed for an access application (`Warren-Access-Jwt-Assertion`,
+/// or a TCP stream's assertion) before it reaches the origin.
+///
+/// ```yaml
+/// originRequest:
+///   access:
+///     required: true
+///     audTag: [0123456789abcdef0123456789abcdef]  # `warren access app show APP`
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OriginAccess {
+    /// `required`: refuse requests without a valid token.
+    pub required: bool,
+    /// `audTag`: the application tags a token may be issued for (never
+    /// empty when `required`).
+    pub aud_tags: Vec<String>,
 }
 
 /// TLS to a PostgreSQL origin, named as in libpq.
@@ -87,6 +110,7 @@ impl OriginRequest {
         proxy_protocol: None,
         no_happy_eyeballs: false,
         sslmode: SslMode::VerifyFull,
+        access: None,
     };
 
     /// These settings with `overrides` applied key by key.
@@ -115,6 +139,7 @@ impl OriginRequest {
             proxy_protocol: pick(&overrides.proxy_protocol, &self.proxy_protocol),
             no_happy_eyeballs: pick(&overrides.no_happy_eyeballs, &self.no_happy_eyeballs),
             sslmode: pick(&overrides.sslmode, &self.sslmode),
+            access: pick(&overrides.access, &self.access),
         }
     }
 
@@ -179,6 +204,12 @@ impl OriginRequest {
             "sslmode",
             self.sslmode.to_string(),
         );
+        if let Some(access) = &self.access {
+            add(true, "access.required", access.required.to_string());
+            if !access.aud_tags.is_empty() {
+                add(true, "access.audTag", access.aud_tags.join(", "));
+            }
+        }
         out
     }
 }
@@ -226,6 +257,7 @@ pub(super) struct Overrides {
     proxy_protocol: Option<Option<ProxyProtocol>>,
     no_happy_eyeballs: Option<bool>,
     sslmode: Option<SslMode>,
+    access: Option<Option<OriginAccess>>,
 }
 
 /// Keys Warren reads.
@@ -244,11 +276,11 @@ const KNOWN_KEYS: &[&str] = &[
     "proxyProtocol",
     "noHappyEyeballs",
     "sslmode",
+    "access",
 ];
 
 /// cloudflared keys Warren accepts but does not implement.
 const UNSUPPORTED_KEYS: &[&str] = &[
-    "access",
     "bastionMode",
     "ipRules",
     "matchSNItoHost",
@@ -308,6 +340,7 @@ impl Overrides {
                 "keepAliveConnections" => o.keep_alive_connections = Some(field.count()?),
                 "proxyProtocol" => o.proxy_protocol = Some(field.proxy_protocol()?),
                 "sslmode" => o.sslmode = Some(field.sslmode()?),
+                "access" => o.access = Some(Some(field.access(warnings, &place)?)),
                 _ if UNSUPPORTED_KEYS.contains(&key.as_str()) => warnings.add(
                     format!("originRequest.{key} is not supported by warren and is ignored"),
                     place.clone(),
@@ -423,6 +456,111 @@ impl Field<'_> {
                 scalar_text(other).unwrap_or_else(|| format!("({})", kind(other)))
             )),
         }
+    }
+}
+
+/// Keys of `originRequest.access` Warren reads.
+const ACCESS_KEYS: &[&str] = &["required", "audTag"];
+
+/// cloudflared keys of `originRequest.access` that Warren accepts and
+/// ignores: the verification keys come from the edge over the tunnel.
+const ACCESS_IGNORED_KEYS: &[&str] = &["teamName", "environment"];
+
+impl Field<'_> {
+    /// `originRequest.access`: a mapping of `required`, `audTag` (and the
+    /// ignored `teamName`); unknown keys are errors, since a misspelt
+    /// `required` would silently turn the check off.
+    fn access(&self, warnings: &mut Warnings, place: &str) -> Result<OriginAccess, ConfigError> {
+        let subject = match self.scope {
+            Scope::Global => "the global originRequest.access".to_string(),
+            Scope::Rule(n) => format!("ingress rule {n}'s originRequest.access"),
+        };
+        let map = match untag(self.value) {
+            Value::Mapping(map) => map,
+            other => {
+                return Err(ConfigError::Shape(format!(
+                    "{subject} is {} instead of a mapping; write it as \
+                     `access: {{ required: true, audTag: [TAG] }}` with the application's tag \
+                     from `warren access app show APP`",
+                    kind(other)
+                )))
+            }
+        };
+        let mut access = OriginAccess::default();
+        for (key, value) in map {
+            let key = key_text(key);
+            if matches!(untag(value), Value::Null) {
+                continue;
+            }
+            let dotted = format!("access.{key}");
+            let field = Field {
+                scope: self.scope,
+                key: &dotted,
+                value,
+            };
+            match key.as_str() {
+                "required" => access.required = field.boolean()?,
+                "audTag" => access.aud_tags = field.aud_tags()?,
+                _ if ACCESS_IGNORED_KEYS.contains(&key.as_str()) => {
+                    // Still checked to be text, as cloudflared would.
+                    field.text("text")?;
+                    warnings.add(
+                        format!(
+                            "originRequest.access.{key} is not used by warren (the connector gets \
+                             the keys from its edge) and is ignored"
+                        ),
+                        place.to_string(),
+                    );
+                }
+                _ => {
+                    let hint = ACCESS_KEYS
+                        .iter()
+                        .chain(ACCESS_IGNORED_KEYS)
+                        .find(|known| known.eq_ignore_ascii_case(&key))
+                        .map(|known| format!(" (did you mean {known}?)"))
+                        .unwrap_or_default();
+                    return Err(ConfigError::Shape(format!(
+                        "{subject} has an unknown setting \"{key}\"{hint}; use required, audTag \
+                         or teamName"
+                    )));
+                }
+            }
+        }
+        if access.required && access.aud_tags.is_empty() {
+            return Err(ConfigError::Shape(format!(
+                "{subject}.required needs audTag: the application's tag from \
+                 `warren access app show APP`"
+            )));
+        }
+        Ok(access)
+    }
+
+    /// `audTag`: a list of non-empty tags (one tag alone is accepted as
+    /// a list of one).
+    fn aud_tags(&self) -> Result<Vec<String>, ConfigError> {
+        const EXPECTED: &str = "a list of application tags from `warren access app show APP`, \
+                                such as `audTag: [TAG]`";
+        let items: Vec<&Value> = match untag(self.value) {
+            Value::Sequence(list) => list.iter().collect(),
+            Value::String(_) | Value::Number(_) => vec![self.value],
+            _ => return Err(self.bad(EXPECTED)),
+        };
+        let mut tags = Vec::with_capacity(items.len());
+        for item in items {
+            match untag(item) {
+                Value::String(s) if !s.trim().is_empty() => tags.push(s.trim().to_string()),
+                Value::Number(n) => tags.push(n.to_string()),
+                _ => {
+                    return Err(Field {
+                        scope: self.scope,
+                        key: self.key,
+                        value: item,
+                    }
+                    .bad(EXPECTED))
+                }
+            }
+        }
+        Ok(tags)
     }
 }
 

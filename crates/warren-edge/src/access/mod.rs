@@ -18,6 +18,7 @@
 pub mod keys;
 pub mod live;
 pub mod oidc;
+pub mod pgcert;
 pub mod sessions;
 mod tokens;
 
@@ -424,20 +425,9 @@ impl Access {
     /// Decides one request.
     pub fn authorize(&self, req: &Request<'_>) -> Result<Grant, Refusal> {
         let snap = self.snapshot();
-        let Some(app) = snap.app_for(req.host, req.path).cloned() else {
-            return if req.public_route {
-                Ok(Grant {
-                    app: None,
-                    who: Who::default(),
-                    decision: Decision {
-                        outcome: Outcome::Allow,
-                        policy: None,
-                        rule: Some("public route".into()),
-                    },
-                })
-            } else {
-                Err(Refusal::NotProtected)
-            };
+        let app = match covering_app(&snap, req.host, req.path, req.public_route)? {
+            Ok(app) => app,
+            Err(public) => return Ok(public),
         };
         let ip = req.source.ip();
         let who = match tokens::presented(req.headers) {
@@ -456,24 +446,29 @@ impl Access {
             tokens::Presented::Session(token) => self.session_who(&snap, &token, &app.tag),
             tokens::Presented::Nothing => Who::default(),
         };
-        let facts = Facts {
-            identity: who.identity.clone(),
-            source_ip: ip,
+        decide_for(app, who, ip)
+    }
+
+    /// Decides a connection whose identity came from a client certificate
+    /// the edge issued (the native PostgreSQL listener): `who` is `None`
+    /// without a certificate. A certificate whose session or service token
+    /// was revoked counts as none.
+    pub fn authorize_certificate(
+        &self,
+        host: &str,
+        source: std::net::SocketAddr,
+        public_route: bool,
+        who: Option<Who>,
+    ) -> Result<Grant, Refusal> {
+        let snap = self.snapshot();
+        let app = match covering_app(&snap, host, "/", public_route)? {
+            Ok(app) => app,
+            Err(public) => return Ok(public),
         };
-        let decision = warren_policy::decide(&app.app, &facts);
-        match decision.outcome {
-            Outcome::Allow => Ok(Grant {
-                app: Some(app),
-                who,
-                decision,
-            }),
-            Outcome::Deny => Err(Refusal::Denied {
-                app,
-                who: Box::new(who),
-                decision,
-            }),
-            Outcome::NeedsLogin => Err(Refusal::NeedsLogin { app, decision }),
-        }
+        let who = who
+            .filter(|w| credentials_hold(&snap, w).is_none())
+            .unwrap_or_default();
+        decide_for(app, who, source.ip())
     }
 
     /// The identity in a session token for application `tag`, or nobody.
@@ -527,6 +522,77 @@ impl Access {
     }
 }
 
+/// The application covering a request (`Ok(Ok(app))`); a public grant
+/// when none does and the route is public (`Ok(Err(grant))`); or the
+/// default-deny refusal.
+#[allow(clippy::result_large_err)]
+fn covering_app(
+    snap: &Snapshot,
+    host: &str,
+    path: &str,
+    public_route: bool,
+) -> Result<Result<Arc<AppRow>, Grant>, Refusal> {
+    match snap.app_for(host, path) {
+        Some(app) => Ok(Ok(app.clone())),
+        None if public_route => Ok(Err(Grant {
+            app: None,
+            who: Who::default(),
+            decision: Decision {
+                outcome: Outcome::Allow,
+                policy: None,
+                rule: Some("public route".into()),
+            },
+        })),
+        None => Err(Refusal::NotProtected),
+    }
+}
+
+/// The application's decision for `who` from `ip`.
+fn decide_for(app: Arc<AppRow>, who: Who, ip: IpAddr) -> Result<Grant, Refusal> {
+    let facts = Facts {
+        identity: who.identity.clone(),
+        source_ip: ip,
+    };
+    let decision = warren_policy::decide(&app.app, &facts);
+    match decision.outcome {
+        Outcome::Allow => Ok(Grant {
+            app: Some(app),
+            who,
+            decision,
+        }),
+        Outcome::Deny => Err(Refusal::Denied {
+            app,
+            who: Box::new(who),
+            decision,
+        }),
+        Outcome::NeedsLogin => Err(Refusal::NeedsLogin { app, decision }),
+    }
+}
+
+/// `None` if the session or service token behind `who` is still valid,
+/// or why not.
+fn credentials_hold(snap: &Snapshot, who: &Who) -> Option<String> {
+    let now = now();
+    if let Some(id) = &who.token_id {
+        match snap.tokens.get(id) {
+            None => return Some("service token revoked".into()),
+            Some(t) if t.expires_at.is_some_and(|e| e <= now) => {
+                return Some("service token expired".into())
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(sid) = &who.session {
+        if snap.session_revoked(sid) {
+            return Some("session revoked".into());
+        }
+    }
+    if who.expires_at.is_some_and(|e| e <= now) {
+        return Some("session expired".into());
+    }
+    None
+}
+
 async fn refresh(inner: &Inner) -> Result<(), StoreError> {
     let snap = Snapshot::load(&inner.store).await?;
     inner.routes.reload(&inner.store).await?;
@@ -578,23 +644,8 @@ fn recheck(inner: &Inner) {
 
 /// `None` if the connection may stay open, or why it may not.
 fn still_allowed(snap: &Snapshot, routes: &RouteTable, w: &Watched) -> Option<String> {
-    let now = now();
-    if let Some(id) = &w.who.token_id {
-        match snap.tokens.get(id) {
-            None => return Some("service token revoked".into()),
-            Some(t) if t.expires_at.is_some_and(|e| e <= now) => {
-                return Some("service token expired".into())
-            }
-            Some(_) => {}
-        }
-    }
-    if let Some(sid) = &w.who.session {
-        if snap.session_revoked(sid) {
-            return Some("session revoked".into());
-        }
-    }
-    if w.who.expires_at.is_some_and(|e| e <= now) {
-        return Some("session expired".into());
+    if let Some(why) = credentials_hold(snap, &w.who) {
+        return Some(why);
     }
     match snap.app_for(&w.host, &w.path) {
         None => {

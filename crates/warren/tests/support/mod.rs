@@ -173,6 +173,8 @@ pub struct Edge {
     pub https: SocketAddr,
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    /// The native PostgreSQL listener.
+    pub postgres: Option<SocketAddr>,
     pub ca: PathBuf,
     pub token: String,
 }
@@ -205,6 +207,8 @@ impl Edge {
                 "127.0.0.1:0",
                 "--listen-admin",
                 "127.0.0.1:0",
+                "--listen-postgres",
+                "127.0.0.1:0",
             ],
             &[],
             dir,
@@ -226,6 +230,7 @@ impl Edge {
             https: addr("https"),
             http: addr("http"),
             admin: addr("admin"),
+            postgres: v["postgres"].as_str().and_then(|a| a.parse().ok()),
             ca: PathBuf::from(v["ca"].as_str().unwrap()),
             proc,
             dir: data,

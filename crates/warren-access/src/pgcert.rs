@@ -1,0 +1,160 @@
+//! `warren access pg-cert HOST`: a short-lived client certificate from the
+//! edge's CA for the native PostgreSQL listener.
+//!
+//! A key pair is made here (it never leaves this machine), its CSR is
+//! posted to `https://HOST/.warren/pg-cert` with the caller's credentials
+//! (a cached sign-in or a service token), and the key, certificate and the
+//! edge's CA are written under `~/.warren/pg/` (key 0600).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
+use crate::{AccessError, Credentials};
+
+/// Largest answer read.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// Where the files went and what psql needs.
+#[derive(Debug)]
+pub struct PgCert {
+    pub key: PathBuf,
+    pub cert: PathBuf,
+    pub ca: PathBuf,
+    /// The native listener's port, if the edge said.
+    pub port: Option<u16>,
+    /// Unix seconds.
+    pub expires: Option<i64>,
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> AccessError {
+    AccessError::Io(std::io::Error::other(format!("{what}: {e}")))
+}
+
+/// Requests a certificate for `hostname` from the edge at `edge`
+/// (`host:port` of its HTTPS listener) and writes it under `dir`.
+pub async fn request(
+    hostname: &str,
+    edge: &str,
+    tls: Arc<rustls::ClientConfig>,
+    credentials: &Credentials,
+    dir: &std::path::Path,
+) -> Result<PgCert, AccessError> {
+    let key = rcgen::KeyPair::generate().map_err(|e| io_err("making a key", e))?;
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .and_then(|p| p.serialize_request(&key))
+        .map_err(|e| io_err("making a CSR", e))?;
+    let tcp = TcpStream::connect(edge)
+        .await
+        .map_err(|source| AccessError::Connect {
+            edge: edge.to_owned(),
+            source,
+        })?;
+    let name = ServerName::try_from(hostname.to_owned())
+        .map_err(|_| AccessError::BadHostname(hostname.to_owned()))?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|source| AccessError::Tls {
+            edge: edge.to_owned(),
+            source,
+        })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| AccessError::WebSocket(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = http::Request::post("/.warren/pg-cert")
+        .header(http::header::HOST, hostname)
+        .header(http::header::CONTENT_TYPE, "application/pkcs10");
+    match credentials {
+        Credentials::None => {}
+        Credentials::ServiceToken { id, secret } => {
+            req = req
+                .header("warren-access-client-id", id.as_str())
+                .header("warren-access-client-secret", secret.as_str());
+        }
+        Credentials::Token(t) => req = req.header("warren-access-token", t.as_str()),
+    }
+    let req = req
+        .body(Full::new(Bytes::copy_from_slice(csr.der())))
+        .map_err(|e| io_err("building the request", e))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| AccessError::WebSocket(e.to_string()))?;
+    let status = resp.status();
+    let header = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let port: Option<u16> = header("warren-postgres-port").and_then(|v| v.parse().ok());
+    let expires: Option<i64> = header("warren-certificate-expires").and_then(|v| v.parse().ok());
+    let body = Limited::new(resp.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| io_err("reading the answer", e))?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if !status.is_success() {
+        return Err(AccessError::Refused {
+            hostname: hostname.to_owned(),
+            status: status.as_u16(),
+            message: crate::page_sentence(&text),
+        });
+    }
+    let blocks: Vec<&str> = text
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|b| b.contains("BEGIN CERTIFICATE"))
+        .collect();
+    let [leaf, ca, ..] = blocks[..] else {
+        return Err(io_err(
+            "the edge's answer",
+            "it does not hold a certificate and its CA",
+        ));
+    };
+    let paths = PgCert {
+        key: dir.join(format!("{hostname}.key")),
+        cert: dir.join(format!("{hostname}.crt")),
+        ca: dir.join(format!("{hostname}-ca.crt")),
+        port,
+        expires,
+    };
+    write_private(dir, &paths.key, key.serialize_pem().as_bytes())?;
+    write_private(dir, &paths.cert, leaf.as_bytes())?;
+    write_private(dir, &paths.ca, ca.as_bytes())?;
+    Ok(paths)
+}
+
+/// Writes a file only the user can read (libpq refuses a key others can).
+fn write_private(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    data: &[u8],
+) -> Result<(), AccessError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! The edge's native PostgreSQL listener: psql and pgbench connect to the
+//! edge with standard libpq options (`sslmode=verify-full`, the edge's CA,
+//! a client certificate from `warren access pg-cert`); the identity in the
+//! certificate is decided by the application's policies; no certificate,
+//! a plaintext client, or a denied identity gets an ErrorResponse; psql's
+//! cancel reaches the database; sessions are audited with the identity
+//! and what PostgreSQL saw, and end when the token is revoked.
+
+mod support;
+
+use std::time::Duration;
+
+use support::postgres::{Postgres, APP_PASSWORD};
+use support::{eventually, Stack};
+use tokio::process::Command;
+
+const DB: &str = "db.example.com";
+
+struct Native {
+    _pg: Postgres,
+    pg_port: u16,
+    s: Stack,
+    home: tempfile::TempDir,
+}
+
+async fn native() -> Option<Native> {
+    let (pg, ca) = tokio::task::spawn_blocking(Postgres::start_tls)
+        .await
+        .unwrap()?;
+    let s = Stack::start(
+        &[],
+        &format!(
+            "  - hostname: {DB}\n    service: postgres://localhost:{}\n    originRequest:\n      caPool: {}\n",
+            pg.port,
+            ca.display()
+        ),
+    )
+    .await;
+    let e = &s.edge;
+    e.ok(&["tunnel", "route", "dns", "office", DB]).await;
+    e.ok(&["access", "app", "create", "db", "--host", DB]).await;
+    e.ok(&[
+        "access",
+        "policy",
+        "add",
+        "db",
+        "machines",
+        "--action",
+        "service-auth",
+        "--include",
+        "service-token=ci",
+        "--include",
+        "service-token=ops",
+    ])
+    .await;
+    Some(Native {
+        pg_port: pg.port,
+        _pg: pg,
+        s,
+        home: support::temp_dir(),
+    })
+}
+
+impl Native {
+    /// `warren access pg-cert` with a service token; the printed conninfo.
+    async fn pg_cert(&self, token: &support::access::ServiceToken) -> String {
+        let e = &self.s.edge;
+        let home = self.home.path().join(&token.id);
+        let (home_s, edge, ca) = (
+            home.display().to_string(),
+            e.https.to_string(),
+            e.ca.display().to_string(),
+        );
+        let mut env = token.env().to_vec();
+        env.push(("WARREN_HOME", &home_s));
+        let o = support::warren(
+            &["access", "pg-cert", DB, "--edge", &edge, "--ca-cert", &ca],
+            &env,
+        )
+        .await;
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(
+            o.stderr
+                .contains("Wrote a client certificate for db.example.com"),
+            "{}",
+            o.stderr
+        );
+        let conn = o
+            .stdout
+            .trim()
+            .strip_prefix("psql \"")
+            .and_then(|r| r.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("a psql line: {}", o.stdout))
+            .to_owned();
+        let port = e.postgres.unwrap().port();
+        assert!(
+            conn.contains(&format!(
+                "host={DB} hostaddr=127.0.0.1 port={port} sslmode=verify-full"
+            )),
+            "{conn}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let key = home.join("pg").join(format!("{DB}.key"));
+        assert_eq!(
+            std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        conn
+    }
+}
+
+async fn psql(conn: &str, sql: &str) -> (bool, String) {
+    let conn = format!("{conn} user=app dbname=app application_name=native-e2e");
+    let o = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new("psql")
+            .args([conn.as_str(), "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .env("PGPASSWORD", APP_PASSWORD)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output(),
+    )
+    .await
+    .expect("psql timed out")
+    .expect("psql");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_with_a_client_certificate_and_refusals() {
+    let Some(n) = native().await else { return };
+    let e = &n.s.edge;
+    let ci = e.service_token("ci").await;
+    let conn = n.pg_cert(&ci).await;
+
+    let (ok, out) = psql(
+        &conn,
+        "SELECT 'through the edge', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "through the edge|t", "the database sees TLS");
+
+    let port = e.postgres.unwrap().port();
+    let ca = e.ca.display();
+    // No client certificate.
+    let bare =
+        format!("host={DB} hostaddr=127.0.0.1 port={port} sslmode=verify-full sslrootcert={ca}");
+    let (ok, out) = psql(&bare, "SELECT 1").await;
+    assert!(!ok);
+    assert!(
+        out.contains(
+            "db.example.com needs a client certificate: run `warren access pg-cert db.example.com`"
+        ),
+        "{out}"
+    );
+    // Plaintext.
+    let plain = format!("host=127.0.0.1 port={port} sslmode=disable");
+    let (ok, out) = psql(&plain, "SELECT 1").await;
+    assert!(!ok);
+    assert!(
+        out.contains("accepts PostgreSQL connections only over TLS"),
+        "{out}"
+    );
+    // A certificate whose identity the policies no longer allow.
+    let ops = e.service_token("ops").await;
+    let ops_conn = n.pg_cert(&ops).await;
+    e.ok(&["access", "policy", "remove", "db", "machines"])
+        .await;
+    e.ok(&[
+        "access",
+        "policy",
+        "add",
+        "db",
+        "ci-only",
+        "--action",
+        "service-auth",
+        "--include",
+        "service-token=ci",
+    ])
+    .await;
+    let (ok, out) = psql(&ops_conn, "SELECT 1").await;
+    assert!(!ok);
+    assert!(out.contains("access to db was denied for ops"), "{out}");
+    // A revoked token's certificate.
+    e.ok(&["access", "service-token", "revoke", "ci"]).await;
+    let (ok, out) = psql(&conn, "SELECT 1").await;
+    assert!(!ok, "{out}");
+
+    let audit = e.audit().await;
+    let session = audit
+        .iter()
+        .find(|x| x["kind"] == "connection" && x["identity"] == "ci")
+        .unwrap_or_else(|| panic!("{audit:#?}"));
+    let dest = session["destination"].as_str().unwrap();
+    for want in [
+        "pg_user=app",
+        "pg_database=app",
+        "application_name=native-e2e",
+        "upstream_tls=TLSv1_3",
+    ] {
+        assert!(dest.contains(want), "{want} missing from {session}");
+    }
+    assert!(session["source"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert!(
+        audit
+            .iter()
+            .any(|x| x["identity"] == "ops" && x["decision"] == "deny"),
+        "{audit:#?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|x| x["kind"] == "pg_cert" && x["identity"] == "ci"),
+        "{audit:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_pgbench_and_revocation_through_the_native_listener() {
+    let Some(n) = native().await else { return };
+    let e = &n.s.edge;
+    let ci = e.service_token("ci").await;
+    let conn = n.pg_cert(&ci).await;
+
+    // psql's Ctrl-C: a CancelRequest to the edge, routed by its key.
+    let query = "SELECT pg_sleep(60), 'native'";
+    let full = format!("{conn} user=app dbname=app");
+    let session = Command::new("psql")
+        .args([full.as_str(), "-Atc", query])
+        .env("PGPASSWORD", APP_PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let running = || async {
+        let o = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &n.pg_port.to_string(), "-U", "postgres", "-Atc",
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE query = $${query}$$ AND state = 'active'")])
+            .output()
+            .await
+            .ok()?;
+        (String::from_utf8_lossy(&o.stdout).trim() == "1").then_some(())
+    };
+    eventually("pg_sleep to run", support::DEADLINE, running).await;
+    let t0 = tokio::time::Instant::now();
+    let pid = session.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = tokio::time::timeout(Duration::from_secs(30), session.wait_with_output())
+        .await
+        .expect("the cancelled psql did not end")
+        .unwrap();
+    eprintln!(
+        "query cancelled through the native listener after {:?}",
+        t0.elapsed()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "{err}"
+    );
+
+    // pgbench: initialise, then 8 clients for 10 seconds.
+    let port = e.postgres.unwrap().port().to_string();
+    let part = |k: &str| {
+        conn.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_owned))
+            .unwrap()
+    };
+    let pgbench = |args: &[&str]| {
+        let mut c = Command::new("pgbench");
+        c.args(["-h", DB, "-p", &port, "-U", "app"])
+            .args(args)
+            .arg("app")
+            .env("PGHOSTADDR", "127.0.0.1")
+            .env("PGSSLMODE", "verify-full")
+            .env("PGSSLROOTCERT", part("sslrootcert"))
+            .env("PGSSLCERT", part("sslcert"))
+            .env("PGSSLKEY", part("sslkey"))
+            .env("PGCHANNELBINDING", "disable")
+            .env("PGPASSWORD", APP_PASSWORD);
+        c
+    };
+    let o = pgbench(&["-i", "-s", "1"]).output().await.unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = pgbench(&["-c", "8", "-j", "2", "-T", "10"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("number of failed transactions: 0 "), "{text}");
+    eprintln!(
+        "{}",
+        text.lines()
+            .filter(|l| l.starts_with("tps"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // Revoking the token ends an open session.
+    let session = Command::new("psql")
+        .args([full.as_str(), "-Atc", query])
+        .env("PGPASSWORD", APP_PASSWORD)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("pg_sleep to run again", support::DEADLINE, running).await;
+    e.ok(&["access", "service-token", "revoke", "ci"]).await;
+    let out = tokio::time::timeout(Duration::from_secs(10), session.wait_with_output())
+        .await
+        .expect("the session was not closed")
+        .unwrap();
+    assert!(!out.status.success());
+    let entry = eventually(
+        "the revoked session in the audit log",
+        support::DEADLINE,
+        || async {
+            e.audit()
+                .await
+                .into_iter()
+                .find(|x| x["end_reason"] == "access revoked: service token revoked")
+        },
+    )
+    .await;
+    assert_eq!(entry["identity"], "ci");
+}
