@@ -91,6 +91,17 @@ pub fn cached(host: &str) -> Option<String> {
     (expiry(&token)? > now() + 5).then_some(token)
 }
 
+/// Whether a cached token for `host` exists but has expired.
+pub fn expired(host: &str) -> bool {
+    let Some(text) = token_path(host)
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    else {
+        return false;
+    };
+    expiry(text.trim()).is_some_and(|e| e <= now() + 5)
+}
+
 /// Writes the token for `host`, readable only by the user.
 pub fn store(host: &str, token: &str) -> Result<PathBuf, LoginError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};

@@ -220,6 +220,24 @@ impl PgCtx<'_> {
             Ok(db) => db,
             Err(message) => {
                 tracing::warn!(%host, %client, user = %startup.user(), database = %startup.database(), origin = %target, "PostgreSQL session refused: {message}");
+                // The edge's audit entry says why (sent before the client
+                // is answered, so it arrives while the session is open).
+                if !self.session.is_empty() {
+                    crate::report::send(
+                        self.conn,
+                        warren_proto::control::SessionReport {
+                            session: self.session.to_owned(),
+                            fields: vec![
+                                ("pg_user".into(), startup.user().to_owned()),
+                                ("pg_database".into(), startup.database().to_owned()),
+                                ("upstream".into(), target.clone()),
+                                ("error".into(), message.clone()),
+                            ],
+                            statements: Vec::new(),
+                        },
+                    )
+                    .await;
+                }
                 return refuse(&mut client_stream, sqlstate::UNABLE_TO_CONNECT, &message).await;
             }
         };

@@ -569,6 +569,11 @@ async fn access_tcp(args: AccessTcpArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("{}:443", args.hostname));
     let host = args.hostname.trim().to_ascii_lowercase();
     let credentials = credentials(&host, args.service_token_id, args.service_token_secret);
+    if matches!(credentials, warren_access::Credentials::None)
+        && warren_access::login::expired(&host)
+    {
+        eprintln!("Your sign-in for {host} has expired; if {host} needs one, run `warren access login https://{host}`.");
+    }
     let access =
         warren_access::AccessTcp::new(&args.hostname, &edge, &trust)?.with_credentials(credentials);
     match &args.url {

@@ -168,6 +168,29 @@ async fn psql_with_a_client_certificate_and_refusals() {
         out.contains("accepts PostgreSQL connections only over TLS"),
         "{out}"
     );
+    // Garbage at the listener: an answer or a closed socket, never a
+    // stuck task; the listener keeps serving.
+    for junk in [
+        &b"\x00\x00\x00\x08\x04\xd2\x16\x2e"[..],
+        b"GET / HTTP/1.1\r\n\r\n",
+        &[0u8; 3][..],
+        &[0xffu8; 64][..],
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(e.postgres.unwrap())
+            .await
+            .unwrap();
+        c.write_all(junk).await.unwrap();
+        let _ = c.shutdown().await;
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(15), c.read_to_end(&mut out))
+            .await
+            .expect("the listener answered or closed")
+            .ok();
+    }
+    let (ok, out) = psql(&conn, "SELECT 1").await;
+    assert!(ok, "{out}");
+
     // A certificate whose identity the policies no longer allow.
     let ops = e.service_token("ops").await;
     let ops_conn = n.pg_cert(&ops).await;

@@ -223,6 +223,29 @@ async fn postgres_origins_are_always_tls_verify_full() {
         out.contains("server certificate for localhost is not trusted"),
         "{out}"
     );
+    // And the audit log says why those sessions ended.
+    let entry = support::eventually(
+        "the refused session in the audit log",
+        support::DEADLINE,
+        || async {
+            let o = s.edge.cli(&["audit", "list", "--output", "json"]).await;
+            let v: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).ok()?;
+            v.into_iter().find(|x| {
+                x["hostname"] == "wrongca.example.com"
+                    && x["destination"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("is not trusted"))
+            })
+        },
+    )
+    .await;
+    assert!(
+        entry["destination"]
+            .as_str()
+            .unwrap()
+            .contains("error=\"server certificate for localhost is not trusted"),
+        "{entry}"
+    );
 }
 
 /// A TLS PostgreSQL behind a `postgres://` rule for db.example.com that
