@@ -211,6 +211,36 @@ async fn psql_with_a_client_certificate_and_refusals() {
     let (ok, out) = psql(&ops_conn, "SELECT 1").await;
     assert!(!ok);
     assert!(out.contains("access to db was denied for ops"), "{out}");
+    // An expired certificate (signed by the edge's CA, as only it can).
+    let ca_pem = std::fs::read_to_string(e.dir.join("ca.pem")).unwrap();
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(e.dir.join("ca-key.pem")).unwrap())
+            .unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![rcgen::SanType::URI(
+        "warren:service-token:ops".try_into().unwrap(),
+    )];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let old = params.signed_by(&key, &issuer).unwrap();
+    let dir = n.home.path().join("expired");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, keyf) = (dir.join("old.crt"), dir.join("old.key"));
+    std::fs::write(&crt, old.pem()).unwrap();
+    std::fs::write(&keyf, key.serialize_pem()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&keyf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let expired = format!(
+        "{bare} sslcert={} sslkey={} channel_binding=disable",
+        crt.display(),
+        keyf.display()
+    );
+    let (ok, out) = psql(&expired, "SELECT 1").await;
+    assert!(!ok);
+    assert!(out.contains("the client certificate expired"), "{out}");
     // A revoked token's certificate.
     e.ok(&["access", "service-token", "revoke", "ci"]).await;
     let (ok, out) = psql(&conn, "SELECT 1").await;
