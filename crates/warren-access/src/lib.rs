@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod edge_http;
 pub mod login;
 pub mod pgcert;
 
@@ -78,6 +79,30 @@ pub enum Credentials {
     ServiceToken { id: String, secret: String },
     /// An identity token from `warren access login`.
     Token(String),
+}
+
+impl Credentials {
+    /// Adds the credentials' headers to a request.
+    pub fn apply(&self, h: &mut http::HeaderMap) -> Result<(), AccessError> {
+        let value = |v: &str| {
+            http::HeaderValue::from_str(v).map_err(|_| {
+                AccessError::WebSocket(
+                    "the credentials contain characters a header cannot carry".into(),
+                )
+            })
+        };
+        match self {
+            Credentials::None => {}
+            Credentials::ServiceToken { id, secret } => {
+                h.insert("warren-access-client-id", value(id)?);
+                h.insert("warren-access-client-secret", value(secret)?);
+            }
+            Credentials::Token(t) => {
+                h.insert("warren-access-token", value(t)?);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -148,24 +173,7 @@ impl AccessTcp {
         let mut request = format!("wss://{}{TCP_PATH}", self.hostname)
             .into_client_request()
             .map_err(|e| AccessError::WebSocket(e.to_string()))?;
-        let header = |v: &str| {
-            http::HeaderValue::from_str(v).map_err(|_| {
-                AccessError::WebSocket(
-                    "the credentials contain characters a header cannot carry".into(),
-                )
-            })
-        };
-        let h = request.headers_mut();
-        match &self.credentials {
-            Credentials::None => {}
-            Credentials::ServiceToken { id, secret } => {
-                h.insert("warren-access-client-id", header(id)?);
-                h.insert("warren-access-client-secret", header(secret)?);
-            }
-            Credentials::Token(t) => {
-                h.insert("warren-access-token", header(t)?);
-            }
-        }
+        self.credentials.apply(request.headers_mut())?;
         let cfg = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));

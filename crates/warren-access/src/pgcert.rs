@@ -10,15 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 
 use crate::{AccessError, Credentials};
-
-/// Largest answer read.
-const MAX_ANSWER: usize = 64 * 1024;
 
 /// Where the files went and what psql needs.
 #[derive(Debug)]
@@ -49,68 +42,30 @@ pub async fn request(
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
         .and_then(|p| p.serialize_request(&key))
         .map_err(|e| io_err("making a CSR", e))?;
-    let tcp = TcpStream::connect(edge)
-        .await
-        .map_err(|source| AccessError::Connect {
-            edge: edge.to_owned(),
-            source,
-        })?;
-    let name = ServerName::try_from(hostname.to_owned())
-        .map_err(|_| AccessError::BadHostname(hostname.to_owned()))?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await
-        .map_err(|source| AccessError::Tls {
-            edge: edge.to_owned(),
-            source,
-        })?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| AccessError::WebSocket(e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let mut req = http::Request::post("/.warren/pg-cert")
-        .header(http::header::HOST, hostname)
-        .header(http::header::CONTENT_TYPE, "application/pkcs10");
-    match credentials {
-        Credentials::None => {}
-        Credentials::ServiceToken { id, secret } => {
-            req = req
-                .header("warren-access-client-id", id.as_str())
-                .header("warren-access-client-secret", secret.as_str());
-        }
-        Credentials::Token(t) => req = req.header("warren-access-token", t.as_str()),
-    }
-    let req = req
-        .body(Full::new(Bytes::copy_from_slice(csr.der())))
-        .map_err(|e| io_err("building the request", e))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| AccessError::WebSocket(e.to_string()))?;
-    let status = resp.status();
-    let header = |n: &str| {
-        resp.headers()
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let port: Option<u16> = header("warren-postgres-port").and_then(|v| v.parse().ok());
-    let expires: Option<i64> = header("warren-certificate-expires").and_then(|v| v.parse().ok());
-    let body = Limited::new(resp.into_body(), MAX_ANSWER)
-        .collect()
-        .await
-        .map_err(|e| io_err("reading the answer", e))?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&body).into_owned();
-    if !status.is_success() {
+    let answer = crate::edge_http::request(
+        hostname,
+        edge,
+        tls,
+        credentials,
+        http::Method::POST,
+        "/.warren/pg-cert",
+        Bytes::copy_from_slice(csr.der()),
+    )
+    .await?;
+    if !answer.status.is_success() {
         return Err(AccessError::Refused {
             hostname: hostname.to_owned(),
-            status: status.as_u16(),
-            message: crate::page_sentence(&text),
+            status: answer.status.as_u16(),
+            message: answer.sentence(),
         });
     }
+    let port: Option<u16> = answer
+        .header("warren-postgres-port")
+        .and_then(|v| v.parse().ok());
+    let expires: Option<i64> = answer
+        .header("warren-certificate-expires")
+        .and_then(|v| v.parse().ok());
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
     let blocks: Vec<&str> = text
         .split_inclusive("-----END CERTIFICATE-----\n")
         .filter(|b| b.contains("BEGIN CERTIFICATE"))

@@ -90,6 +90,9 @@ async fn serve(
     if path == PG_CERT_PATH {
         return pg_cert(ctx, req, &host, route.public, client).await;
     }
+    if path == WHOAMI_PATH {
+        return whoami(ctx, &req, &host, route.public, client);
+    }
     if let Some(resp) = edge_path(ctx, &req, &host, &path, client).await {
         return Ok(resp);
     }
@@ -166,6 +169,43 @@ async fn edge_path<B>(
         }
         _ => None,
     }
+}
+
+/// Answers whether the presented credentials would be allowed, without
+/// reaching the origin (`warren access tcp` asks before it listens).
+pub const WHOAMI_PATH: &str = "/.warren/whoami";
+
+/// The decision for the presented credentials: 200 with who they are, or
+/// the refusal page (401 sign-in-required, 403, ...). Not audited: nothing
+/// reaches an origin.
+fn whoami<B>(
+    ctx: &ProxyCtx,
+    req: &Request<B>,
+    host: &str,
+    public_route: bool,
+    client: SocketAddr,
+) -> Result<Response<BoxBody>, EdgeFailure> {
+    let grant = ctx
+        .access
+        .authorize(&access::Request {
+            headers: req.headers(),
+            host,
+            path: "/",
+            source: client,
+            public_route,
+        })
+        .map_err(|r| r.failure(host))?;
+    let body = serde_json::json!({
+        "allowed": true,
+        "app": grant.app.as_ref().map(|a| a.name.clone()),
+        "identity": grant.who.label(),
+        "expires_at": grant.who.expires_at,
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(warren_transport::body::full(body.to_string()))
+        .expect("valid answer"))
 }
 
 /// Where `warren access pg-cert` sends its CSR.

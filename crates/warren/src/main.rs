@@ -248,6 +248,13 @@ struct AccessTcpArgs {
         requires = "service_token_id"
     )]
     service_token_secret: Option<String>,
+    /// If the hostname needs a sign-in: only print the URL, do not start a
+    /// browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// How long to wait for that sign-in.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    login_timeout: Duration,
 }
 
 #[derive(Args)]
@@ -429,6 +436,11 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
 }
 
 async fn access_login(url: &str, no_browser: bool, timeout: Duration) -> anyhow::Result<()> {
+    sign_in(url, no_browser, timeout).await.map(|_| ())
+}
+
+/// The browser sign-in for `url`; returns the (cached) token.
+async fn sign_in(url: &str, no_browser: bool, timeout: Duration) -> anyhow::Result<String> {
     let token = warren_access::login::login(url, timeout, |open| {
         eprintln!("Open this URL in a browser to sign in:\n\n    {open}\n");
         if !no_browser {
@@ -447,7 +459,7 @@ async fn access_login(url: &str, no_browser: bool, timeout: Duration) -> anyhow:
         "Signed in to {host}; the token is cached for `warren access tcp` (valid for {} more minutes). Print it with `warren access token {host}`.",
         (exp - admin_cli::now()).max(0) / 60
     );
-    Ok(())
+    Ok(token)
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -568,14 +580,48 @@ async fn access_tcp(args: AccessTcpArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{}:443", args.hostname));
     let host = args.hostname.trim().to_ascii_lowercase();
-    let credentials = credentials(&host, args.service_token_id, args.service_token_secret);
-    if matches!(credentials, warren_access::Credentials::None)
-        && warren_access::login::expired(&host)
-    {
-        eprintln!("Your sign-in for {host} has expired; if {host} needs one, run `warren access login https://{host}`.");
+    let mut credentials = credentials(&host, args.service_token_id, args.service_token_secret);
+    let access = warren_access::AccessTcp::new(&args.hostname, &edge, &trust)?;
+    // Without a service token, ask the edge first whether this hostname
+    // needs a sign-in we do not have (or that expired), and run it.
+    if !matches!(credentials, warren_access::Credentials::ServiceToken { .. }) {
+        let answer = warren_access::edge_http::request(
+            &host,
+            &edge,
+            access.tls(),
+            &credentials,
+            hyper::Method::GET,
+            "/.warren/whoami",
+            bytes::Bytes::new(),
+        )
+        .await;
+        // The edge may be unreachable now and fine later: each connection
+        // then says why it failed.
+        let needs_sign_in = match &answer {
+            Ok(a) => a.header("warren-error") == Some("sign-in-required"),
+            Err(e) => {
+                tracing::warn!("cannot ask the edge whether {host} needs a sign-in: {e}");
+                false
+            }
+        };
+        if needs_sign_in {
+            let port = edge.rsplit_once(':').map_or("443", |(_, p)| p);
+            let url = if port == "443" {
+                format!("https://{host}")
+            } else {
+                format!("https://{host}:{port}")
+            };
+            let why = if warren_access::login::expired(&host) {
+                "your sign-in has expired"
+            } else {
+                "it needs you to sign in"
+            };
+            eprintln!("{host}: {why}.");
+            let token = sign_in(&url, args.no_browser, args.login_timeout).await?;
+            credentials = warren_access::Credentials::Token(token);
+        }
     }
-    let access =
-        warren_access::AccessTcp::new(&args.hostname, &edge, &trust)?.with_credentials(credentials);
+    let access = access.with_credentials(credentials);
     match &args.url {
         None => Ok(access.stdio().await?),
         Some(url) => {

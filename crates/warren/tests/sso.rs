@@ -330,6 +330,30 @@ async fn cli_login(sso: &Sso, host: &str, home: &std::path::Path) {
         &[("WARREN_HOME", &home_s)],
         sso.s.path(),
     );
+    browser_for(&p, host).await;
+    let st = p.wait_exit().await;
+    assert!(st.success(), "{}", p.logs());
+    assert!(
+        p.logs().contains(&format!("Signed in to {host}")),
+        "{}",
+        p.logs()
+    );
+}
+
+/// Sends `msg` through `addr` to the TCP echo origin, half-closes, and
+/// returns everything that came back.
+async fn echo(addr: std::net::SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(msg).await.unwrap();
+    c.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).await.unwrap();
+    back
+}
+
+/// Signs in as Alice through the URL `p` printed, coming back to its
+/// loopback listener.
+async fn browser_for(p: &Proc, host: &str) {
     let log = p.wait_log("/.warren/login?cli=").await;
     let open = log
         .lines()
@@ -351,13 +375,6 @@ async fn cli_login(sso: &Sso, host: &str, home: &std::path::Path) {
     )
     .await;
     assert!(v.body().contains("Signed in"), "{:?}", v.json);
-    let st = p.wait_exit().await;
-    assert!(st.success(), "{}", p.logs());
-    assert!(
-        p.logs().contains(&format!("Signed in to {host}")),
-        "{}",
-        p.logs()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,24 +409,23 @@ async fn cli_login_token_and_access_tcp() {
         none.stderr
     );
 
-    // access tcp without a sign-in is told to sign in ...
-    let anon = AccessTcp::start_with(e, DB, sso.s.path(), &[("WARREN_HOME", &home_s)]).await;
-    let mut c = tokio::net::TcpStream::connect(anon.addr).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = c.read_to_end(&mut buf).await;
-    anon.proc
-        .wait_log("warren access login https://db.example.com")
+    // access tcp without a sign-in for the hostname asks for one first ...
+    let first = AccessTcp::spawn(e, DB, sso.s.path(), &[("WARREN_HOME", &home_s)]);
+    first
+        .wait_log("db.example.com: it needs you to sign in.")
         .await;
-    drop(anon);
-    // ... and after one uses the cached token.
-    cli_login(&sso, DB, home.path()).await;
+    browser_for(&first, DB).await;
+    let first = AccessTcp::ready(first).await;
+    assert_eq!(echo(first.addr, b"hi").await, b"hi<eof>");
+    drop(first);
+    // ... and the next one uses the cached token without asking.
     let access = AccessTcp::start_with(e, DB, sso.s.path(), &[("WARREN_HOME", &home_s)]).await;
-    let mut c = tokio::net::TcpStream::connect(access.addr).await.unwrap();
-    c.write_all(b"hello").await.unwrap();
-    c.shutdown().await.unwrap();
-    let mut back = Vec::new();
-    c.read_to_end(&mut back).await.unwrap();
-    assert_eq!(back, b"hello<eof>");
+    assert!(
+        !access.proc.logs().contains("sign in"),
+        "{}",
+        access.proc.logs()
+    );
+    assert_eq!(echo(access.addr, b"hello").await, b"hello<eof>");
 
     // Revoking the user's sessions closes an open connection and stops
     // the token.

@@ -420,9 +420,15 @@ impl AccessTcp {
         log_dir: &Path,
         envs: &[(&str, &str)],
     ) -> AccessTcp {
+        AccessTcp::ready(AccessTcp::spawn(edge, host, log_dir, envs)).await
+    }
+
+    /// Starts `warren access tcp` without waiting for it to listen (it may
+    /// first ask for a sign-in; it never starts a browser here).
+    pub fn spawn(edge: &Edge, host: &str, log_dir: &Path, envs: &[(&str, &str)]) -> Proc {
         let ca = edge.ca.display().to_string();
         let e = edge.https.to_string();
-        let proc = Proc::spawn(
+        Proc::spawn(
             "access",
             &[
                 "access",
@@ -435,10 +441,15 @@ impl AccessTcp {
                 &e,
                 "--ca-cert",
                 &ca,
+                "--no-browser",
             ],
             envs,
             log_dir,
-        );
+        )
+    }
+
+    /// Waits until a spawned `access tcp` listens.
+    pub async fn ready(proc: Proc) -> AccessTcp {
         let log = proc.wait_log("Listening on ").await;
         let addr = log
             .split("Listening on ")
