@@ -167,6 +167,23 @@ pub async fn serve(listener: TcpListener, ctx: Arc<PgListener>) {
     }
 }
 
+/// Copies until end of stream, adding what moved to `n` as it goes.
+async fn copy_counting<R, W>(r: &mut R, w: &mut W, n: &mut u64) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let k = r.read(&mut buf).await?;
+        if k == 0 {
+            return Ok(());
+        }
+        w.write_all(&buf[..k]).await?;
+        *n += k as u64;
+    }
+}
+
 async fn refuse<S: AsyncWrite + Unpin>(s: &mut S, code: &str, message: &str) {
     let m = error_response(Severity::Fatal, code, message);
     let _ = s.write_all(&m.encode()).await;
@@ -436,22 +453,23 @@ impl PgListener {
         let (mut client_r, mut client_w) = tokio::io::split(tls);
         let mut tunnel = QuicStream::new(send, recv);
         let (mut tunnel_r, mut tunnel_w) = tokio::io::split(&mut tunnel);
+        // Counted as they move, so a revoked session still reports them.
+        let (mut up_n, mut down_n) = (0u64, 0u64);
         let up = async {
-            let n = tokio::io::copy(&mut client_r, &mut tunnel_w).await;
-            let _ = tunnel_w.shutdown().await;
-            n
+            copy_counting(&mut client_r, &mut tunnel_w, &mut up_n).await?;
+            tunnel_w.shutdown().await
         };
         let down = async {
             // Until the session is ready: message by message, noting the
             // cancel key; then bytes.
-            let mut n = 0u64;
+            let n = &mut down_n;
             let mut decoder = warren_pg::MessageDecoder::new(MAX_STARTUP_MESSAGE);
             let mut buf = BytesMut::with_capacity(8 * 1024);
             'startup: loop {
                 while let Some(m) = decoder.decode(&mut buf).map_err(std::io::Error::other)? {
                     let bytes = m.encode();
                     client_w.write_all(&bytes).await?;
-                    n += bytes.len() as u64;
+                    *n += bytes.len() as u64;
                     match m.tag {
                         b'K' => {
                             if let Ok((pid, k)) = warren_pg::message::parse_backend_key_data(&m) {
@@ -469,19 +487,18 @@ impl PgListener {
             }
             if !buf.is_empty() {
                 client_w.write_all(&buf).await?;
-                n += buf.len() as u64;
+                *n += buf.len() as u64;
             }
-            n += tokio::io::copy(&mut tunnel_r, &mut client_w).await?;
-            let _ = client_w.shutdown().await;
-            Ok::<_, std::io::Error>(n)
+            copy_counting(&mut tunnel_r, &mut client_w, n).await?;
+            client_w.shutdown().await
         };
-        let (up, down, end) = tokio::select! {
+        let end = tokio::select! {
             (u, d) = async { tokio::join!(up, down) } => {
-                let end = if u.is_ok() && d.is_ok() { "closed".to_owned() } else { "ended with an error".to_owned() };
-                (u.unwrap_or(0), d.unwrap_or(0), end)
+                if u.is_ok() && d.is_ok() { "closed".to_owned() } else { "ended with an error".to_owned() }
             }
-            () = live.revoked() => (0, 0, format!("access revoked: {}", live.reason().unwrap_or_default())),
+            () = live.revoked() => format!("access revoked: {}", live.reason().unwrap_or_default()),
         };
+        let (up, down) = (up_n, down_n);
         drop(guard);
         if let Some((pid, k)) = key {
             self.cancels.lock().expect("cancel keys").remove(&(pid, k));

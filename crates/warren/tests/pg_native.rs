@@ -396,4 +396,7 @@ async fn cancel_pgbench_and_revocation_through_the_native_listener() {
     )
     .await;
     assert_eq!(entry["identity"], "ci");
+    // What moved before the revocation is still counted.
+    assert!(entry["bytes_up"].as_i64().unwrap() > 0, "{entry}");
+    assert!(entry["bytes_down"].as_i64().unwrap() > 0, "{entry}");
 }
