@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::login::write_private;
 use crate::{AccessError, Credentials};
 
 /// Where the files went and what psql needs.
@@ -83,33 +84,9 @@ pub async fn request(
         port,
         expires,
     };
-    write_private(dir, &paths.key, key.serialize_pem().as_bytes())?;
-    write_private(dir, &paths.cert, leaf.as_bytes())?;
-    write_private(dir, &paths.ca, ca.as_bytes())?;
+    // Only the user may read them (libpq refuses a key others can read).
+    write_private(&paths.key, key.serialize_pem().as_bytes())?;
+    write_private(&paths.cert, leaf.as_bytes())?;
+    write_private(&paths.ca, ca.as_bytes())?;
     Ok(paths)
-}
-
-/// Writes a file only the user can read (libpq refuses a key others can).
-fn write_private(
-    dir: &std::path::Path,
-    path: &std::path::Path,
-    data: &[u8],
-) -> Result<(), AccessError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }

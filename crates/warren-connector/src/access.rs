@@ -25,7 +25,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use warren_proto::control::ControlMessage;
 use warren_proto::stream::Headers;
-use warren_transport::framed::expect_frame;
 
 /// The header the edge puts the signed identity in (lower-case, as on the
 /// wire).
@@ -322,24 +321,15 @@ pub fn parse_jwks(doc: &str) -> Result<KeySet, String> {
 
 /// Asks the edge for its JWK set on a new stream of `conn`.
 async fn fetch_jwks(conn: &quinn::Connection) -> Result<String, String> {
-    let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        send.write_all(&ControlMessage::KeysRequest.encode())
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = send.finish();
-        let frame = expect_frame(&mut recv).await.map_err(|e| e.to_string())?;
-        ControlMessage::decode(&frame.payload).map_err(|e| e.to_string())
-    };
-    let answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| "the edge did not answer the key request in time".to_owned())?
-        .map_err(|e| format!("the key request failed: {e}"))?;
+    let answer = crate::ask::ask(
+        conn,
+        &ControlMessage::KeysRequest,
+        "key request",
+        REQUEST_TIMEOUT,
+    )
+    .await?;
     match answer {
         ControlMessage::KeysIssued(k) => Ok(k.jwks),
-        ControlMessage::Refused(r) => {
-            Err(format!("the edge refused the key request: {}", r.message))
-        }
         other => Err(format!("unexpected answer to a key request: {other:?}")),
     }
 }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use warren_proto::control::{CertRequest, ControlMessage};
-use warren_transport::framed::expect_frame;
 
 /// How long the edge has to answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,22 +70,9 @@ async fn issue(
         hostname: host.to_owned(),
         csr: csr.der().to_vec(),
     });
-    let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        send.write_all(&request.encode())
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = send.finish();
-        let frame = expect_frame(&mut recv).await.map_err(|e| e.to_string())?;
-        ControlMessage::decode(&frame.payload).map_err(|e| e.to_string())
-    };
-    let answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| "the edge did not answer the certificate request in time".to_owned())?
-        .map_err(|e| format!("the certificate request failed: {e}"))?;
+    let answer = crate::ask::ask(conn, &request, "certificate request", REQUEST_TIMEOUT).await?;
     let chain = match answer {
         ControlMessage::CertIssued(c) if !c.chain.is_empty() => c.chain,
-        ControlMessage::Refused(r) => return Err(r.message),
         other => {
             return Err(format!(
                 "unexpected answer to a certificate request: {other:?}"

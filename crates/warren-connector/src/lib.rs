@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+mod ask;
 pub mod certs;
 mod dial;
 pub mod hello;

@@ -142,21 +142,31 @@ impl EdgeFailure {
     /// The page.
     pub fn response(&self) -> Response<BoxBody> {
         let status = self.status();
-        let sentence = self.sentence();
-        let body = format!(
-            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1>\n<p>{text}</p>\n<hr><p>warren</p></body></html>\n",
-            code = status.as_u16(),
-            reason = status.canonical_reason().unwrap_or(""),
-            text = html_escape(&sentence),
+        let title = format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
         );
-        Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-            .header(header::CACHE_CONTROL, "no-store")
-            .header("warren-error", self.code())
-            .body(full(body))
-            .expect("static response parts are valid")
+        let mut resp = page(status, &title, &self.sentence());
+        resp.headers_mut()
+            .insert("warren-error", http::HeaderValue::from_static(self.code()));
+        resp
     }
+}
+
+/// A short HTML page: a heading and one paragraph, never cached.
+pub fn page(status: StatusCode, title: &str, text: &str) -> Response<BoxBody> {
+    let body = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n<body><h1>{t}</h1>\n<p>{p}</p>\n<hr><p>warren</p></body></html>\n",
+        t = html_escape(title),
+        p = html_escape(text),
+    );
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(full(body))
+        .expect("static response parts are valid")
 }
 
 /// Escapes text for HTML.

@@ -426,12 +426,7 @@ impl PgListener {
             )
             .await;
         }
-        let tunnel_name = route
-            .tunnels
-            .iter()
-            .find(|t| t.id == guard.conn().tunnel_id)
-            .map(|t| t.name.clone())
-            .unwrap_or_default();
+        let tunnel_name = route.tunnel_name(&guard.conn().tunnel_id);
         ctx.access.sessions().open(
             &session,
             access::sessions::SessionInfo {

@@ -155,16 +155,9 @@ async fn edge_path<B>(
                     .response(),
                 );
             };
-            let q = |name: &str| {
-                req.uri().query().and_then(|q| {
-                    q.split('&').find_map(|kv| {
-                        let (k, v) = kv.split_once('=')?;
-                        (k == name).then(|| v.to_owned())
-                    })
-                })
-            };
-            let cli = q("cli").map(|c| access::oidc::decode(&c));
-            let back = q("redirect").map_or_else(|| "/".to_owned(), |r| access::oidc::decode(&r));
+            let cli = access::oidc::query_param(req.uri(), "cli");
+            let back =
+                access::oidc::query_param(req.uri(), "redirect").unwrap_or_else(|| "/".to_owned());
             Some(access::oidc::begin(&ctx.access, &app, &authority, &back, cli.as_deref()).await)
         }
         _ => None,

@@ -31,6 +31,15 @@ pub struct RouteTunnel {
 }
 
 impl Route {
+    /// The name of the route's tunnel with this id (empty if none).
+    pub fn tunnel_name(&self, id: &str) -> String {
+        self.tunnels
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default()
+    }
+
     /// The route's tunnels in the order a new stream should try them,
     /// given each tunnel's status:
     /// - single: its tunnel;

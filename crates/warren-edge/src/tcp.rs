@@ -95,15 +95,10 @@ pub(crate) async fn handle(
         }
     }
     let audit = ctx.audit.clone();
-    let tunnel = route
-        .tunnels
-        .iter()
-        .find(|t| t.id == guard.conn().tunnel_id)
-        .map(|t| t.name.clone())
-        .unwrap_or_default();
+    let tunnel = route.tunnel_name(&guard.conn().tunnel_id);
     let started = std::time::Instant::now();
-    let sessions = ctx.access.clone();
-    sessions.sessions().open(
+    let access = ctx.access.clone();
+    access.sessions().open(
         &session,
         crate::access::sessions::SessionInfo {
             identity: grant.who.label(),
@@ -126,7 +121,7 @@ pub(crate) async fn handle(
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "access client upgrade failed");
-                sessions.sessions().close(&session);
+                access.sessions().close(&session);
                 return;
             }
         };
@@ -137,7 +132,7 @@ pub(crate) async fn handle(
         )
         .await;
         let moved = bridge(ws, send, recv, live.revoked()).await;
-        let reported = sessions.sessions().close(&session);
+        let reported = access.sessions().close(&session);
         let destination = if reported.is_empty() {
             "tcp".to_owned()
         } else {

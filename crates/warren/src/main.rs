@@ -226,6 +226,28 @@ struct AccessTcpArgs {
     /// (for SSH's ProxyCommand).
     #[arg(long)]
     url: Option<String>,
+    #[command(flatten)]
+    client: EdgeClientArgs,
+    /// If the hostname needs a sign-in: only print the URL, do not start a
+    /// browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// How long to wait for that sign-in.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    login_timeout: Duration,
+}
+
+#[derive(Args)]
+struct PgCertArgs {
+    /// The database's routed hostname.
+    hostname: String,
+    #[command(flatten)]
+    client: EdgeClientArgs,
+}
+
+/// How a client command reaches the edge for a hostname, and as whom.
+#[derive(Args)]
+struct EdgeClientArgs {
     /// The edge's HTTPS address [default: HOSTNAME:443].
     #[arg(long, env = "WARREN_EDGE")]
     edge: Option<String>,
@@ -248,74 +270,47 @@ struct AccessTcpArgs {
         requires = "service_token_id"
     )]
     service_token_secret: Option<String>,
-    /// If the hostname needs a sign-in: only print the URL, do not start a
-    /// browser.
-    #[arg(long)]
-    no_browser: bool,
-    /// How long to wait for that sign-in.
-    #[arg(long, default_value = "5m", value_parser = duration)]
-    login_timeout: Duration,
 }
 
-#[derive(Args)]
-struct PgCertArgs {
-    /// The database's routed hostname.
-    hostname: String,
-    /// The edge's HTTPS address [default: HOSTNAME:443].
-    #[arg(long, env = "WARREN_EDGE")]
-    edge: Option<String>,
-    /// CA file to trust for the edge (the edge's ca.pem).
-    #[arg(long, env = "WARREN_CA_CERT")]
-    ca_cert: Option<PathBuf>,
-    /// Service token client id (instead of a signed-in user).
-    #[arg(
-        long,
-        env = "WARREN_SERVICE_TOKEN_ID",
-        requires = "service_token_secret"
-    )]
-    service_token_id: Option<String>,
-    /// Service token client secret.
-    #[arg(
-        long,
-        env = "WARREN_SERVICE_TOKEN_SECRET",
-        hide_env_values = true,
-        requires = "service_token_id"
-    )]
-    service_token_secret: Option<String>,
-}
-
-/// A service token if one was given, else the cached sign-in for `host`.
-fn credentials(
-    host: &str,
-    id: Option<String>,
-    secret: Option<String>,
-) -> warren_access::Credentials {
-    match (id, secret) {
-        (Some(id), Some(secret)) => warren_access::Credentials::ServiceToken { id, secret },
-        _ => match warren_access::login::cached(host) {
-            Some(t) => warren_access::Credentials::Token(t),
-            None => warren_access::Credentials::None,
-        },
+impl EdgeClientArgs {
+    /// `--edge`, or the hostname on port 443.
+    fn edge(&self, host: &str) -> String {
+        self.edge.clone().unwrap_or_else(|| format!("{host}:443"))
     }
-}
 
-fn edge_trust(ca_cert: Option<&PathBuf>) -> anyhow::Result<Trust> {
-    Ok(match ca_cert {
-        Some(p) => Trust::Roots(std::sync::Arc::new(warren_transport::tls::roots_from_file(
-            p,
-        )?)),
-        None => Trust::WebPki,
-    })
+    /// `--ca-cert`, or the public roots.
+    fn trust(&self) -> anyhow::Result<Trust> {
+        Ok(match &self.ca_cert {
+            Some(p) => Trust::Roots(std::sync::Arc::new(warren_transport::tls::roots_from_file(
+                p,
+            )?)),
+            None => Trust::WebPki,
+        })
+    }
+
+    /// A service token if one was given, else the cached sign-in for `host`.
+    fn credentials(&self, host: &str) -> warren_access::Credentials {
+        match (&self.service_token_id, &self.service_token_secret) {
+            (Some(id), Some(secret)) => warren_access::Credentials::ServiceToken {
+                id: id.clone(),
+                secret: secret.clone(),
+            },
+            _ => match warren_access::login::cached(host) {
+                Some(t) => warren_access::Credentials::Token(t),
+                None => warren_access::Credentials::None,
+            },
+        }
+    }
 }
 
 async fn access_pg_cert(args: PgCertArgs) -> anyhow::Result<()> {
     let host = args.hostname.trim().to_ascii_lowercase();
-    let edge = args.edge.clone().unwrap_or_else(|| format!("{host}:443"));
-    let creds = credentials(&host, args.service_token_id, args.service_token_secret);
+    let edge = args.client.edge(&host);
+    let creds = args.client.credentials(&host);
     if matches!(creds, warren_access::Credentials::None) {
         bail!("no credentials for {host}: sign in first with `warren access login https://{host}`, or pass --service-token-id and --service-token-secret");
     }
-    let access = warren_access::AccessTcp::new(&host, &edge, &edge_trust(args.ca_cert.as_ref())?)?;
+    let access = warren_access::AccessTcp::new(&host, &edge, &args.client.trust()?)?;
     let dir = warren_access::login::home()?.join("pg");
     let got = warren_access::pgcert::request(&host, &edge, access.tls(), &creds, &dir).await?;
     let port = got.port.unwrap_or(5433);
@@ -574,13 +569,10 @@ fn ingress(cmd: IngressCmd) -> anyhow::Result<()> {
 }
 
 async fn access_tcp(args: AccessTcpArgs) -> anyhow::Result<()> {
-    let trust = edge_trust(args.ca_cert.as_ref())?;
-    let edge = args
-        .edge
-        .clone()
-        .unwrap_or_else(|| format!("{}:443", args.hostname));
+    let trust = args.client.trust()?;
+    let edge = args.client.edge(&args.hostname);
     let host = args.hostname.trim().to_ascii_lowercase();
-    let mut credentials = credentials(&host, args.service_token_id, args.service_token_secret);
+    let mut credentials = args.client.credentials(&host);
     let access = warren_access::AccessTcp::new(&args.hostname, &edge, &trust)?;
     // Without a service token, ask the edge first whether this hostname
     // needs a sign-in we do not have (or that expired), and run it.

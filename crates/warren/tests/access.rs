@@ -14,7 +14,6 @@ use serde_json::Value;
 use support::access::verify_assertion;
 use support::postgres::Postgres;
 use support::{eventually, origins, AccessTcp, Edge, Stack};
-use tokio::process::Command;
 
 const APP: &str = "app.example.com";
 
@@ -311,61 +310,16 @@ async fn rules_bypass_exclude_require_and_ip() {
 
 async fn psql(port: u16, sql: &str) -> (bool, String) {
     let conn = format!("host=127.0.0.1 port={port} user=app dbname=app sslmode=disable");
-    let o = tokio::time::timeout(
-        Duration::from_secs(60),
-        Command::new("psql")
-            .args([conn.as_str(), "-v", "ON_ERROR_STOP=1", "-Atc", sql])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .env("PGPASSWORD", support::postgres::APP_PASSWORD)
-            .output(),
-    )
-    .await
-    .expect("psql timed out")
-    .expect("psql");
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
+    support::postgres::psql(&conn, sql).await
 }
 
 /// A psql session running `pg_sleep(60)` (marked with `tag`) through `port`; returns the
 /// child once the query runs on the database.
 async fn sleeping_psql(pg: &Postgres, port: u16, tag: &str) -> tokio::process::Child {
     let query = format!("SELECT pg_sleep(60), '{tag}'");
-    let count = format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE query = $${query}$$ AND state = 'active'"
-    );
     let conn = format!("host=127.0.0.1 port={port} user=app dbname=app sslmode=disable");
-    let child = Command::new("psql")
-        .args([conn.as_str(), "-Atc", &query])
-        .env("PGPASSWORD", support::postgres::APP_PASSWORD)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    eventually("pg_sleep to be running", support::DEADLINE, || async {
-        let o = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &pg.port.to_string(),
-                "-U",
-                "postgres",
-                "-Atc",
-                &count,
-            ])
-            .output()
-            .await
-            .ok()?;
-        (String::from_utf8_lossy(&o.stdout).trim() == "1").then_some(())
-    })
-    .await;
+    let child = support::postgres::spawn_psql(&conn, &query);
+    pg.wait_active(&query).await;
     child
 }
 

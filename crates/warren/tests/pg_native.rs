@@ -10,15 +10,14 @@ mod support;
 
 use std::time::Duration;
 
-use support::postgres::{Postgres, APP_PASSWORD};
+use support::postgres::{spawn_psql, Postgres, APP_PASSWORD};
 use support::{eventually, Stack};
 use tokio::process::Command;
 
 const DB: &str = "db.example.com";
 
 struct Native {
-    _pg: Postgres,
-    pg_port: u16,
+    pg: Postgres,
     s: Stack,
     home: tempfile::TempDir,
 }
@@ -54,8 +53,7 @@ async fn native() -> Option<Native> {
     ])
     .await;
     Some(Native {
-        pg_port: pg.port,
-        _pg: pg,
+        pg,
         s,
         home: support::temp_dir(),
     })
@@ -111,25 +109,7 @@ impl Native {
 
 async fn psql(conn: &str, sql: &str) -> (bool, String) {
     let conn = format!("{conn} user=app dbname=app application_name=native-e2e");
-    let o = tokio::time::timeout(
-        Duration::from_secs(60),
-        Command::new("psql")
-            .args([conn.as_str(), "-v", "ON_ERROR_STOP=1", "-Atc", sql])
-            .env("PGPASSWORD", APP_PASSWORD)
-            .env("PGCONNECT_TIMEOUT", "10")
-            .output(),
-    )
-    .await
-    .expect("psql timed out")
-    .expect("psql");
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
+    support::postgres::psql(&conn, sql).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,24 +268,8 @@ async fn cancel_pgbench_and_revocation_through_the_native_listener() {
     // psql's Ctrl-C: a CancelRequest to the edge, routed by its key.
     let query = "SELECT pg_sleep(60), 'native'";
     let full = format!("{conn} user=app dbname=app");
-    let session = Command::new("psql")
-        .args([full.as_str(), "-Atc", query])
-        .env("PGPASSWORD", APP_PASSWORD)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let running = || async {
-        let o = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &n.pg_port.to_string(), "-U", "postgres", "-Atc",
-                &format!("SELECT count(*) FROM pg_stat_activity WHERE query = $${query}$$ AND state = 'active'")])
-            .output()
-            .await
-            .ok()?;
-        (String::from_utf8_lossy(&o.stdout).trim() == "1").then_some(())
-    };
-    eventually("pg_sleep to run", support::DEADLINE, running).await;
+    let session = spawn_psql(&full, query);
+    n.pg.wait_active(query).await;
     let t0 = tokio::time::Instant::now();
     let pid = session.id().unwrap().to_string();
     assert!(std::process::Command::new("kill")
@@ -370,14 +334,8 @@ async fn cancel_pgbench_and_revocation_through_the_native_listener() {
     );
 
     // Revoking the token ends an open session.
-    let session = Command::new("psql")
-        .args([full.as_str(), "-Atc", query])
-        .env("PGPASSWORD", APP_PASSWORD)
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    eventually("pg_sleep to run again", support::DEADLINE, running).await;
+    let session = spawn_psql(&full, query);
+    n.pg.wait_active(query).await;
     e.ok(&["access", "service-token", "revoke", "ci"]).await;
     let out = tokio::time::timeout(Duration::from_secs(10), session.wait_with_output())
         .await

@@ -120,25 +120,7 @@ async fn psql_via(port: u16, sslmode: &str, sql: &str) -> (bool, String) {
 /// psql with `conn` plus user, database and application_name.
 async fn psql_conn(conn: &str, sql: &str) -> (bool, String) {
     let conn = format!("{conn} user=app dbname=app application_name=warren-e2e");
-    let o = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        Command::new("psql")
-            .args([conn.as_str(), "-v", "ON_ERROR_STOP=1", "-Atc", sql])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .env("PGPASSWORD", support::postgres::APP_PASSWORD)
-            .output(),
-    )
-    .await
-    .expect("psql timed out")
-    .expect("psql");
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
+    support::postgres::psql(&conn, sql).await
 }
 
 /// A `postgres://` rule: whatever the client asks for, the database sees
@@ -279,33 +261,8 @@ async fn cancel_request_reaches_the_database() {
         "host=127.0.0.1 port={} user=app dbname=app sslmode=disable",
         access.addr.port()
     );
-    let psql = Command::new("psql")
-        .args([conn.as_str(), "-Atc", "SELECT pg_sleep(60)"])
-        .env("PGPASSWORD", support::postgres::APP_PASSWORD)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Wait until the query runs on the database.
-    support::eventually("pg_sleep to be running", support::DEADLINE, || async {
-        let o = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &pg.port.to_string(),
-                "-U",
-                "postgres",
-                "-Atc",
-                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
-            ])
-            .output()
-            .await
-            .ok()?;
-        (String::from_utf8_lossy(&o.stdout).trim() == "1").then_some(())
-    })
-    .await;
+    let psql = support::postgres::spawn_psql(&conn, "SELECT pg_sleep(60)");
+    pg.wait_active("SELECT pg_sleep(60)").await;
     let t0 = tokio::time::Instant::now();
     let pid = psql.id().unwrap().to_string();
     assert!(std::process::Command::new("kill")

@@ -24,21 +24,70 @@ struct Sso {
     port: u16,
 }
 
+/// APP (email rule: Alice) and ADMIN (group rule: admins), HTTP echo
+/// origins, and DB (TCP echo; Alice), on routes that are not public.
+async fn protected() -> Stack {
+    let echo = origins::http_echo().await;
+    let tcp = origins::tcp_echo().await;
+    let s = Stack::start(
+        &[],
+        &format!(
+            "  - hostname: {APP}\n    service: http://{echo}\n  - hostname: {ADMIN}\n    service: http://{echo}\n  - hostname: {DB}\n    service: tcp://{tcp}\n"
+        ),
+    )
+    .await;
+    let e = &s.edge;
+    for h in [APP, ADMIN, DB] {
+        e.ok(&["tunnel", "route", "dns", "office", h]).await;
+    }
+    e.ok(&["access", "app", "create", "app", "--host", APP])
+        .await;
+    e.ok(&[
+        "access",
+        "policy",
+        "add",
+        "app",
+        "alice",
+        "--action",
+        "allow",
+        "--include",
+        "email=alice@example.com",
+    ])
+    .await;
+    e.ok(&["access", "app", "create", "admin", "--host", ADMIN])
+        .await;
+    e.ok(&[
+        "access",
+        "policy",
+        "add",
+        "admin",
+        "admins",
+        "--action",
+        "allow",
+        "--include",
+        "group=admins",
+    ])
+    .await;
+    e.ok(&["access", "app", "create", "db", "--host", DB]).await;
+    e.ok(&[
+        "access",
+        "policy",
+        "add",
+        "db",
+        "alice",
+        "--action",
+        "allow",
+        "--include",
+        "email=alice@example.com",
+    ])
+    .await;
+    s
+}
+
 impl Sso {
     async fn start() -> Sso {
-        let echo = origins::http_echo().await;
-        let tcp = origins::tcp_echo().await;
-        let s = Stack::start(
-            &[],
-            &format!(
-                "  - hostname: {APP}\n    service: http://{echo}\n  - hostname: {ADMIN}\n    service: http://{echo}\n  - hostname: {DB}\n    service: tcp://{tcp}\n"
-            ),
-        )
-        .await;
+        let s = protected().await;
         let e = &s.edge;
-        for h in [APP, ADMIN, DB] {
-            e.ok(&["tunnel", "route", "dns", "office", h]).await;
-        }
         let port = e.https.port();
         let uris: Vec<String> = [APP, ADMIN, DB]
             .iter()
@@ -58,47 +107,6 @@ impl Sso {
             oidc::CLIENT_SECRET,
             "--scopes",
             "openid,email,profile,groups",
-        ])
-        .await;
-        e.ok(&["access", "app", "create", "app", "--host", APP])
-            .await;
-        e.ok(&[
-            "access",
-            "policy",
-            "add",
-            "app",
-            "alice",
-            "--action",
-            "allow",
-            "--include",
-            "email=alice@example.com",
-        ])
-        .await;
-        e.ok(&["access", "app", "create", "admin", "--host", ADMIN])
-            .await;
-        e.ok(&[
-            "access",
-            "policy",
-            "add",
-            "admin",
-            "admins",
-            "--action",
-            "allow",
-            "--include",
-            "group=admins",
-        ])
-        .await;
-        e.ok(&["access", "app", "create", "db", "--host", DB]).await;
-        e.ok(&[
-            "access",
-            "policy",
-            "add",
-            "db",
-            "alice",
-            "--action",
-            "allow",
-            "--include",
-            "email=alice@example.com",
         ])
         .await;
         Sso { s, _idp: idp, port }
@@ -243,28 +251,8 @@ fn mint(kid: &str, pkcs8: &[u8], claims: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_session_cookies_are_refused() {
-    let echo = origins::http_echo().await;
-    let s = Stack::start(&[], &format!("  - hostname: {APP}\n    service: http://{echo}\n  - hostname: {ADMIN}\n    service: http://{echo}\n")).await;
+    let s = protected().await;
     let e = &s.edge;
-    for h in [APP, ADMIN] {
-        e.ok(&["tunnel", "route", "dns", "office", h]).await;
-    }
-    e.ok(&["access", "app", "create", "app", "--host", APP])
-        .await;
-    e.ok(&[
-        "access",
-        "policy",
-        "add",
-        "app",
-        "alice",
-        "--action",
-        "allow",
-        "--include",
-        "email=alice@example.com",
-    ])
-    .await;
-    e.ok(&["access", "app", "create", "admin", "--host", ADMIN])
-        .await;
     let (tag, other_tag) = (e.app_tag("app").await, e.app_tag("admin").await);
     let (kid, key) = edge_key(e);
     let now = std::time::SystemTime::now()

@@ -505,20 +505,10 @@ impl Access {
         self.inner.audit.record(entry).await;
     }
 
-    /// The audit sink.
-    pub fn audit_sink(&self) -> &AuditSink {
-        &self.inner.audit
-    }
-
     /// Registers a long-lived connection: it is closed (the handle's
     /// token is cancelled) when its grant no longer holds.
     pub fn watch(&self, w: Watched) -> LiveHandle {
         self.inner.live.add(w)
-    }
-
-    /// Source addresses currently refused for bad service tokens (tests).
-    pub fn is_rate_limited(&self, ip: IpAddr) -> bool {
-        self.inner.limiter.blocked(ip)
     }
 }
 

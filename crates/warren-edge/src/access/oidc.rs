@@ -26,15 +26,16 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use warren_policy::Identity;
 use warren_store::{AppRow, AuditEntry, IdpRow, SessionRow};
-use warren_transport::body::{empty, full, BoxBody};
+use warren_transport::body::{empty, BoxBody};
 
 use super::{claims_for, tokens::cookie, Access, COOKIE};
 use crate::audit::now;
-use crate::pages::{html_escape, EdgeFailure};
+use crate::pages::{page, EdgeFailure};
 
 /// Path the provider redirects back to.
 pub const CALLBACK_PATH: &str = "/.warren/callback";
@@ -276,49 +277,31 @@ fn flow_aud(authority: &str) -> String {
     format!("warren-login:{authority}")
 }
 
-fn query_param(uri: &Uri, name: &str) -> Option<String> {
+/// The decoded value of query parameter `name`.
+pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
     uri.query()?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == name).then(|| decode(v))
     })
 }
 
+/// What stays as it is in a query value: RFC 3986's unreserved characters.
+pub(crate) const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Decodes a percent-encoded query value (`+` is a space).
 pub fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Percent-encodes a query value.
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 /// A path to return to after sign-in: only a local path, never another
@@ -348,20 +331,6 @@ fn redirect(location: &str) -> Response<BoxBody> {
         .header(header::CACHE_CONTROL, "no-store")
         .body(empty())
         .expect("valid redirect")
-}
-
-fn page(status: StatusCode, title: &str, text: &str) -> Response<BoxBody> {
-    let body = format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n<body><h1>{t}</h1>\n<p>{p}</p>\n<hr><p>warren</p></body></html>\n",
-        t = html_escape(title),
-        p = html_escape(text),
-    );
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(full(body))
-        .expect("valid page")
 }
 
 fn flow_cookie(value: &str, max_age: i64) -> String {

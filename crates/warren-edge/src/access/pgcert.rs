@@ -7,7 +7,10 @@
 //! `warren:token-id:CLIENT_ID`, so that revoking the session or the token
 //! also ends what the certificate opens.
 
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet};
 use warren_policy::Identity;
+
+use crate::access::oidc::QUERY_VALUE;
 
 use super::Who;
 
@@ -21,21 +24,15 @@ const SESSION: &str = "warren:session:";
 const TOKEN_ID: &str = "warren:token-id:";
 const SUB: &str = "warren:sub:";
 
-/// Percent-encodes what is not safe in a URI path segment.
+/// What stays as it is in an identity URI (emails keep `@` and `+`).
+const URI_PART: &AsciiSet = &QUERY_VALUE.remove(b'@').remove(b'+');
+
 fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@+".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, URI_PART).to_string()
 }
 
 fn dec(s: &str) -> String {
-    crate::access::oidc::decode(&s.replace('+', "%2B"))
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// The SAN URIs and common name for a certificate of `who`; `None` if

@@ -1,7 +1,5 @@
 //! The admin API's HTTP client and the sentences its failures become.
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderValue};
@@ -232,15 +230,16 @@ pub(super) fn base_url(api: &str) -> Result<String, ClientError> {
     Ok(base)
 }
 
+/// What stays as it is in a path segment: unreserved characters, and `*`
+/// of wildcard hostnames.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'*');
+
 /// Percent-encodes one path segment (names, ids, hostnames).
 pub(super) fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'*') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }

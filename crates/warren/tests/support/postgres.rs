@@ -245,3 +245,69 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// psql with the libpq connection string `conn` running `sql`, stopping at
+/// the first error, with [`APP_PASSWORD`] and a 10 s connect timeout:
+/// whether it succeeded, and its stdout then stderr.
+pub async fn psql(conn: &str, sql: &str) -> (bool, String) {
+    let o = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new("psql")
+            .args([conn, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env("PGPASSWORD", APP_PASSWORD)
+            .output(),
+    )
+    .await
+    .expect("psql timed out")
+    .expect("psql");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// A psql running `query` through `conn` in the background (output
+/// piped; killed on drop).
+pub fn spawn_psql(conn: &str, query: &str) -> tokio::process::Child {
+    tokio::process::Command::new("psql")
+        .args([conn, "-Atc", query])
+        .env("PGPASSWORD", APP_PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start psql")
+}
+
+impl Postgres {
+    /// Waits until exactly one session runs `query` on this cluster.
+    pub async fn wait_active(&self, query: &str) {
+        let count = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = $${query}$$ AND state = 'active'"
+        );
+        let port = self.port.to_string();
+        super::eventually(&format!("{query:?} to run"), super::DEADLINE, || async {
+            let o = tokio::process::Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-Atc",
+                    &count,
+                ])
+                .output()
+                .await
+                .ok()?;
+            (String::from_utf8_lossy(&o.stdout).trim() == "1").then_some(())
+        })
+        .await;
+    }
+}
