@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod close;
 pub mod codec;
 pub mod control;
 pub mod frame;
