@@ -125,7 +125,9 @@ impl ErrorCode {
     }
 
     /// Whether the same stream may be retried on another connector without
-    /// any risk that the origin saw it.
+    /// any risk that the origin saw it. This is the only place that rule
+    /// lives: [`crate::retry::decide`] asks it, and so must anything else
+    /// that retries.
     pub fn is_retryable_elsewhere(self) -> bool {
         matches!(self, Self::ShuttingDown)
     }
