@@ -10,6 +10,17 @@ use warren_proto::frame::{FrameDecoder, FrameType};
 use warren_proto::stream::{BodyFrame, StreamRequest, StreamResponse};
 
 fuzz_target!(|data: &[u8]| {
+    // Keep-alive messages carry any u64: take one from the input, so Ping
+    // and Pong are exercised even before the fuzzer finds their tags.
+    if let Some(id) = data.get(..8) {
+        let id = u64::from_be_bytes(id.try_into().unwrap());
+        for m in [ControlMessage::Ping(id), ControlMessage::Pong(id)] {
+            let mut b = BytesMut::from(&m.encode()[..]);
+            let f = FrameDecoder::new().decode(&mut b).unwrap().unwrap();
+            assert!(b.is_empty());
+            assert_eq!(ControlMessage::decode(&f.payload).unwrap(), m);
+        }
+    }
     let mut buf = BytesMut::from(data);
     let mut dec = FrameDecoder::new();
     while let Ok(Some(frame)) = dec.decode(&mut buf) {
