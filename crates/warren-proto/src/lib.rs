@@ -25,6 +25,7 @@ pub mod close;
 pub mod codec;
 pub mod control;
 pub mod frame;
+pub mod liveness;
 pub mod retry;
 pub mod stream;
 pub mod token;
