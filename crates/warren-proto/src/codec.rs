@@ -11,7 +11,7 @@ use thiserror::Error;
 
 /// Why a frame or payload could not be decoded. Any of these closes the one
 /// stream it arrived on; none of them is fatal to the process or connection.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The payload ended before a field was complete.
     #[error("message truncated while reading {0}")]
