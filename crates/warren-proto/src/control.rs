@@ -75,6 +75,7 @@ pub struct KeysIssued {
 /// `TcpRequest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionReport {
+    /// The session id from the `TcpRequest`.
     pub session: String,
     /// Name/value pairs (`pg_user`, `pg_database`, `application_name`,
     /// `upstream_tls`, ...).
@@ -86,6 +87,8 @@ pub struct SessionReport {
 /// A certificate signing request for one hostname.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertRequest {
+    /// The hostname to certify; it must be routed to the connection's
+    /// tunnel.
     pub hostname: String,
     /// PKCS#10, DER. The edge sets the names and validity itself.
     pub csr: Vec<u8>,
@@ -152,6 +155,7 @@ pub struct Registered {
 /// Registration refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
+    /// Why, as a code the connector acts on.
     pub code: RefuseCode,
     /// One sentence for the operator: what is wrong and what to do.
     pub message: String,

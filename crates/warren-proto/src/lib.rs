@@ -41,6 +41,7 @@
 //! and `warren-transport`.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod close;
 pub mod codec;
