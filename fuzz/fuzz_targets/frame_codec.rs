@@ -19,7 +19,7 @@ use warren_proto::stream::{BodyFrame, StreamRequest, StreamResponse};
 
 fn register() -> Register {
     Register {
-        versions: vec![1],
+        versions: vec![2, 1],
         tunnel_id: "t".into(),
         secret: [0; 32],
         connector_id: "c".into(),
@@ -51,8 +51,9 @@ fn sessions(data: &[u8]) {
         }
     }
     let mut conn = ConnectorSession::new(ConnectorSessionConfig::default(), register(), now);
+    // Version 2: the one with keep-alive, so Ping and Pong are acted on.
     let ok = ControlMessage::Registered(Registered {
-        version: 1,
+        version: 2,
         connection_id: "x".into(),
         tunnel_name: "y".into(),
     });

@@ -58,8 +58,20 @@ pub use codec::DecodeError;
 /// ALPN protocol identifier of the tunnel QUIC connection.
 pub const ALPN: &[u8] = b"warren-tunnel";
 
-/// Protocol versions this build speaks, newest first.
-pub const SUPPORTED_VERSIONS: &[u16] = &[1];
+/// Protocol versions this build speaks, newest first. Version 2 is
+/// version 1 plus the control-stream keep-alive (`Ping`/`Pong`,
+/// [`liveness`]); a version 1 peer is still served, without it.
+pub const SUPPORTED_VERSIONS: &[u16] = &[2, 1];
+
+/// The first protocol version whose peers keep the control stream alive
+/// with `Ping`/`Pong` and expect the other side to.
+pub const KEEPALIVE_VERSION: u16 = 2;
+
+/// Whether a connection registered at `version` runs keep-alive and
+/// dead-path detection on its control stream.
+pub fn has_keepalive(version: u16) -> bool {
+    version >= KEEPALIVE_VERSION
+}
 
 /// The TLS server name connectors use for the edge's tunnel listener; the
 /// edge's tunnel certificate always carries it.
@@ -79,7 +91,8 @@ mod tests {
 
     #[test]
     fn negotiates_common_version() {
-        assert_eq!(negotiate_version(&[1, 2]), Some(1));
+        assert_eq!(negotiate_version(&[1, 2]), Some(2));
+        assert_eq!(negotiate_version(&[1]), Some(1));
         assert_eq!(negotiate_version(&[7]), None);
         assert_eq!(negotiate_version(&[]), None);
     }

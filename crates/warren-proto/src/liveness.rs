@@ -1,7 +1,8 @@
 //! Keep-alive and dead-path detection on the control stream, independent
 //! of the transport.
 //!
-//! Each side of a registered tunnel connection runs one [`Liveness`]:
+//! Each side of a tunnel connection registered at a version with
+//! keep-alive ([`crate::has_keepalive`]) runs one [`Liveness`]:
 //!
 //! - it sends `Ping(n)` when it has sent nothing on the control stream but
 //!   `Pong`s for [`LivenessConfig::keep_alive`], so the peer always hears

@@ -10,8 +10,8 @@ use warren_proto::control::{ControlMessage, RefuseCode, Refused, Registered};
 use warren_proto::liveness::LivenessConfig;
 use warren_proto::retry::{RetryReason, Verdict};
 use warren_proto::session::{
-    Admission, ConnectorEvent, ConnectorSessionConfig, EdgeEvent, EdgeSessionConfig, RegisterError,
-    RegistrationAnswer,
+    Admission, ConnectorEvent, ConnectorSession, ConnectorSessionConfig, EdgeEvent,
+    EdgeSessionConfig, RegisterError, RegistrationAnswer,
 };
 
 fn connector_failure(p: &Pair) -> &RegisterError {
@@ -49,7 +49,7 @@ fn registration_is_accepted() {
     assert_eq!(
         *ev,
         ConnectorEvent::Registered(Registered {
-            version: 1,
+            version: 2,
             connection_id: "conn-1".into(),
             tunnel_name: "office".into(),
         })
@@ -58,7 +58,7 @@ fn registration_is_accepted() {
         matches!(&p.edge_events[0].1, EdgeEvent::Check(r) if r.tunnel_id == util::register().tunnel_id)
     );
     assert_eq!(p.edge_events[1].1, EdgeEvent::Registered);
-    assert_eq!(p.edge.version(), Some(1));
+    assert_eq!(p.edge.version(), Some(2));
     assert!(p.edge.may_open_stream());
     assert_eq!(p.connector.registered().unwrap().tunnel_name, "office");
     assert!(p.edge_ended.is_none() && p.connector_ended.is_none());
@@ -363,6 +363,29 @@ fn rtt_is_twice_the_one_way_delay_on_both_sides() {
         assert_eq!(l.rtt(), Some(74 * MS));
         assert_eq!(l.smoothed_rtt(), Some(74 * MS));
     }
+}
+
+#[test]
+fn a_version_1_connector_is_served_without_keep_alive() {
+    let mut p = Pair::accepting();
+    let mut reg = util::register();
+    reg.versions = vec![1];
+    p.connector = ConnectorSession::new(ConnectorSessionConfig::default(), reg, p.start);
+    p.run_for(SEC);
+    assert_eq!(p.edge.version(), Some(1));
+    assert!(p.edge.liveness().is_none() && p.connector.liveness().is_none());
+    // A version 1 connector never pings (today's does not even read the
+    // control stream): the edge must not declare it dead.
+    p.silent = true;
+    p.run_for(Duration::from_secs(600));
+    assert!(p.edge_ended.is_none() && p.connector_ended.is_none());
+    assert!(p.edge.may_open_stream());
+    let pings = |sent: &[(Instant, ControlMessage)]| {
+        sent.iter()
+            .filter(|(_, m)| matches!(m, ControlMessage::Ping(_)))
+            .count()
+    };
+    assert_eq!(pings(&p.edge_sent) + pings(&p.connector_sent), 0);
 }
 
 #[test]

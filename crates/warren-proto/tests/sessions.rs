@@ -52,7 +52,7 @@ fn registered_connector(t0: Instant) -> ConnectorSession {
     let mut s = ConnectorSession::new(ConnectorSessionConfig::default(), register(), t0);
     let (t, _) = connector_out(&mut s, t0);
     assert!(matches!(frames(&t)[..], [ControlMessage::Register(_)]));
-    s.handle_data(t0, &registered(1).encode());
+    s.handle_data(t0, &registered(2).encode());
     let (_, ev) = connector_out(&mut s, t0);
     assert!(matches!(ev[..], [ConnectorEvent::Registered(_)]));
     s
@@ -363,7 +363,7 @@ fn stream_admission_counts_each_stream_once() {
 fn after_registration_the_connector_ignores_what_it_can() {
     let t0 = base();
     let mut s = registered_connector(t0);
-    s.handle_data(t0, &registered(1).encode());
+    s.handle_data(t0, &registered(2).encode());
     s.handle_data(t0, &frame::encode(FrameType::Control, &[0xee]));
     assert_eq!(
         connector_out(&mut s, t0).1,
@@ -383,6 +383,24 @@ fn after_registration_the_connector_ignores_what_it_can() {
             ConnectorEvent::Close(CloseCode::ProtocolViolation)
         ]
     );
+}
+
+#[test]
+fn a_connector_registered_by_a_version_1_edge_runs_no_keep_alive() {
+    let t0 = base();
+    let mut s = ConnectorSession::new(ConnectorSessionConfig::default(), register(), t0);
+    connector_out(&mut s, t0);
+    s.handle_data(t0, &registered(1).encode());
+    assert!(matches!(
+        connector_out(&mut s, t0).1[..],
+        [ConnectorEvent::Registered(_)]
+    ));
+    assert!(s.liveness().is_none());
+    assert_eq!(s.poll_timeout(), None, "no timer: the old edge never pings");
+    s.handle_data(t0, &ControlMessage::Ping(1).encode());
+    let (t, ev) = connector_out(&mut s, t0);
+    assert!(t.is_empty(), "no Pong on version 1");
+    assert_eq!(ev, [ConnectorEvent::Ignored(Ignored::Unexpected("Ping"))]);
 }
 
 #[test]

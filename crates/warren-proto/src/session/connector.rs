@@ -121,9 +121,10 @@ enum State {
     AwaitAnswer {
         deadline: Instant,
     },
-    /// Registered; `drain_until` is set once draining.
+    /// Registered; `drain_until` is set once draining. No liveness on a
+    /// protocol version without keep-alive.
     Registered {
-        liveness: Box<Liveness>,
+        liveness: Option<Box<Liveness>>,
         drain_until: Option<Instant>,
     },
     Closed,
@@ -202,25 +203,28 @@ impl ConnectorSession {
         if matches!(self.state, State::Closed) {
             return;
         }
-        if let State::Registered { liveness, .. } = &mut self.state {
+        if let State::Registered {
+            liveness: Some(l), ..
+        } = &mut self.state
+        {
             if !data.is_empty() {
-                liveness.on_received(now);
+                l.on_received(now);
             }
         }
         self.reader.push(data);
         while let Some(read) = self.reader.next() {
             match &mut self.state {
                 State::AwaitAnswer { .. } => self.read_answer(now, read),
-                State::Registered { liveness, .. } => match read {
-                    Ok(ControlMessage::Ping(id)) => liveness.handle_ping(id),
-                    Ok(ControlMessage::Pong(id)) => liveness.handle_pong(now, id),
-                    Ok(other) => {
+                State::Registered { liveness, .. } => match (read, liveness.as_deref_mut()) {
+                    (Ok(ControlMessage::Ping(id)), Some(l)) => l.handle_ping(id),
+                    (Ok(ControlMessage::Pong(id)), Some(l)) => l.handle_pong(now, id),
+                    (Ok(other), _) => {
                         self.event(ConnectorEvent::Ignored(Ignored::Unexpected(other.name())))
                     }
-                    Err(ReadError::Payload(e)) => {
+                    (Err(ReadError::Payload(e)), _) => {
                         self.event(ConnectorEvent::Ignored(Ignored::Malformed(e)))
                     }
-                    Err(ReadError::Framing(e)) => {
+                    (Err(ReadError::Framing(e)), _) => {
                         self.event(ConnectorEvent::Violation(Violation::Malformed(e)));
                         self.close_with(CloseCode::ProtocolViolation);
                     }
@@ -313,15 +317,18 @@ impl ConnectorSession {
     /// The next frame to write on the control stream at `now`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         if let Some(t) = self.transmits.pop_front() {
-            if let State::Registered { liveness, .. } = &mut self.state {
-                liveness.on_sent(now);
+            if let State::Registered {
+                liveness: Some(l), ..
+            } = &mut self.state
+            {
+                l.on_sent(now);
             }
             return Some(t);
         }
         match &mut self.state {
-            State::Registered { liveness, .. } => liveness
-                .poll_transmit(now)
-                .map(|m| Transmit::Frame(m.encode())),
+            State::Registered {
+                liveness: Some(l), ..
+            } => l.poll_transmit(now).map(|m| Transmit::Frame(m.encode())),
             _ => None,
         }
     }
@@ -338,7 +345,10 @@ impl ConnectorSession {
             State::Registered {
                 liveness,
                 drain_until,
-            } => match (liveness.poll_timeout(), *drain_until) {
+            } => match (
+                liveness.as_ref().and_then(|l| l.poll_timeout()),
+                *drain_until,
+            ) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },
@@ -357,10 +367,13 @@ impl ConnectorSession {
                 liveness,
                 drain_until,
             } => {
-                liveness.handle_timeout(now);
-                if liveness.is_dead() {
-                    self.close_with(CloseCode::PeerDead);
-                } else if drain_until.is_some_and(|t| now >= t) {
+                if let Some(l) = liveness {
+                    l.handle_timeout(now);
+                    if l.is_dead() {
+                        return self.close_with(CloseCode::PeerDead);
+                    }
+                }
+                if drain_until.is_some_and(|t| now >= t) {
                     self.finish_drain();
                 }
             }
@@ -399,10 +412,11 @@ impl ConnectorSession {
         self.streams.len()
     }
 
-    /// Keep-alive state (RTT), while registered.
+    /// Keep-alive state (RTT), while registered on a version with
+    /// keep-alive.
     pub fn liveness(&self) -> Option<&Liveness> {
         match &self.state {
-            State::Registered { liveness, .. } => Some(liveness),
+            State::Registered { liveness, .. } => liveness.as_deref(),
             _ => None,
         }
     }
@@ -412,7 +426,8 @@ impl ConnectorSession {
             Ok(ControlMessage::Registered(r)) if self.offered.contains(&r.version) => {
                 self.registered = Some(r.clone());
                 self.state = State::Registered {
-                    liveness: Box::new(Liveness::new(self.config.liveness, now)),
+                    liveness: crate::has_keepalive(r.version)
+                        .then(|| Box::new(Liveness::new(self.config.liveness, now))),
                     drain_until: None,
                 };
                 self.event(ConnectorEvent::Registered(r));

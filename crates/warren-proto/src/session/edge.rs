@@ -78,9 +78,10 @@ enum State {
         deadline: Instant,
         version: u16,
     },
-    /// Registered; streams may be opened unless draining.
+    /// Registered; streams may be opened unless draining. No liveness on
+    /// a protocol version without keep-alive.
     Registered {
-        liveness: Box<Liveness>,
+        liveness: Option<Box<Liveness>>,
     },
     /// `Refused` was sent; waiting for the connector to close.
     Lingering {
@@ -170,8 +171,8 @@ impl EdgeSession {
                 }
             }
             State::Registered { liveness } => {
-                if !data.is_empty() {
-                    liveness.on_received(now);
+                if let Some(l) = liveness.as_mut().filter(|_| !data.is_empty()) {
+                    l.on_received(now);
                 }
                 self.reader.push(data);
                 self.read_registered(now);
@@ -219,7 +220,8 @@ impl EdgeSession {
                     tunnel_name,
                 }));
                 self.state = State::Registered {
-                    liveness: Box::new(Liveness::new(self.config.liveness, now)),
+                    liveness: crate::has_keepalive(version)
+                        .then(|| Box::new(Liveness::new(self.config.liveness, now))),
                 };
                 self.events.push_back(EdgeEvent::Registered);
             }
@@ -243,15 +245,15 @@ impl EdgeSession {
     /// The next frame to write on the control stream at `now`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         if let Some(t) = self.transmits.pop_front() {
-            if let State::Registered { liveness } = &mut self.state {
-                liveness.on_sent(now);
+            if let State::Registered { liveness: Some(l) } = &mut self.state {
+                l.on_sent(now);
             }
             return Some(t);
         }
         match &mut self.state {
-            State::Registered { liveness } => liveness
-                .poll_transmit(now)
-                .map(|m| Transmit::Frame(m.encode())),
+            State::Registered { liveness: Some(l) } => {
+                l.poll_transmit(now).map(|m| Transmit::Frame(m.encode()))
+            }
             _ => None,
         }
     }
@@ -265,7 +267,7 @@ impl EdgeSession {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
             State::AwaitRegister { deadline } | State::Checking { deadline, .. } => Some(*deadline),
-            State::Registered { liveness } => liveness.poll_timeout(),
+            State::Registered { liveness } => liveness.as_ref().and_then(|l| l.poll_timeout()),
             State::Lingering { until } => Some(*until),
             State::Closed => None,
         }
@@ -286,9 +288,9 @@ impl EdgeSession {
                     format!("the edge could not check the registration within {secs} s; retrying may help"),
                 );
             }
-            State::Registered { liveness } => {
-                liveness.handle_timeout(now);
-                if liveness.is_dead() {
+            State::Registered { liveness: Some(l) } => {
+                l.handle_timeout(now);
+                if l.is_dead() {
                     self.close_with(CloseCode::PeerDead);
                 }
             }
@@ -325,10 +327,11 @@ impl EdgeSession {
         self.version
     }
 
-    /// Keep-alive state (RTT), while registered.
+    /// Keep-alive state (RTT), while registered on a version with
+    /// keep-alive.
     pub fn liveness(&self) -> Option<&Liveness> {
         match &self.state {
-            State::Registered { liveness } => Some(liveness),
+            State::Registered { liveness } => liveness.as_deref(),
             _ => None,
         }
     }
@@ -371,22 +374,22 @@ impl EdgeSession {
             let State::Registered { liveness } = &mut self.state else {
                 return;
             };
-            match read {
-                Ok(ControlMessage::Drain) => {
+            match (read, liveness.as_deref_mut()) {
+                (Ok(ControlMessage::Drain), _) => {
                     if !self.draining {
                         self.draining = true;
                         self.events.push_back(EdgeEvent::Draining);
                     }
                 }
-                Ok(ControlMessage::Ping(id)) => liveness.handle_ping(id),
-                Ok(ControlMessage::Pong(id)) => liveness.handle_pong(now, id),
-                Ok(other) => self
+                (Ok(ControlMessage::Ping(id)), Some(l)) => l.handle_ping(id),
+                (Ok(ControlMessage::Pong(id)), Some(l)) => l.handle_pong(now, id),
+                (Ok(other), _) => self
                     .events
                     .push_back(EdgeEvent::Ignored(Ignored::Unexpected(other.name()))),
-                Err(ReadError::Payload(e)) => self
+                (Err(ReadError::Payload(e)), _) => self
                     .events
                     .push_back(EdgeEvent::Ignored(Ignored::Malformed(e))),
-                Err(ReadError::Framing(e)) => return self.violation(Violation::Malformed(e)),
+                (Err(ReadError::Framing(e)), _) => return self.violation(Violation::Malformed(e)),
             }
         }
     }

@@ -1,8 +1,11 @@
 //! The two ends of one tunnel connection's control stream, as state
 //! machines: [`EdgeSession`] (registration check, refusal, drain, which
 //! streams may be opened) and [`ConnectorSession`] (registration, stream
-//! admission, drain). Both keep the path alive with a
-//! [`crate::liveness::Liveness`] once registered.
+//! admission, drain). Once registered at a version with keep-alive
+//! ([`crate::has_keepalive`]), both keep the path alive with a
+//! [`crate::liveness::Liveness`] and close with
+//! [`crate::close::CloseCode::PeerDead`] when it goes silent; at version 1
+//! neither sends nor expects `Ping`.
 //!
 //! They follow one pattern. The driver (a tokio task owning the transport
 //! connection) feeds them what happened, each call with the time:
