@@ -11,17 +11,29 @@ use thiserror::Error;
 
 /// Why a frame or payload could not be decoded. Any of these closes the one
 /// stream it arrived on; none of them is fatal to the process or connection.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The payload ended before a field was complete.
     #[error("message truncated while reading {0}")]
     Truncated(&'static str),
     /// A frame announced a length above the limit for its type.
     #[error("frame of type {kind:#04x} is {len} bytes, above the limit of {max}")]
-    TooLarge { kind: u8, len: usize, max: usize },
+    TooLarge {
+        /// The frame type byte.
+        kind: u8,
+        /// The announced payload length.
+        len: usize,
+        /// The limit for that type.
+        max: usize,
+    },
     /// A type byte or enum tag that this version does not know.
     #[error("unknown {what} tag {tag:#04x}")]
-    UnknownTag { what: &'static str, tag: u8 },
+    UnknownTag {
+        /// What the tag was for.
+        what: &'static str,
+        /// The value that arrived.
+        tag: u8,
+    },
     /// A string field was not UTF-8.
     #[error("field {0} is not valid UTF-8")]
     InvalidUtf8(&'static str),
@@ -34,7 +46,9 @@ pub enum DecodeError {
     /// A frame arrived that is not allowed at this point of the stream.
     #[error("unexpected {got} frame, expected {expected}")]
     Unexpected {
+        /// The frame type that arrived.
         got: &'static str,
+        /// What was allowed instead.
         expected: &'static str,
     },
 }
@@ -46,34 +60,41 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// An empty payload.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Appends one byte.
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.put_u8(v);
         self
     }
 
+    /// Appends a big-endian `u16`.
     pub fn u16(&mut self, v: u16) -> &mut Self {
         self.buf.put_u16(v);
         self
     }
 
+    /// Appends a big-endian `u32`.
     pub fn u32(&mut self, v: u32) -> &mut Self {
         self.buf.put_u32(v);
         self
     }
 
+    /// Appends a big-endian `u64`.
     pub fn u64(&mut self, v: u64) -> &mut Self {
         self.buf.put_u64(v);
         self
     }
 
+    /// Appends a bool as one byte, 0 or 1.
     pub fn bool(&mut self, v: bool) -> &mut Self {
         self.u8(v as u8)
     }
 
+    /// Appends a byte string: a `u32` length, then the bytes.
     pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
         // Payloads are bounded far below 4 GiB by the frame limits, so the
         // length always fits.
@@ -82,10 +103,12 @@ impl Writer {
         self
     }
 
+    /// Appends a string, as a byte string of its UTF-8.
     pub fn str(&mut self, v: &str) -> &mut Self {
         self.bytes(v.as_bytes())
     }
 
+    /// Appends an optional string: a bool, then the string if present.
     pub fn opt_str(&mut self, v: Option<&str>) -> &mut Self {
         match v {
             Some(s) => self.u8(1).str(s),
@@ -93,10 +116,12 @@ impl Writer {
         }
     }
 
+    /// Appends a list count as a `u16` (saturating).
     pub fn count(&mut self, n: usize) -> &mut Self {
         self.u16(u16::try_from(n).unwrap_or(u16::MAX))
     }
 
+    /// The payload written so far.
     pub fn finish(self) -> Bytes {
         self.buf.freeze()
     }
@@ -108,6 +133,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf }
     }
@@ -121,20 +147,24 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    /// Reads one byte; `what` names the field in errors (as below).
     pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
     }
 
+    /// Reads a big-endian `u16`.
     pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         let b = self.take(2, what)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
+    /// Reads a big-endian `u32`.
     pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         let b = self.take(4, what)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// Reads a big-endian `u64`.
     pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
         let b = self.take(8, what)?;
         let mut a = [0u8; 8];
@@ -142,6 +172,7 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(a))
     }
 
+    /// Reads a bool; any byte but 0 or 1 is an error.
     pub fn bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
         match self.u8(what)? {
             0 => Ok(false),
@@ -150,19 +181,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads a byte string, checking its length against what is left.
     pub fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let len = self.u32(what)? as usize;
         self.take(len, what)
     }
 
+    /// Reads a UTF-8 string.
     pub fn str(&mut self, what: &'static str) -> Result<&'a str, DecodeError> {
         std::str::from_utf8(self.bytes(what)?).map_err(|_| DecodeError::InvalidUtf8(what))
     }
 
+    /// Reads a UTF-8 string into an owned `String`.
     pub fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
         self.str(what).map(str::to_owned)
     }
 
+    /// Reads an optional string written by [`Writer::opt_str`].
     pub fn opt_string(&mut self, what: &'static str) -> Result<Option<String>, DecodeError> {
         if self.bool(what)? {
             Ok(Some(self.string(what)?))
@@ -181,6 +216,7 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// Checks that nothing is left after the last field.
     pub fn finish(self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())

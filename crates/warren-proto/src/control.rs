@@ -10,6 +10,8 @@
 //!   |                 ...                      |
 //!   | Drain                                    |  stop sending new streams here
 //!   |----------------------------------------->|
+//!   | Ping(n) / Pong(n), either way            |  keep-alive, dead-path detection, RTT
+//!   |<---------------------------------------->|
 //! ```
 //!
 //! Every message travels in a [`crate::frame::FrameType::Control`] frame
@@ -55,6 +57,11 @@ pub enum ControlMessage {
     /// PostgreSQL session's user, database, application name, upstream TLS;
     /// statements when the application logs them). No answer.
     SessionReport(SessionReport),
+    /// Either way, after registration: keep-alive. The receiver answers
+    /// `Pong` with the same number. See [`crate::liveness`].
+    Ping(u64),
+    /// Either way: the answer to `Ping` carrying its number.
+    Pong(u64),
 }
 
 /// The identity-token verification keys.
@@ -68,6 +75,7 @@ pub struct KeysIssued {
 /// `TcpRequest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionReport {
+    /// The session id from the `TcpRequest`.
     pub session: String,
     /// Name/value pairs (`pg_user`, `pg_database`, `application_name`,
     /// `upstream_tls`, ...).
@@ -79,6 +87,8 @@ pub struct SessionReport {
 /// A certificate signing request for one hostname.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertRequest {
+    /// The hostname to certify; it must be routed to the connection's
+    /// tunnel.
     pub hostname: String,
     /// PKCS#10, DER. The edge sets the names and validity itself.
     pub csr: Vec<u8>,
@@ -145,6 +155,7 @@ pub struct Registered {
 /// Registration refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
+    /// Why, as a code the connector acts on.
     pub code: RefuseCode,
     /// One sentence for the operator: what is wrong and what to do.
     pub message: String,
@@ -199,8 +210,28 @@ const TAG_CERT_ISSUED: u8 = 6;
 const TAG_KEYS_REQUEST: u8 = 7;
 const TAG_KEYS_ISSUED: u8 = 8;
 const TAG_SESSION_REPORT: u8 = 9;
+const TAG_PING: u8 = 10;
+const TAG_PONG: u8 = 11;
 
 impl ControlMessage {
+    /// The message's name, for logs and errors (never its fields, which
+    /// may hold a secret).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Register(_) => "Register",
+            Self::Registered(_) => "Registered",
+            Self::Refused(_) => "Refused",
+            Self::Drain => "Drain",
+            Self::CertRequest(_) => "CertRequest",
+            Self::CertIssued(_) => "CertIssued",
+            Self::KeysRequest => "KeysRequest",
+            Self::KeysIssued(_) => "KeysIssued",
+            Self::SessionReport(_) => "SessionReport",
+            Self::Ping(_) => "Ping",
+            Self::Pong(_) => "Pong",
+        }
+    }
+
     /// Encodes the message as a complete control frame.
     pub fn encode(&self) -> Bytes {
         let mut w = Writer::new();
@@ -256,6 +287,12 @@ impl ControlMessage {
                 for st in &s.statements {
                     w.str(st);
                 }
+            }
+            Self::Ping(n) => {
+                w.u8(TAG_PING).u64(*n);
+            }
+            Self::Pong(n) => {
+                w.u8(TAG_PONG).u64(*n);
             }
         }
         frame::encode(FrameType::Control, &w.finish())
@@ -331,6 +368,8 @@ impl ControlMessage {
                     statements,
                 })
             }
+            TAG_PING => Self::Ping(r.u64("ping")?),
+            TAG_PONG => Self::Pong(r.u64("pong")?),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "control message",
@@ -394,6 +433,27 @@ mod tests {
         round_trip(ControlMessage::CertIssued(CertIssued {
             chain: vec![vec![1; 300], vec![2; 400]],
         }));
+        round_trip(ControlMessage::Ping(0));
+        round_trip(ControlMessage::Ping(u64::MAX));
+        round_trip(ControlMessage::Pong(0x0102_0304_0506_0708));
+    }
+
+    #[test]
+    fn ping_and_pong_are_exactly_nine_bytes() {
+        let enc = ControlMessage::Ping(7).encode();
+        assert_eq!(
+            &enc[..],
+            &[0x01, 0, 0, 0, 9, TAG_PING, 0, 0, 0, 0, 0, 0, 0, 7][..]
+        );
+        assert_eq!(
+            ControlMessage::decode(&[TAG_PONG, 0, 0, 0, 0, 0, 0, 0]),
+            Err(DecodeError::Truncated("pong"))
+        );
+        assert_eq!(
+            ControlMessage::decode(&[TAG_PING, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        assert_eq!(ControlMessage::Pong(1).name(), "Pong");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub enum FrameType {
 }
 
 impl FrameType {
+    /// The type for a type byte, refusing unknown ones.
     pub fn from_u8(b: u8) -> Result<Self, DecodeError> {
         Ok(match b {
             0x01 => Self::Control,
@@ -50,6 +51,7 @@ impl FrameType {
         })
     }
 
+    /// The largest payload a frame of this type may carry.
     pub fn max_len(self) -> usize {
         match self {
             Self::Data => MAX_DATA_FRAME,
@@ -57,6 +59,7 @@ impl FrameType {
         }
     }
 
+    /// The type's name, for errors and logs.
     pub fn name(self) -> &'static str {
         match self {
             Self::Control => "control",
@@ -73,7 +76,9 @@ impl FrameType {
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The frame's type.
     pub kind: FrameType,
+    /// The payload, at most `kind.max_len()` bytes.
     pub payload: Bytes,
 }
 
@@ -100,6 +105,7 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
+    /// A decoder at the start of a stream.
     pub fn new() -> Self {
         Self::default()
     }

@@ -32,6 +32,7 @@ pub struct ClientInfo {
 /// An HTTP request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpHead {
+    /// The request method (`GET`, `POST`, ...).
     pub method: String,
     /// The hostname the request was routed by (no port).
     pub host: String,
@@ -39,6 +40,7 @@ pub struct HttpHead {
     pub path: String,
     /// End-to-end headers (the edge strips hop-by-hop ones).
     pub headers: Headers,
+    /// Who sent the request.
     pub client: ClientInfo,
     /// Whether body frames follow (false: the body is empty, no frames).
     pub has_body: bool,
@@ -49,6 +51,7 @@ pub struct HttpHead {
 pub struct TcpRequest {
     /// The hostname the connection was routed by.
     pub host: String,
+    /// Who opened the connection.
     pub client: ClientInfo,
     /// An id the edge gave this session; the connector names it in
     /// `SessionReport`s (empty: do not report).
@@ -74,7 +77,9 @@ pub enum StreamRequest {
 /// An HTTP response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponseHead {
+    /// The status code (100-999).
     pub status: u16,
+    /// End-to-end response headers.
     pub headers: Headers,
 }
 
@@ -125,7 +130,9 @@ impl ErrorCode {
     }
 
     /// Whether the same stream may be retried on another connector without
-    /// any risk that the origin saw it.
+    /// any risk that the origin saw it. This is the only place that rule
+    /// lives: [`crate::retry::decide`] asks it, and so must anything else
+    /// that retries.
     pub fn is_retryable_elsewhere(self) -> bool {
         matches!(self, Self::ShuttingDown)
     }
@@ -140,7 +147,12 @@ pub enum StreamResponse {
     /// The TCP origin is connected; raw bytes follow.
     Connected,
     /// The stream could not be served; the connector ends the stream.
-    Error { code: ErrorCode, message: String },
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// One sentence the edge shows to the client.
+        message: String,
+    },
 }
 
 const REQ_HTTP: u8 = 1;
@@ -290,6 +302,7 @@ impl StreamResponse {
 /// One frame of an HTTP body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyFrame {
+    /// Body bytes.
     Data(Bytes),
     /// Trailers; the body is complete.
     Trailers(Headers),

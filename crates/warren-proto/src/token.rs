@@ -24,7 +24,9 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// A decoded tunnel token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TunnelToken {
+    /// The tunnel's id (a UUID in text form).
     pub tunnel_id: String,
+    /// The tunnel secret the connector registers with.
     pub secret: [u8; SECRET_LEN],
     /// Edge tunnel addresses (`host:port`), in preference order.
     pub edges: Vec<String>,
@@ -46,14 +48,19 @@ impl std::fmt::Debug for TunnelToken {
 /// Why a token could not be read. Each message says what to do.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TokenError {
+    /// Nothing was passed.
     #[error("the tunnel token is empty; pass the output of `warren tunnel token NAME`")]
     Empty,
+    /// Longer than any token the edge prints.
     #[error("the tunnel token is too long to be a Warren token; pass the output of `warren tunnel token NAME`")]
     TooLong,
+    /// Not standard base64.
     #[error("the tunnel token is not valid base64 (was it cut off when copied?); print it again with `warren tunnel token NAME`")]
     NotBase64,
+    /// Base64, but not the token's JSON (the parser's reason).
     #[error("the tunnel token is corrupted or truncated ({0}); print it again with `warren tunnel token NAME`")]
     Malformed(String),
+    /// A token format version this build does not know.
     #[error("the tunnel token has version {0}, which this connector does not understand; upgrade warren")]
     UnknownVersion(u32),
 }
