@@ -50,6 +50,7 @@
 #![forbid(unsafe_code)]
 
 pub mod message;
+pub mod negotiate;
 pub mod rewind;
 pub mod startup;
 
