@@ -49,6 +49,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod message;
 pub mod negotiate;
 pub mod rewind;

@@ -87,7 +87,7 @@ pub mod sqlstate {
 }
 
 /// Why a message could not be framed or read.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum MessageError {
     /// A length field below the 4 bytes of the field itself.
     #[error("a '{}' message claims length {len}, less than the 4 bytes of the length itself", tag.escape_ascii())]
@@ -388,8 +388,9 @@ impl Severity {
 /// The fields of an `ErrorResponse` or `NoticeResponse`: one-byte codes
 /// (`S` severity, `V` non-localized severity, `C` SQLSTATE, `M` message,
 /// `D` detail, `H` hint, ...) with text, in order. Built by Warren with
-/// [`ErrorFields::new`] or read from a server with [`parse_fields`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// [`ErrorFields::new`] or read from a server with [`parse_fields`];
+/// the default has no fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorFields {
     fields: Vec<(u8, String)>,
 }
