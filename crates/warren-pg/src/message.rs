@@ -254,7 +254,12 @@ fn expect_end(rest: &[u8], what: &'static str) -> Result<(), MessageError> {
 /// The text of a simple `Query` (`'Q'`).
 pub fn parse_query(m: &Message) -> Result<Cow<'_, str>, MessageError> {
     expect_tag(m, tag::QUERY)?;
-    let mut rest = &m.body[..];
+    query_text(&m.body)
+}
+
+/// The text of a simple `Query`, from its body.
+pub(crate) fn query_text(body: &[u8]) -> Result<Cow<'_, str>, MessageError> {
+    let mut rest = body;
     let text = take_cstr(&mut rest, "Query")?;
     expect_end(rest, "Query")?;
     Ok(String::from_utf8_lossy(text))
@@ -272,9 +277,14 @@ pub struct ParseMessage<'a> {
 
 /// Reads a `Parse` (`'P'`): statement name, query, parameter type OIDs.
 pub fn parse_parse(m: &Message) -> Result<ParseMessage<'_>, MessageError> {
-    const WHAT: &str = "Parse";
     expect_tag(m, tag::PARSE)?;
-    let mut rest = &m.body[..];
+    parse_body(&m.body)
+}
+
+/// A `Parse`, from its body.
+pub(crate) fn parse_body(body: &[u8]) -> Result<ParseMessage<'_>, MessageError> {
+    const WHAT: &str = "Parse";
+    let mut rest = body;
     let statement = take_cstr(&mut rest, WHAT)?;
     let query = take_cstr(&mut rest, WHAT)?;
     let [a, b, ref oids @ ..] = *rest else {
@@ -297,9 +307,14 @@ pub fn parse_parse(m: &Message) -> Result<ParseMessage<'_>, MessageError> {
 /// Reads `BackendKeyData` (`'K'`): process id and cancel key (4 bytes in
 /// protocol 3.0, up to 256 in 3.2).
 pub fn parse_backend_key_data(m: &Message) -> Result<(u32, CancelKey), MessageError> {
-    const WHAT: &str = "BackendKeyData";
     expect_tag(m, tag::BACKEND_KEY_DATA)?;
-    let [a, b, c, d, ref key @ ..] = m.body[..] else {
+    key_data(&m.body)
+}
+
+/// `BackendKeyData`, from its body.
+pub(crate) fn key_data(body: &[u8]) -> Result<(u32, CancelKey), MessageError> {
+    const WHAT: &str = "BackendKeyData";
+    let [a, b, c, d, ref key @ ..] = *body else {
         return Err(malformed(WHAT, "the process id is missing"));
     };
     let key = CancelKey::new(Bytes::copy_from_slice(key))
@@ -313,6 +328,26 @@ pub fn backend_key_data(pid: u32, key: &CancelKey) -> Message {
     b.put_u32(pid);
     b.put_slice(key.as_bytes());
     Message::new(tag::BACKEND_KEY_DATA, b.freeze())
+}
+
+/// Reads a `ParameterStatus` (`'S'`): a run-time parameter's name and
+/// value.
+pub fn parse_parameter_status(m: &Message) -> Result<(Cow<'_, str>, Cow<'_, str>), MessageError> {
+    expect_tag(m, tag::PARAMETER_STATUS)?;
+    parameter_status(&m.body)
+}
+
+/// A `ParameterStatus`, from its body.
+pub(crate) fn parameter_status(body: &[u8]) -> Result<(Cow<'_, str>, Cow<'_, str>), MessageError> {
+    const WHAT: &str = "ParameterStatus";
+    let mut rest = body;
+    let name = take_cstr(&mut rest, WHAT)?;
+    let value = take_cstr(&mut rest, WHAT)?;
+    expect_end(rest, WHAT)?;
+    Ok((
+        String::from_utf8_lossy(name),
+        String::from_utf8_lossy(value),
+    ))
 }
 
 /// The transaction status a `ReadyForQuery` reports.
@@ -343,9 +378,14 @@ pub fn ready_for_query(status: TransactionStatus) -> Message {
 
 /// Reads a `ReadyForQuery` (`'Z'`).
 pub fn parse_ready_for_query(m: &Message) -> Result<TransactionStatus, MessageError> {
-    const WHAT: &str = "ReadyForQuery";
     expect_tag(m, tag::READY_FOR_QUERY)?;
-    match m.body[..] {
+    ready_status(&m.body)
+}
+
+/// The status of a `ReadyForQuery`, from its body.
+pub(crate) fn ready_status(body: &[u8]) -> Result<TransactionStatus, MessageError> {
+    const WHAT: &str = "ReadyForQuery";
+    match *body {
         [b'I'] => Ok(TransactionStatus::Idle),
         [b'T'] => Ok(TransactionStatus::InTransaction),
         [b'E'] => Ok(TransactionStatus::Failed),
@@ -503,8 +543,14 @@ pub fn parse_fields(m: &Message) -> Result<ErrorFields, MessageError> {
             })
         }
     };
+    fields_of(&m.body, what)
+}
+
+/// The fields of an `ErrorResponse` or `NoticeResponse` (`what`), from its
+/// body.
+pub(crate) fn fields_of(body: &[u8], what: &'static str) -> Result<ErrorFields, MessageError> {
     let mut fields = Vec::new();
-    let mut rest = &m.body[..];
+    let mut rest = body;
     loop {
         let Some((&code, after)) = rest.split_first() else {
             return Err(malformed(what, "the field list lacks its final NUL"));
