@@ -53,7 +53,9 @@ pub mod auth;
 pub mod message;
 pub mod negotiate;
 pub mod rewind;
+pub mod scan;
 pub mod startup;
+pub mod track;
 
 pub use message::{
     error_response, ErrorFields, Message, MessageDecoder, MessageError, Severity, TransactionStatus,
