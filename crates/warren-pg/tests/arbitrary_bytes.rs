@@ -150,9 +150,7 @@ fn negotiate(
             return out;
         }
         if stream.is_empty() {
-            if eof {
-                return out;
-            }
+            assert!(!eof, "an end of stream must end the negotiation");
             eof = true;
             n.eof();
             continue;
@@ -199,9 +197,7 @@ fn relay(client_tls: bool, database: &[u8], client: &[u8], chunk: usize) -> Vec<
             Some(Side::Client) => (&mut cl, &mut eofs.1),
         };
         if side.is_empty() {
-            if *eof {
-                return out;
-            }
+            assert!(!*eof, "an end of stream must end the relay");
             *eof = true;
             match r.wants() {
                 Some(Side::Database) => r.database_eof(),
