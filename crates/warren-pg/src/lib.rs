@@ -74,6 +74,7 @@
 //! only IO in this crate; the state machines make them unnecessary.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod message;
