@@ -59,7 +59,7 @@ fn field_text(s: &str) -> String {
 }
 
 impl ErrorFields {
-    /// Severity (as `S` and `V`), SQLSTATE (`C`, see [`sqlstate`]) and the
+    /// Severity (as `S` and `V`), SQLSTATE (`C`, see [`sqlstate`](super::sqlstate)) and the
     /// primary message (`M`: one sentence, lower case, no final period).
     pub fn new(severity: Severity, sqlstate: &str, message: &str) -> Self {
         Self {

@@ -35,7 +35,7 @@ async fn fill<R: AsyncRead + Unpin>(
 
 /// Reads exactly one first message from `r`, refusing it as soon as its
 /// header shows it is invalid or longer than `max_len` (use
-/// [`MAX_STARTUP_LEN`]). Never reads past the message, so whatever follows
+/// [`MAX_STARTUP_LEN`](crate::MAX_STARTUP_LEN)). Never reads past the message, so whatever follows
 /// (a TLS handshake, the next message) is still in `r`.
 ///
 /// Not cancel-safe: dropping it loses the bytes read so far. Give it a
