@@ -1,21 +1,49 @@
 //! The PostgreSQL wire-protocol pieces Warren needs to stand between a
 //! client and a database: read what the client says first, answer the
-//! encryption requests, record who is connecting, and (optionally) log the
-//! statements that pass by. Warren never implements a database: after the
-//! startup, bytes are spliced and only looked at.
+//! encryption requests, record who is connecting, relay authentication,
+//! and follow the session (cancel keys, transaction status, the statements
+//! to log). Warren never implements a database: after the startup, bytes
+//! are spliced and only looked at.
+//!
+//! # The core: state machines without IO
+//!
+//! A client connection is carried from its first byte to its end by four
+//! state machines. Each takes bytes and the driver's decisions in and hands
+//! out what to do; the driver (a thin tokio task in the edge or the
+//! connector) reads, writes, runs TLS and keeps the deadlines. Each type's
+//! doc lists its call order.
+//!
+//! - [`Negotiator`] ([`negotiate`]): the server side up to the startup.
+//!   `feed`/`eof`, then `poll` → [`negotiate::Action`]: send an answer,
+//!   decide on TLS, start TLS with the bytes to replay, and finally a
+//!   startup, a cancel, or a close with a [`NegotiationError`]. A
+//!   [`negotiate::Policy`] holds what the edge and the connector differ in.
+//! - [`AuthRelay`] ([`auth`]): the authentication exchange between client
+//!   and database, message by message, with `-PLUS` mechanisms removed and
+//!   the channel-binding refusal; ends with the bytes already read from
+//!   each side, or an [`AuthError`].
+//! - [`BackendTracker`] and [`FrontendTracker`] ([`track`]), on
+//!   [`scan::Scanner`]: observe the chunks of a session as they are
+//!   forwarded unchanged, finding message boundaries without buffering
+//!   messages; they report cancel keys, parameters, `ReadyForQuery`
+//!   statuses, errors, and the `Query`/`Parse` texts for the statement log.
+//!
+//! **The core (`negotiate`, `auth`, `scan`, `track`) does no IO and reads
+//! no clock**: no socket, no tokio, no `Instant::now` (the crate's
+//! `clippy.toml` refuses the clock calls), so every path is a table test
+//! and a fuzz target. Every length from the wire is checked against a
+//! limit before anything is allocated for it.
 //!
 //! # The phases Warren sees on a client connection
 //!
-//! 1. **First message** ([`startup::parse_first`], [`startup::read_first`]).
-//!    Untagged: an `Int32` length (counting itself) and an `Int32` code. It
-//!    is one of
+//! 1. **First message** ([`startup::parse_first`]). Untagged: an `Int32`
+//!    length (counting itself) and an `Int32` code. It is one of
 //!    - `SSLRequest` → answer [`SSL_ACCEPTED`] (`'S'`, then TLS) or
 //!      [`ENCRYPTION_REFUSED`] (`'N'`, plaintext continues);
 //!    - `GSSENCRequest` → Warren answers [`ENCRYPTION_REFUSED`];
 //!    - direct TLS (PostgreSQL 17 `sslnegotiation=direct`): the first byte
 //!      is a TLS ClientHello (`0x16`), ALPN [`ALPN`]; nothing is answered,
-//!      TLS starts at once, with the byte already read replayed
-//!      ([`Rewind`]);
+//!      TLS starts at once, with the bytes already read replayed;
 //!    - `CancelRequest` on a fresh connection: process id and secret key of
 //!      the session to cancel; no answer, the connection is closed;
 //!    - `StartupMessage` (protocol 3.0 or 3.2): user, database and the other
@@ -25,43 +53,49 @@
 //!    same connection: libpq with `gssencmode=prefer` sends `GSSENCRequest`,
 //!    gets `'N'`, then `SSLRequest`, then the startup. After TLS the next
 //!    message is a `StartupMessage` or a `CancelRequest`, never another
-//!    encryption request. Enforcing that order (and a deadline on each read)
-//!    is the caller's job; this crate parses one message at a time.
+//!    encryption request. The [`Negotiator`] enforces that order.
 //! 2. **Optional TLS**, terminated by Warren.
 //! 3. **Startup**: Warren reads the `StartupMessage`, records user, database
 //!    and `application_name`, and forwards it to the database unchanged
-//!    ([`startup::Startup::encode`] gives back the exact bytes).
-//! 4. **Authentication** passes through untouched: Warren never sees a
-//!    password it could use. The server's `BackendKeyData`
-//!    ([`message::parse_backend_key_data`]) names the key a later
-//!    `CancelRequest` must carry.
+//!    ([`negotiate::StartupReady::raw`] holds the exact bytes).
+//! 4. **Authentication** is relayed ([`AuthRelay`]): Warren never sees a
+//!    password it could use. The server's `BackendKeyData` names the key a
+//!    later `CancelRequest` must carry ([`BackendTracker::key_data`]).
 //! 5. **Regular phase**: tagged messages (`u8` tag, `Int32` length, body),
-//!    framed by [`message::MessageDecoder`] when Warren logs statements
-//!    ([`message::parse_query`], [`message::parse_parse`]).
+//!    followed by the trackers; [`message::MessageDecoder`] frames whole
+//!    messages where a caller needs them.
 //!
 //! Warren's own refusals reach the client as an `ErrorResponse`
-//! ([`message::error_response`]).
+//! ([`message::error_response`]; the core's errors offer theirs with
+//! `error_response()`).
 //!
-//! **This crate keeps no connection state and does no IO of its own beyond
-//! reading one first message ([`read_first`]) and replaying bytes
-//! ([`Rewind`]) on a stream it is handed.** Every length from the wire is
-//! checked against a limit before anything is allocated for it.
+//! The older stream helpers, [`read_first`] (reads one first message from
+//! a tokio stream) and [`Rewind`] (replays bytes in front of one), are the
+//! only IO in this crate; the state machines make them unnecessary.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+pub mod auth;
 pub mod message;
+pub mod negotiate;
 pub mod rewind;
+pub mod scan;
 pub mod startup;
+pub mod track;
 
+pub use auth::{AuthError, AuthRelay};
 pub use message::{
     error_response, ErrorFields, Message, MessageDecoder, MessageError, Severity, TransactionStatus,
 };
+pub use negotiate::{NegotiationError, Negotiator};
 pub use rewind::Rewind;
 pub use startup::{
     encode_cancel, encode_ssl_request, encode_startup, parse_first, parse_first_limited,
     read_first, CancelKey, CancelRequest, FirstMessage, FirstRead, ProtocolVersion, Startup,
     StartupError,
 };
+pub use track::{BackendTracker, FrontendTracker, TrackError};
 
 /// First-message code of an `SSLRequest` (1234.5679).
 pub const SSL_REQUEST_CODE: u32 = 80_877_103;

@@ -87,21 +87,40 @@ pub mod sqlstate {
 }
 
 /// Why a message could not be framed or read.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum MessageError {
     /// A length field below the 4 bytes of the field itself.
     #[error("a '{}' message claims length {len}, less than the 4 bytes of the length itself", tag.escape_ascii())]
-    BadLength { tag: u8, len: usize },
+    BadLength {
+        /// The message's tag.
+        tag: u8,
+        /// The length field.
+        len: usize,
+    },
     /// A length field above the decoder's limit.
     #[error("a '{}' message claims {len} bytes, more than the {max} allowed", tag.escape_ascii())]
-    TooLong { tag: u8, len: usize, max: usize },
+    TooLong {
+        /// The message's tag.
+        tag: u8,
+        /// The length field.
+        len: usize,
+        /// The limit it is over.
+        max: usize,
+    },
     /// A helper was handed a message of another type.
     #[error("expected a '{}' message, got a '{}' one", expected.escape_ascii(), got.escape_ascii())]
-    WrongTag { expected: u8, got: u8 },
+    WrongTag {
+        /// The tag the helper reads.
+        expected: u8,
+        /// The tag of the message it was handed.
+        got: u8,
+    },
     /// The body does not have the message's layout.
     #[error("malformed {what} message: {reason}")]
     Malformed {
+        /// The message type.
         what: &'static str,
+        /// What is wrong with it.
         reason: &'static str,
     },
 }
@@ -114,7 +133,9 @@ fn malformed(what: &'static str, reason: &'static str) -> MessageError {
 /// never the body: it may carry a password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The type of message.
     pub tag: u8,
+    /// What follows the length field.
     pub body: Bytes,
 }
 
@@ -130,6 +151,7 @@ impl fmt::Debug for Message {
 }
 
 impl Message {
+    /// A message of type `tag` with this body.
     pub fn new(tag: u8, body: impl Into<Bytes>) -> Self {
         Self {
             tag,
@@ -159,6 +181,7 @@ impl Message {
         dst.put_slice(&self.body);
     }
 
+    /// The message as it travels: tag, length, body.
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
         self.encode_into(&mut b);
@@ -188,6 +211,7 @@ impl MessageDecoder {
         }
     }
 
+    /// The largest length field accepted.
     pub fn max_len(&self) -> usize {
         self.max_len
     }
@@ -254,7 +278,12 @@ fn expect_end(rest: &[u8], what: &'static str) -> Result<(), MessageError> {
 /// The text of a simple `Query` (`'Q'`).
 pub fn parse_query(m: &Message) -> Result<Cow<'_, str>, MessageError> {
     expect_tag(m, tag::QUERY)?;
-    let mut rest = &m.body[..];
+    query_text(&m.body)
+}
+
+/// The text of a simple `Query`, from its body.
+pub(crate) fn query_text(body: &[u8]) -> Result<Cow<'_, str>, MessageError> {
+    let mut rest = body;
     let text = take_cstr(&mut rest, "Query")?;
     expect_end(rest, "Query")?;
     Ok(String::from_utf8_lossy(text))
@@ -265,6 +294,7 @@ pub fn parse_query(m: &Message) -> Result<Cow<'_, str>, MessageError> {
 pub struct ParseMessage<'a> {
     /// The prepared statement's name; empty for the unnamed statement.
     pub statement: Cow<'a, str>,
+    /// The query text.
     pub query: Cow<'a, str>,
     /// How many parameter types the client specified.
     pub param_types: u16,
@@ -272,9 +302,14 @@ pub struct ParseMessage<'a> {
 
 /// Reads a `Parse` (`'P'`): statement name, query, parameter type OIDs.
 pub fn parse_parse(m: &Message) -> Result<ParseMessage<'_>, MessageError> {
-    const WHAT: &str = "Parse";
     expect_tag(m, tag::PARSE)?;
-    let mut rest = &m.body[..];
+    parse_body(&m.body)
+}
+
+/// A `Parse`, from its body.
+pub(crate) fn parse_body(body: &[u8]) -> Result<ParseMessage<'_>, MessageError> {
+    const WHAT: &str = "Parse";
+    let mut rest = body;
     let statement = take_cstr(&mut rest, WHAT)?;
     let query = take_cstr(&mut rest, WHAT)?;
     let [a, b, ref oids @ ..] = *rest else {
@@ -297,9 +332,14 @@ pub fn parse_parse(m: &Message) -> Result<ParseMessage<'_>, MessageError> {
 /// Reads `BackendKeyData` (`'K'`): process id and cancel key (4 bytes in
 /// protocol 3.0, up to 256 in 3.2).
 pub fn parse_backend_key_data(m: &Message) -> Result<(u32, CancelKey), MessageError> {
-    const WHAT: &str = "BackendKeyData";
     expect_tag(m, tag::BACKEND_KEY_DATA)?;
-    let [a, b, c, d, ref key @ ..] = m.body[..] else {
+    key_data(&m.body)
+}
+
+/// `BackendKeyData`, from its body.
+pub(crate) fn key_data(body: &[u8]) -> Result<(u32, CancelKey), MessageError> {
+    const WHAT: &str = "BackendKeyData";
+    let [a, b, c, d, ref key @ ..] = *body else {
         return Err(malformed(WHAT, "the process id is missing"));
     };
     let key = CancelKey::new(Bytes::copy_from_slice(key))
@@ -315,6 +355,26 @@ pub fn backend_key_data(pid: u32, key: &CancelKey) -> Message {
     Message::new(tag::BACKEND_KEY_DATA, b.freeze())
 }
 
+/// Reads a `ParameterStatus` (`'S'`): a run-time parameter's name and
+/// value.
+pub fn parse_parameter_status(m: &Message) -> Result<(Cow<'_, str>, Cow<'_, str>), MessageError> {
+    expect_tag(m, tag::PARAMETER_STATUS)?;
+    parameter_status(&m.body)
+}
+
+/// A `ParameterStatus`, from its body.
+pub(crate) fn parameter_status(body: &[u8]) -> Result<(Cow<'_, str>, Cow<'_, str>), MessageError> {
+    const WHAT: &str = "ParameterStatus";
+    let mut rest = body;
+    let name = take_cstr(&mut rest, WHAT)?;
+    let value = take_cstr(&mut rest, WHAT)?;
+    expect_end(rest, WHAT)?;
+    Ok((
+        String::from_utf8_lossy(name),
+        String::from_utf8_lossy(value),
+    ))
+}
+
 /// The transaction status a `ReadyForQuery` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionStatus {
@@ -327,6 +387,7 @@ pub enum TransactionStatus {
 }
 
 impl TransactionStatus {
+    /// The status byte of a `ReadyForQuery`.
     pub fn as_byte(self) -> u8 {
         match self {
             Self::Idle => b'I',
@@ -343,178 +404,19 @@ pub fn ready_for_query(status: TransactionStatus) -> Message {
 
 /// Reads a `ReadyForQuery` (`'Z'`).
 pub fn parse_ready_for_query(m: &Message) -> Result<TransactionStatus, MessageError> {
-    const WHAT: &str = "ReadyForQuery";
     expect_tag(m, tag::READY_FOR_QUERY)?;
-    match m.body[..] {
+    ready_status(&m.body)
+}
+
+/// The status of a `ReadyForQuery`, from its body.
+pub(crate) fn ready_status(body: &[u8]) -> Result<TransactionStatus, MessageError> {
+    const WHAT: &str = "ReadyForQuery";
+    match *body {
         [b'I'] => Ok(TransactionStatus::Idle),
         [b'T'] => Ok(TransactionStatus::InTransaction),
         [b'E'] => Ok(TransactionStatus::Failed),
         [_] => Err(malformed(WHAT, "unknown transaction status")),
         _ => Err(malformed(WHAT, "the body is not one byte")),
-    }
-}
-
-/// Severity of an `ErrorResponse` or `NoticeResponse`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// Ends the current command.
-    Error,
-    /// Ends the session: what Warren sends when it refuses one.
-    Fatal,
-    Panic,
-    Warning,
-    Notice,
-    Debug,
-    Info,
-    Log,
-}
-
-impl Severity {
-    /// The non-localized name, as in the `V` field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Error => "ERROR",
-            Self::Fatal => "FATAL",
-            Self::Panic => "PANIC",
-            Self::Warning => "WARNING",
-            Self::Notice => "NOTICE",
-            Self::Debug => "DEBUG",
-            Self::Info => "INFO",
-            Self::Log => "LOG",
-        }
-    }
-}
-
-/// The fields of an `ErrorResponse` or `NoticeResponse`: one-byte codes
-/// (`S` severity, `V` non-localized severity, `C` SQLSTATE, `M` message,
-/// `D` detail, `H` hint, ...) with text, in order. Built by Warren with
-/// [`ErrorFields::new`] or read from a server with [`parse_fields`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorFields {
-    fields: Vec<(u8, String)>,
-}
-
-/// NUL cannot travel inside a field; values may come from a client (a host
-/// or user name), so it is dropped rather than trusted.
-fn field_text(s: &str) -> String {
-    s.replace('\0', "")
-}
-
-impl ErrorFields {
-    /// Severity (as `S` and `V`), SQLSTATE (`C`, see [`sqlstate`]) and the
-    /// primary message (`M`: one sentence, lower case, no final period).
-    pub fn new(severity: Severity, sqlstate: &str, message: &str) -> Self {
-        Self {
-            fields: vec![
-                (b'S', severity.as_str().to_owned()),
-                (b'V', severity.as_str().to_owned()),
-                (b'C', field_text(sqlstate)),
-                (b'M', field_text(message)),
-            ],
-        }
-    }
-
-    /// Adds a detail (`D`).
-    pub fn detail(mut self, detail: &str) -> Self {
-        self.fields.push((b'D', field_text(detail)));
-        self
-    }
-
-    /// Adds a hint (`H`): what the user can do about it.
-    pub fn hint(mut self, hint: &str) -> Self {
-        self.fields.push((b'H', field_text(hint)));
-        self
-    }
-
-    /// Every field, in order.
-    pub fn fields(&self) -> &[(u8, String)] {
-        &self.fields
-    }
-
-    /// A field's text by code; the first when a code repeats.
-    pub fn get(&self, code: u8) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The non-localized severity (`V`), or the localized one (`S`) from a
-    /// server older than 9.6.
-    pub fn severity(&self) -> Option<&str> {
-        self.get(b'V').or_else(|| self.get(b'S'))
-    }
-
-    pub fn sqlstate(&self) -> Option<&str> {
-        self.get(b'C')
-    }
-
-    pub fn message(&self) -> Option<&str> {
-        self.get(b'M')
-    }
-
-    pub fn detail_text(&self) -> Option<&str> {
-        self.get(b'D')
-    }
-
-    pub fn hint_text(&self) -> Option<&str> {
-        self.get(b'H')
-    }
-
-    fn to_message(&self, tag: u8) -> Message {
-        let len = self.fields.iter().map(|(_, v)| v.len() + 2).sum::<usize>() + 1;
-        let mut b = BytesMut::with_capacity(len);
-        for (code, value) in &self.fields {
-            b.put_u8(*code);
-            b.put_slice(value.as_bytes());
-            b.put_u8(0);
-        }
-        b.put_u8(0);
-        Message::new(tag, b.freeze())
-    }
-
-    /// As an `ErrorResponse` (`'E'`).
-    pub fn to_error(&self) -> Message {
-        self.to_message(tag::ERROR_RESPONSE)
-    }
-
-    /// As a `NoticeResponse` (`'N'`).
-    pub fn to_notice(&self) -> Message {
-        self.to_message(tag::NOTICE_RESPONSE)
-    }
-}
-
-/// An `ErrorResponse` with severity, SQLSTATE and message; use
-/// [`ErrorFields`] to add a detail or hint.
-pub fn error_response(severity: Severity, sqlstate: &str, message: &str) -> Message {
-    ErrorFields::new(severity, sqlstate, message).to_error()
-}
-
-/// Reads the fields of an `ErrorResponse` or `NoticeResponse`.
-pub fn parse_fields(m: &Message) -> Result<ErrorFields, MessageError> {
-    let what = match m.tag {
-        tag::ERROR_RESPONSE => "ErrorResponse",
-        tag::NOTICE_RESPONSE => "NoticeResponse",
-        got => {
-            return Err(MessageError::WrongTag {
-                expected: tag::ERROR_RESPONSE,
-                got,
-            })
-        }
-    };
-    let mut fields = Vec::new();
-    let mut rest = &m.body[..];
-    loop {
-        let Some((&code, after)) = rest.split_first() else {
-            return Err(malformed(what, "the field list lacks its final NUL"));
-        };
-        rest = after;
-        if code == 0 {
-            expect_end(rest, what)?;
-            return Ok(ErrorFields { fields });
-        }
-        let value = take_cstr(&mut rest, what)?;
-        fields.push((code, String::from_utf8_lossy(value).into_owned()));
     }
 }
 
@@ -547,6 +449,10 @@ impl EncryptionAnswer {
         }
     }
 }
+
+mod fields;
+pub(crate) use fields::fields_of;
+pub use fields::{error_response, parse_fields, ErrorFields, Severity};
 
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,7 @@ pub struct Rewind<S> {
 }
 
 impl<S> Rewind<S> {
+    /// A stream reading `prefix`, then `inner`.
     pub fn new(prefix: Bytes, inner: S) -> Self {
         Self { prefix, inner }
     }
@@ -28,10 +29,12 @@ impl<S> Rewind<S> {
         (self.prefix, self.inner)
     }
 
+    /// The stream.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
+    /// The stream, to change.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }

@@ -16,7 +16,6 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{
     CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, MAX_CANCEL_KEY_LEN, MAX_STARTUP_LEN,
@@ -24,7 +23,7 @@ use crate::{
 };
 
 /// Length of the length and code fields every first message starts with.
-const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 /// Length of a `CancelRequest` without its key: length, code, process id.
 const CANCEL_FIXED_LEN: usize = 12;
 
@@ -42,22 +41,48 @@ pub enum StartupError {
     #[error(
         "the client's first message claims {len} bytes, fewer than the 8 every first message has"
     )]
-    TooShort { len: usize },
+    TooShort {
+        /// The length field.
+        len: usize,
+    },
     /// The length field is above the limit.
     #[error("the startup message claims {len} bytes, more than the {max} Warren accepts: send fewer or shorter parameters")]
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// The length field.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The connection ended in the middle of the message.
     #[error("the client closed the connection after {got} bytes of a first message that needs {expected}")]
-    Truncated { got: usize, expected: usize },
+    Truncated {
+        /// Bytes received.
+        got: usize,
+        /// Bytes the message needs (8 while its length is not known).
+        expected: usize,
+    },
     /// A protocol version (or request code) Warren does not speak.
     #[error("unsupported frontend protocol {major}.{minor}: Warren speaks 3.0 and 3.2")]
-    UnsupportedProtocol { major: u16, minor: u16 },
+    UnsupportedProtocol {
+        /// The code's upper half.
+        major: u16,
+        /// The code's lower half.
+        minor: u16,
+    },
     /// An `SSLRequest` or `GSSENCRequest` with a body.
     #[error("the client's {request} is {len} bytes long instead of 8")]
-    BadRequestLength { request: &'static str, len: usize },
+    BadRequestLength {
+        /// Which request.
+        request: &'static str,
+        /// Its length field.
+        len: usize,
+    },
     /// A `CancelRequest` whose key is not 4 to 256 bytes long.
     #[error("the client's CancelRequest is {len} bytes long, but one with a 4- to 256-byte secret key is 16 to 268")]
-    BadCancelLength { len: usize },
+    BadCancelLength {
+        /// Its length field.
+        len: usize,
+    },
     /// No `user` parameter, or an empty one.
     #[error(
         "the startup message names no user: set the PostgreSQL user (psql -U NAME, or PGUSER)"
@@ -70,7 +95,10 @@ pub enum StartupError {
     UnterminatedParams,
     /// Bytes follow the NUL that ends the parameter list.
     #[error("the startup message has {count} bytes after the NUL that ends its parameters")]
-    TrailingBytes { count: usize },
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
     /// A parameter name or value is not UTF-8.
     #[error(
         "a startup parameter is not valid UTF-8: Warren needs parameter names and values in UTF-8"
@@ -81,10 +109,16 @@ pub enum StartupError {
     EmptyParamName,
     /// Building a startup message: a NUL byte inside a name or value.
     #[error("startup parameter {name:?} contains a NUL byte, which the protocol cannot carry")]
-    NulInParam { name: String },
+    NulInParam {
+        /// The parameter's name.
+        name: String,
+    },
     /// Building a cancel key of the wrong length.
     #[error("a cancel secret key is {len} bytes long, outside the 4 to 256 the protocol allows")]
-    BadCancelKey { len: usize },
+    BadCancelKey {
+        /// The key's length.
+        len: usize,
+    },
     /// Reading from the connection failed.
     #[error("reading the client's first message failed: {0}")]
     Io(#[from] std::io::Error),
@@ -93,7 +127,9 @@ pub enum StartupError {
 /// A protocol version, as `major.minor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProtocolVersion {
+    /// 3 for every version Warren speaks.
     pub major: u16,
+    /// 0 or 2.
     pub minor: u16,
 }
 
@@ -145,6 +181,7 @@ impl CancelKey {
         }
     }
 
+    /// The key's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -172,11 +209,14 @@ impl fmt::Debug for CancelKey {
 /// is running.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelRequest {
+    /// The process id of the session's backend.
     pub pid: u32,
+    /// The session's secret key.
     pub key: CancelKey,
 }
 
 impl CancelRequest {
+    /// The request as it travels.
     pub fn encode(&self) -> Bytes {
         encode_cancel(self.pid, &self.key)
     }
@@ -226,6 +266,7 @@ impl Startup {
         Ok(startup)
     }
 
+    /// The protocol version the client asks for.
     pub fn version(&self) -> ProtocolVersion {
         self.version
     }
@@ -235,6 +276,7 @@ impl Startup {
         &self.params
     }
 
+    /// The parameters, taken out.
     pub fn into_params(self) -> Vec<(String, String)> {
         self.params
     }
@@ -263,6 +305,7 @@ impl Startup {
         }
     }
 
+    /// The `application_name` parameter.
     pub fn application_name(&self) -> Option<&str> {
         self.param("application_name")
     }
@@ -348,6 +391,7 @@ impl FirstMessage {
 /// What [`read_first`] read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirstRead {
+    /// The parsed message.
     pub message: FirstMessage,
     /// Every byte taken from the reader, in order: the whole message, or for
     /// [`FirstMessage::DirectTls`] the first byte of the ClientHello, which
@@ -357,7 +401,7 @@ pub struct FirstRead {
 
 /// The kinds of first message, known from the header alone.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Ssl,
     GssEnc,
     Cancel,
@@ -365,7 +409,7 @@ enum Kind {
 }
 
 /// Checks a length field against the limit.
-fn check_len(len: usize, max_len: usize) -> Result<(), StartupError> {
+pub(crate) fn check_len(len: usize, max_len: usize) -> Result<(), StartupError> {
     match len {
         0 => Err(StartupError::ZeroLength),
         1..HEADER_LEN => Err(StartupError::TooShort { len }),
@@ -375,7 +419,7 @@ fn check_len(len: usize, max_len: usize) -> Result<(), StartupError> {
 }
 
 /// Tells the kind of message from its code and checks the length fits it.
-fn check_code(code: u32, len: usize) -> Result<Kind, StartupError> {
+pub(crate) fn check_code(code: u32, len: usize) -> Result<Kind, StartupError> {
     let kind = match code {
         SSL_REQUEST_CODE => Kind::Ssl,
         GSSENC_REQUEST_CODE => Kind::GssEnc,
@@ -452,7 +496,7 @@ pub fn parse_first_limited(
 }
 
 /// Parses the body of a message whose header passed [`check_code`].
-fn parse_body(kind: Kind, body: &[u8]) -> Result<FirstMessage, StartupError> {
+pub(crate) fn parse_body(kind: Kind, body: &[u8]) -> Result<FirstMessage, StartupError> {
     Ok(match kind {
         Kind::Ssl => FirstMessage::SslRequest,
         Kind::GssEnc => FirstMessage::GssEncRequest,
@@ -514,69 +558,6 @@ fn parse_params(mut rest: &[u8]) -> Result<Vec<(String, String)>, StartupError> 
     }
 }
 
-/// Fills `buf` from `r`; `got` bytes of a message of `expected` came
-/// before, for the error if the stream ends.
-async fn fill<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut [u8],
-    got: usize,
-    expected: usize,
-) -> Result<(), StartupError> {
-    let mut filled = 0;
-    while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
-        match r.read(rest).await? {
-            0 if got + filled == 0 => return Err(StartupError::Closed),
-            0 => {
-                return Err(StartupError::Truncated {
-                    got: got + filled,
-                    expected,
-                })
-            }
-            n => filled += n,
-        }
-    }
-    Ok(())
-}
-
-/// Reads exactly one first message from `r`, refusing it as soon as its
-/// header shows it is invalid or longer than `max_len` (use
-/// [`MAX_STARTUP_LEN`]). Never reads past the message, so whatever follows
-/// (a TLS handshake, the next message) is still in `r`.
-///
-/// Not cancel-safe: dropping it loses the bytes read so far. Give it a
-/// deadline, and close the connection when the deadline passes.
-pub async fn read_first<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max_len: usize,
-) -> Result<FirstRead, StartupError> {
-    let mut head = [0u8; HEADER_LEN];
-    fill(r, &mut head[..1], 0, HEADER_LEN).await?;
-    if head[0] == TLS_HANDSHAKE_BYTE {
-        return Ok(FirstRead {
-            message: FirstMessage::DirectTls,
-            raw: Bytes::copy_from_slice(&head[..1]),
-        });
-    }
-    fill(r, &mut head[1..4], 1, HEADER_LEN).await?;
-    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    check_len(len, max_len)?;
-    fill(r, &mut head[4..], 4, len).await?;
-    let kind = check_code(
-        u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
-        len,
-    )?;
-    // `len` is at most `max_len` now, so this allocation is bounded.
-    let mut raw = BytesMut::zeroed(len);
-    let (raw_head, body) = raw.split_at_mut(HEADER_LEN);
-    raw_head.copy_from_slice(&head);
-    fill(r, body, HEADER_LEN, len).await?;
-    let message = parse_body(kind, body)?;
-    Ok(FirstRead {
-        message,
-        raw: raw.freeze(),
-    })
-}
-
 /// A `StartupMessage` with these parameters, for a client or a test.
 pub fn encode_startup(
     version: ProtocolVersion,
@@ -612,6 +593,9 @@ pub fn encode_cancel(pid: u32, key: &CancelKey) -> Bytes {
     b.put_slice(key.as_bytes());
     b.freeze()
 }
+
+mod read;
+pub use read::read_first;
 
 #[cfg(test)]
 mod tests;

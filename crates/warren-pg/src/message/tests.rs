@@ -292,3 +292,30 @@ fn debug_never_shows_a_body() {
     let m = Message::new(tag::PASSWORD, &b"hunter2\0"[..]);
     assert_eq!(format!("{m:?}"), "Message { tag: 'p', body: <8 bytes> }");
 }
+
+#[test]
+fn reads_parameter_status() {
+    let m = Message::new(tag::PARAMETER_STATUS, &b"TimeZone\0UTC\0"[..]);
+    let (name, value) = parse_parameter_status(&m).unwrap();
+    assert_eq!((&*name, &*value), ("TimeZone", "UTC"));
+    for bad in [&b"TimeZone\0UTC"[..], b"TimeZone\0", b"a\0b\0c"] {
+        let m = Message::new(tag::PARAMETER_STATUS, bad);
+        assert!(
+            matches!(
+                parse_parameter_status(&m),
+                Err(MessageError::Malformed {
+                    what: "ParameterStatus",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        parse_parameter_status(&Message::new(b'Z', &b"I"[..])),
+        Err(MessageError::WrongTag {
+            expected: b'S',
+            got: b'Z'
+        })
+    );
+}

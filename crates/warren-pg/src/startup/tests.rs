@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::{PROTOCOL_3_0, PROTOCOL_3_2};
+use tokio::io::AsyncRead;
 
 /// A first message with a correct length field.
 fn msg(code: u32, body: &[u8]) -> Vec<u8> {
