@@ -8,6 +8,10 @@ use support::{origins, write_config, Connector, Edge, Stack};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_and_edge_restarts_recover_by_themselves() {
     let dir = support::temp_dir();
@@ -47,6 +51,10 @@ async fn connector_and_edge_restarts_recover_by_themselves() {
     assert_eq!(edge.token_of("office").await, token);
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_stop_the_connector_with_a_sentence() {
     let dir = support::temp_dir();
@@ -102,6 +110,10 @@ async fn bad_tokens_stop_the_connector_with_a_sentence() {
     assert_eq!(edge.curl("good.example.com", "/", &[]).await.status, 200);
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_without_dropping_open_streams() {
     let origin = origins::http_echo().await;
@@ -179,6 +191,10 @@ async fn sighup_reloads_without_dropping_open_streams() {
     );
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests() {
     let origin = origins::http_echo().await;

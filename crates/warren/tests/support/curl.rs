@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use super::deps::{require, Dep};
+
 /// What curl got.
 pub struct Curl {
     pub code: i32,
@@ -15,6 +17,7 @@ pub struct Curl {
 
 /// Runs curl with `-i`-style output and splits it.
 pub async fn curl(args: &[&str]) -> Curl {
+    require(Dep::Curl);
     let o = tokio::time::timeout(
         Duration::from_secs(90),
         Command::new("curl").args(args).output(),

@@ -1,8 +1,10 @@
 //! A throw-away PostgreSQL cluster on 127.0.0.1, from the machine's own
 //! binaries (`initdb` refuses root, so as root it runs as `postgres`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+
+use super::deps::{postgres_bin_dir, require, Dep};
 
 /// Password of `app` in a [`Postgres::start_tls`] cluster.
 pub const APP_PASSWORD: &str = "app-secret";
@@ -37,30 +39,6 @@ pub struct Postgres {
     as_postgres: bool,
 }
 
-fn find_bin() -> Option<PathBuf> {
-    if let Ok(o) = Command::new("sh")
-        .args(["-c", "command -v initdb"])
-        .output()
-    {
-        let p = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-        if !p.is_empty() {
-            // /usr/local/bin/initdb may be a wrapper; use its directory only
-            // if pg_ctl is beside it.
-            let dir = Path::new(&p).parent().unwrap().to_path_buf();
-            if dir.join("pg_ctl").exists() {
-                return Some(dir);
-            }
-        }
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -71,9 +49,9 @@ fn is_root() -> bool {
 
 impl Postgres {
     /// Starts a cluster with user `app` and database `app` (trust auth on
-    /// loopback). `None`, with the reason printed, if the machine has no
-    /// PostgreSQL server binaries.
-    pub fn start() -> Option<Postgres> {
+    /// loopback). Panics, naming what to install, if the machine has no
+    /// PostgreSQL server binaries or psql.
+    pub fn start() -> Postgres {
         Self::start_with(None)
     }
 
@@ -81,17 +59,15 @@ impl Postgres {
     /// `db.internal` from a fresh test CA, and lets `app` in only over
     /// TLS with SCRAM (password [`APP_PASSWORD`]); the superuser keeps
     /// trust on plain loopback for set-up. Returns the CA's PEM path.
-    pub fn start_tls() -> Option<(Postgres, PathBuf)> {
-        let pg = Self::start_with(Some(()))?;
+    pub fn start_tls() -> (Postgres, PathBuf) {
+        let pg = Self::start_with(Some(()));
         let ca = pg.dir.join("test-ca.pem");
-        Some((pg, ca))
+        (pg, ca)
     }
 
-    fn start_with(tls: Option<()>) -> Option<Postgres> {
-        let Some(bin) = find_bin() else {
-            eprintln!("SKIPPED: no PostgreSQL server binaries (initdb, pg_ctl) on this machine; .ci/run installs them");
-            return None;
-        };
+    fn start_with(tls: Option<()>) -> Postgres {
+        require(Dep::Postgres);
+        let bin = postgres_bin_dir().expect("PostgreSQL server binaries");
         let as_postgres = is_root();
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("warren-pg-{}-{port}", std::process::id()));
@@ -174,7 +150,7 @@ impl Postgres {
         if tls.is_some() {
             pg.psql_admin(&format!("ALTER USER app PASSWORD '{APP_PASSWORD}'"));
         }
-        Some(pg)
+        pg
     }
 
     fn run(&self, tool: &str, args: &[&str]) {
