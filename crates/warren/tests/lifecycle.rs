@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_and_edge_restarts_recover_by_themselves() {
     let dir = support::temp_dir();
-    let edge = Edge::start(dir.path()).await;
+    // On leased ports, so that nothing takes them while the edge is down.
+    let edge = Edge::start_restartable(dir.path()).await;
     let token = edge.tunnel("office", &["app.example.com"]).await;
     let mut c = Connector::start(&edge, &token, &["--url", "hello_world"], dir.path());
     edge.wait_connections("office", 2).await;
@@ -40,11 +41,12 @@ async fn connector_and_edge_restarts_recover_by_themselves() {
 
     // Restart the edge on the same addresses: the connector re-dials by
     // itself; tunnel, route and token survive.
-    let (tunnel, https) = (edge.tunnel.to_string(), edge.https.to_string());
+    let (tunnel, https) = (edge.tunnel, edge.https);
     let mut edge = edge;
     edge.proc.signal("TERM");
     assert!(edge.proc.wait_exit().await.success());
-    let edge = Edge::start_on(dir.path(), &tunnel, &https).await;
+    let edge = edge.start_again().await;
+    assert_eq!((edge.tunnel, edge.https), (tunnel, https));
     edge.wait_connections("office", 2).await;
     let r = edge.curl("app.example.com", "/", &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);

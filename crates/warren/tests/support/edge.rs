@@ -1,12 +1,13 @@
 //! A running edge (`warren edge` on port 0, found through its
-//! `edge.json`), curl against its HTTPS listener, and TLS to it.
+//! `edge.json`; or, to restart it on the same addresses, on leased ports),
+//! curl against its HTTPS listener, and TLS to it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{curl, eventually, warren, Curl, Out, Proc, DEADLINE};
+use super::{curl, eventually, ports, warren, Curl, Out, Proc, DEADLINE};
 
 /// A running edge with its data directory.
 pub struct Edge {
@@ -20,21 +21,77 @@ pub struct Edge {
     pub postgres: Option<SocketAddr>,
     pub ca: PathBuf,
     pub token: String,
+    /// The tunnel and HTTPS ports of an edge that can start again on them.
+    leases: Vec<ports::Lease>,
 }
 
 impl Edge {
     /// Starts an edge on ephemeral ports in `dir`.
     pub async fn start(dir: &Path) -> Edge {
-        Edge::start_on(dir, "127.0.0.1:0", "127.0.0.1:0").await
+        Edge::try_start_on(dir, "127.0.0.1:0", "127.0.0.1:0")
+            .await
+            .unwrap_or_else(|log| panic!("the edge exited before it was ready:\n{log}"))
     }
 
-    /// Starts an edge with fixed tunnel and HTTPS addresses (a restart
-    /// that connectors and clients must find again).
-    pub async fn start_on(dir: &Path, tunnel: &str, https: &str) -> Edge {
+    /// Starts an edge whose tunnel (UDP) and HTTPS (TCP) ports are leased
+    /// outside the ephemeral range, so that [`Edge::start_again`] finds
+    /// them free: a port-0 bind elsewhere could take an ephemeral port in
+    /// between. A port something else holds is replaced by another.
+    pub async fn start_restartable(dir: &Path) -> Edge {
+        Edge::start_restartable_first_on(dir, [ports::lease(), ports::lease()]).await
+    }
+
+    /// [`Edge::start_restartable`], trying the (tunnel, HTTPS) `first`
+    /// leases first: the harness's own test of moving to other ports when
+    /// one is taken.
+    pub async fn start_restartable_first_on(dir: &Path, first: [ports::Lease; 2]) -> Edge {
+        let mut next = Some(first);
+        for attempt in 1.. {
+            let leases = Vec::from(
+                next.take()
+                    .unwrap_or_else(|| [ports::lease(), ports::lease()]),
+            );
+            let tunnel = format!("127.0.0.1:{}", leases[0].port);
+            let https = format!("127.0.0.1:{}", leases[1].port);
+            match Edge::try_start_on(dir, &tunnel, &https).await {
+                Ok(edge) => return Edge { leases, ..edge },
+                Err(log) => assert!(
+                    log.contains("Address already in use") && attempt < ports::START_ATTEMPTS,
+                    "the edge did not start on {tunnel} and {https} (attempt {attempt}):\n{log}"
+                ),
+            }
+        }
+        unreachable!()
+    }
+
+    /// Starts a stopped [`Edge::start_restartable`] edge again, on the
+    /// same data directory and tunnel and HTTPS addresses (a restart that
+    /// connectors and clients must find again).
+    pub async fn start_again(mut self) -> Edge {
+        assert!(
+            !self.leases.is_empty(),
+            "only an edge from Edge::start_restartable can start again on its ports"
+        );
+        assert!(
+            self.proc.child.try_wait().unwrap().is_some(),
+            "stop the edge before starting it again"
+        );
+        let dir = self.dir.parent().unwrap().to_path_buf();
+        let (tunnel, https) = (self.tunnel.to_string(), self.https.to_string());
+        let leases = std::mem::take(&mut self.leases);
+        let edge = Edge::try_start_on(&dir, &tunnel, &https)
+            .await
+            .unwrap_or_else(|log| panic!("the edge did not start again:\n{log}"));
+        Edge { leases, ..edge }
+    }
+
+    /// Starts an edge with the given tunnel and HTTPS addresses; waits
+    /// until it is ready. `Err(its log)` if it exited first.
+    async fn try_start_on(dir: &Path, tunnel: &str, https: &str) -> Result<Edge, String> {
         let data = dir.join("edge");
         let data_s = data.display().to_string();
         let _ = std::fs::remove_file(data.join("edge.json"));
-        let proc = Proc::spawn(
+        let mut proc = Proc::spawn(
             "edge",
             &[
                 "edge",
@@ -57,18 +114,30 @@ impl Edge {
             dir,
         );
         let ready = data.join("edge.json");
-        let v: Value = eventually("the edge's edge.json", DEADLINE, || async {
-            std::fs::read_to_string(&ready)
+        let end = tokio::time::Instant::now() + DEADLINE;
+        let v: Value = loop {
+            let parsed = std::fs::read_to_string(&ready)
                 .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-        })
-        .await;
+                .and_then(|t| serde_json::from_str(&t).ok());
+            if let Some(v) = parsed {
+                break v;
+            }
+            if proc.child.try_wait().unwrap().is_some() {
+                return Err(proc.logs());
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "timed out after {DEADLINE:?} waiting for the edge's edge.json; log:\n{}",
+                proc.logs()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         let addr = |k: &str| v[k].as_str().unwrap().parse().unwrap();
         let token = std::fs::read_to_string(data.join("admin-token"))
             .unwrap()
             .trim()
             .to_owned();
-        Edge {
+        Ok(Edge {
             tunnel: addr("tunnel"),
             https: addr("https"),
             http: addr("http"),
@@ -78,7 +147,8 @@ impl Edge {
             proc,
             dir: data,
             token,
-        }
+            leases: Vec::new(),
+        })
     }
 
     pub fn api_env(&self) -> Vec<(String, String)> {

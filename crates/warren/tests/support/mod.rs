@@ -13,6 +13,7 @@ pub mod access;
 pub mod deps;
 pub mod oidc;
 pub mod origins;
+pub mod ports;
 pub mod postgres;
 
 mod curl;
