@@ -1,12 +1,13 @@
 //! The harness's own promises about ports: leased ports stay out of the
-//! kernel's ephemeral range and are exclusive, and servers on them move
-//! when a port is taken.
+//! kernel's ephemeral range and are exclusive, servers on them move when
+//! a port is taken, and ports that must refuse connections stay held.
 
 mod support;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};
 
+use support::origins::{self, NamedOrigin};
 use support::ports;
 use support::postgres::{psql, Postgres};
 use support::Edge;
@@ -34,6 +35,41 @@ fn leases_are_outside_the_ephemeral_range_and_exclusive() {
         .join("warren-test-ports")
         .join(port.to_string());
     assert!(!lock.exists(), "the lock of port {port} outlived its lease");
+}
+
+#[tokio::test]
+async fn a_closed_port_refuses_connections_and_stays_taken() {
+    let closed = origins::closed_port().await;
+    let err = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, closed.port()))
+        .await
+        .expect_err("nothing may accept on a closed port");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    assert!(
+        TcpListener::bind((Ipv4Addr::LOCALHOST, closed.port())).is_err(),
+        "another socket could take the closed port"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_named_origin_refuses_but_keeps_its_port() {
+    let o = NamedOrigin::start_new("a").await;
+    tokio::net::TcpStream::connect(o.addr).await.unwrap();
+    o.stop().await;
+    let err = tokio::net::TcpStream::connect(o.addr)
+        .await
+        .expect_err("a stopped origin accepted");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    // Still bound: a plain bind (and so a port-0 bind, which only takes
+    // ports no socket holds) cannot get it.
+    assert!(
+        tokio::net::TcpSocket::new_v4()
+            .unwrap()
+            .bind(o.addr)
+            .is_err(),
+        "another socket could take the stopped origin's port"
+    );
+    o.start().await;
+    tokio::net::TcpStream::connect(o.addr).await.unwrap();
 }
 
 #[cfg_attr(

@@ -216,7 +216,9 @@ async fn hash_on_a_header_keeps_a_user_on_one_origin() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_healthy_origin_is_a_503_that_says_so() {
-    let dead = [origins::closed_port().await, origins::closed_port().await]
+    let closed = [origins::closed_port().await, origins::closed_port().await];
+    let dead = closed
+        .each_ref()
         .map(|port| format!("http://127.0.0.1:{port}"));
     let s = Stack::start(&[HOST], &pool_rule(&dead, "")).await;
     let r = eventually("the pool to have no healthy origin", DEADLINE, || async {

@@ -86,9 +86,11 @@ fn outstanding_guards_steer_least_outstanding() {
 #[tokio::test]
 async fn tcp_checks_find_a_dead_origin_and_stop_with_the_task() {
     let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Bound but not listening: connections are refused, and no other
+    // test's port-0 bind can take the port meanwhile.
+    let dead = tokio::net::TcpSocket::new_v4().unwrap();
+    dead.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let dead_addr = dead.local_addr().unwrap();
-    drop(dead);
     let p = pool(&format!(
         "{{ origins: [tcp://{}, tcp://{dead_addr}], healthCheck: {{ interval: 10ms, timeout: 1s, unhealthyAfter: 2 }} }}",
         live.local_addr().unwrap()
