@@ -253,8 +253,8 @@ fn mint(kid: &str, pkcs8: &[u8], claims: &Value) -> String {
 }
 
 #[cfg_attr(
-    any(warren_missing_curl, warren_missing_oidc, warren_missing_python3),
-    ignore = "needs curl, the OIDC fixture with Chromium and python3; .ci/run and scripts/test-deps.sh install what is missing"
+    any(warren_missing_curl, warren_missing_python3),
+    ignore = "needs curl and python3; .ci/run installs what is missing"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_session_cookies_are_refused() {

@@ -187,7 +187,9 @@ pub fn postgres_bin_dir() -> Option<PathBuf> {
 
 /// `tests/fixtures/oidc` of the workspace.
 pub fn oidc_fixtures(manifest_dir: &Path) -> PathBuf {
-    manifest_dir.join("../../tests/fixtures/oidc")
+    // crates/warren → the workspace root.
+    let root = manifest_dir.ancestors().nth(2).unwrap_or(manifest_dir);
+    root.join("tests/fixtures/oidc")
 }
 
 /// Panics, saying what is missing and how to install it, unless `dep` is
