@@ -9,7 +9,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{now, Store, StoreError};
+use crate::store::now;
+use crate::{Store, StoreError};
 
 /// What happened, as the caller records it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,6 +34,10 @@ fn json_body(c: &support::Curl) -> Value {
     serde_json::from_str(&c.body).unwrap_or_else(|e| panic!("{e}: {} {}", c.status, c.body))
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_deny_service_tokens_and_signed_identity() {
     let s = private_app().await;
@@ -203,6 +207,10 @@ async fn default_deny_service_tokens_and_signed_identity() {
     );
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_bypass_exclude_require_and_ip() {
     let s = private_app().await;
@@ -336,15 +344,16 @@ async fn ended(child: tokio::process::Child, t0: tokio::time::Instant) -> (Durat
     )
 }
 
+#[cfg_attr(
+    warren_missing_postgres,
+    ignore = "needs PostgreSQL (server and psql); .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_tcp_to_postgres_with_service_tokens_and_revocation() {
     // A TLS database behind a postgres:// rule (verify-full upstream).
-    let Some((pg, ca)) = tokio::task::spawn_blocking(Postgres::start_tls)
+    let (pg, ca) = tokio::task::spawn_blocking(Postgres::start_tls)
         .await
-        .unwrap()
-    else {
-        return;
-    };
+        .unwrap();
     let db = "db.example.com";
     let s = Stack::start(
         &[],

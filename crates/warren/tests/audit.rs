@@ -4,11 +4,17 @@
 
 mod support;
 
+use support::deps::{require, Dep};
 use support::{eventually, origins, AccessTcp, Stack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[cfg_attr(
+    warren_missing_python3,
+    ignore = "needs python3; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_audited_and_tampering_is_detected() {
+    require(Dep::Python3);
     let echo = origins::tcp_echo().await;
     let s = Stack::start(
         &["echo.example.com"],

@@ -125,6 +125,10 @@ async fn ingress_rule_names_the_matching_rule() {
     );
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_prints_a_url_that_works_with_curl() {
     let dir = support::temp_dir();

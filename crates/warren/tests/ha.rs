@@ -64,6 +64,10 @@ fn failures(results: &[LoadResult]) -> Vec<&LoadResult> {
     results.iter().filter(|r| r.status != 200).collect()
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_follows_connections_and_a_dead_path_is_detected() {
     let dir = support::temp_dir();
@@ -155,6 +159,10 @@ impl Replicas {
     }
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_a_replica_costs_only_what_was_on_it() {
     let (r, mut a, _b) = Replicas::start().await;
@@ -191,6 +199,10 @@ async fn sigkill_of_a_replica_costs_only_what_was_on_it() {
     );
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_under_load_loses_no_request() {
     let (r, mut a, mut b) = Replicas::start().await;
@@ -225,6 +237,10 @@ async fn statuses(edge: &Edge, host: &str, n: usize) -> Vec<u16> {
     out
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostname_fails_over_between_tunnels_and_comes_back() {
     let dir = support::temp_dir();

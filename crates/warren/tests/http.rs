@@ -11,6 +11,10 @@ use support::{origins, Connector, Edge, Stack};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_post_and_websocket_through_the_tunnel() {
     let origin = origins::http_echo().await;
@@ -88,6 +92,10 @@ async fn get_post_and_websocket_through_the_tunnel() {
     assert!(r.headers.starts_with("http/2"), "{}", r.headers);
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_pages_say_what_is_wrong() {
     let closed = origins::closed_port().await;
@@ -148,6 +156,10 @@ async fn error_pages_say_what_is_wrong() {
     );
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_world_and_http_status_services() {
     let dir = support::temp_dir();

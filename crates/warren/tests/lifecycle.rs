@@ -8,10 +8,15 @@ use support::{origins, write_config, Connector, Edge, Stack};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_and_edge_restarts_recover_by_themselves() {
     let dir = support::temp_dir();
-    let edge = Edge::start(dir.path()).await;
+    // On leased ports, so that nothing takes them while the edge is down.
+    let edge = Edge::start_restartable(dir.path()).await;
     let token = edge.tunnel("office", &["app.example.com"]).await;
     let mut c = Connector::start(&edge, &token, &["--url", "hello_world"], dir.path());
     edge.wait_connections("office", 2).await;
@@ -36,17 +41,22 @@ async fn connector_and_edge_restarts_recover_by_themselves() {
 
     // Restart the edge on the same addresses: the connector re-dials by
     // itself; tunnel, route and token survive.
-    let (tunnel, https) = (edge.tunnel.to_string(), edge.https.to_string());
+    let (tunnel, https) = (edge.tunnel, edge.https);
     let mut edge = edge;
     edge.proc.signal("TERM");
     assert!(edge.proc.wait_exit().await.success());
-    let edge = Edge::start_on(dir.path(), &tunnel, &https).await;
+    let edge = edge.start_again().await;
+    assert_eq!((edge.tunnel, edge.https), (tunnel, https));
     edge.wait_connections("office", 2).await;
     let r = edge.curl("app.example.com", "/", &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(edge.token_of("office").await, token);
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_stop_the_connector_with_a_sentence() {
     let dir = support::temp_dir();
@@ -102,6 +112,10 @@ async fn bad_tokens_stop_the_connector_with_a_sentence() {
     assert_eq!(edge.curl("good.example.com", "/", &[]).await.status, 200);
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_without_dropping_open_streams() {
     let origin = origins::http_echo().await;
@@ -179,6 +193,10 @@ async fn sighup_reloads_without_dropping_open_streams() {
     );
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests() {
     let origin = origins::http_echo().await;

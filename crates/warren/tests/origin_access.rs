@@ -134,6 +134,10 @@ async fn round_trip(access: &AccessTcp, payload: &[u8]) -> Vec<u8> {
     got
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_verifies_the_signed_identity_before_the_origin() {
     let dir = temp_dir();

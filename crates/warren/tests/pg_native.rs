@@ -10,6 +10,7 @@ mod support;
 
 use std::time::Duration;
 
+use support::deps::{require, Dep};
 use support::postgres::{spawn_psql, Postgres, APP_PASSWORD};
 use support::{eventually, Stack};
 use tokio::process::Command;
@@ -22,10 +23,10 @@ struct Native {
     home: tempfile::TempDir,
 }
 
-async fn native() -> Option<Native> {
+async fn native() -> Native {
     let (pg, ca) = tokio::task::spawn_blocking(Postgres::start_tls)
         .await
-        .unwrap()?;
+        .unwrap();
     let s = Stack::start(
         &[],
         &format!(
@@ -52,11 +53,11 @@ async fn native() -> Option<Native> {
         "service-token=ops",
     ])
     .await;
-    Some(Native {
+    Native {
         pg,
         s,
         home: support::temp_dir(),
-    })
+    }
 }
 
 impl Native {
@@ -112,9 +113,13 @@ async fn psql(conn: &str, sql: &str) -> (bool, String) {
     support::postgres::psql(&conn, sql).await
 }
 
+#[cfg_attr(
+    warren_missing_postgres,
+    ignore = "needs PostgreSQL (server and psql); .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_with_a_client_certificate_and_refusals() {
-    let Some(n) = native().await else { return };
+    let n = native().await;
     let e = &n.s.edge;
     let ci = e.service_token("ci").await;
     let conn = n.pg_cert(&ci).await;
@@ -258,9 +263,14 @@ async fn psql_with_a_client_certificate_and_refusals() {
     );
 }
 
+#[cfg_attr(
+    any(warren_missing_postgres, warren_missing_pgbench),
+    ignore = "needs PostgreSQL (server and psql) and pgbench; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_pgbench_and_revocation_through_the_native_listener() {
-    let Some(n) = native().await else { return };
+    require(Dep::Pgbench);
+    let n = native().await;
     let e = &n.s.edge;
     let ci = e.service_token("ci").await;
     let conn = n.pg_cert(&ci).await;

@@ -44,6 +44,10 @@ async fn get(s: &Stack, extra: &[&str]) -> (u16, String) {
     (r.status, r.body)
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_origin_leaves_rotation_and_comes_back() {
     let a = NamedOrigin::start_new("a").await;
@@ -89,6 +93,10 @@ async fn a_stopped_origin_leaves_rotation_and_comes_back() {
         .await;
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_endpoint_takes_an_origin_out() {
     let a = NamedOrigin::start_new("a").await;
@@ -114,6 +122,10 @@ async fn a_failing_health_endpoint_takes_an_origin_out() {
     .await;
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_outstanding_prefers_the_fast_origin() {
     let slow = NamedOrigin::start_new("slow").await;
@@ -157,6 +169,10 @@ async fn least_outstanding_prefers_the_fast_origin() {
     );
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hash_on_a_header_keeps_a_user_on_one_origin() {
     let a = NamedOrigin::start_new("a").await;
@@ -194,9 +210,15 @@ async fn hash_on_a_header_keeps_a_user_on_one_origin() {
     }
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_healthy_origin_is_a_503_that_says_so() {
-    let dead = [origins::closed_port().await, origins::closed_port().await]
+    let closed = [origins::closed_port().await, origins::closed_port().await];
+    let dead = closed
+        .each_ref()
         .map(|port| format!("http://127.0.0.1:{port}"));
     let s = Stack::start(&[HOST], &pool_rule(&dead, "")).await;
     let r = eventually("the pool to have no healthy origin", DEADLINE, || async {
@@ -252,6 +274,10 @@ async fn a_tcp_pool_routes_around_a_closed_origin() {
     echo_all("late").await;
 }
 
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_is_retried_with_its_body_and_upgrades() {
     let live = origins::http_echo().await;

@@ -2,6 +2,7 @@
 
 mod support;
 
+use support::deps::{require, Dep};
 use support::postgres::Postgres;
 use support::{AccessTcp, Stack};
 use tokio::process::Command;
@@ -25,11 +26,14 @@ async fn run(cmd: &str, args: &[&str]) -> (bool, String) {
     (o.status.success(), text)
 }
 
+#[cfg_attr(
+    any(warren_missing_postgres, warren_missing_pgbench),
+    ignore = "needs PostgreSQL (server and psql) and pgbench; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_and_pgbench_through_access_tcp() {
-    let Some(pg) = tokio::task::spawn_blocking(Postgres::start).await.unwrap() else {
-        return;
-    };
+    require(Dep::Pgbench);
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let s = Stack::start(
         &["db.example.com"],
         &format!(
@@ -126,14 +130,15 @@ async fn psql_conn(conn: &str, sql: &str) -> (bool, String) {
 /// A `postgres://` rule: whatever the client asks for, the database sees
 /// a verified TLS connection (its pg_hba rejects plain ones for `app`),
 /// and SCRAM passes through untouched.
+#[cfg_attr(
+    warren_missing_postgres,
+    ignore = "needs PostgreSQL (server and psql); .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_origins_are_always_tls_verify_full() {
-    let Some((pg, ca)) = tokio::task::spawn_blocking(Postgres::start_tls)
+    let (pg, ca) = tokio::task::spawn_blocking(Postgres::start_tls)
         .await
-        .unwrap()
-    else {
-        return;
-    };
+        .unwrap();
     let s = Stack::start(
         &["db.example.com", "wrongname.example.com", "wrongca.example.com"],
         &format!(
@@ -231,11 +236,11 @@ async fn postgres_origins_are_always_tls_verify_full() {
 }
 
 /// A TLS PostgreSQL behind a `postgres://` rule for db.example.com that
-/// trusts its test CA, and `access tcp` to it; `None` without PostgreSQL.
-async fn tls_db() -> Option<(Postgres, Stack, AccessTcp)> {
+/// trusts its test CA, and `access tcp` to it.
+async fn tls_db() -> (Postgres, Stack, AccessTcp) {
     let (pg, ca) = tokio::task::spawn_blocking(Postgres::start_tls)
         .await
-        .unwrap()?;
+        .unwrap();
     let s = Stack::start(
         &["db.example.com"],
         &format!(
@@ -246,17 +251,19 @@ async fn tls_db() -> Option<(Postgres, Stack, AccessTcp)> {
     )
     .await;
     let access = AccessTcp::start(&s.edge, "db.example.com", s.path()).await;
-    Some((pg, s, access))
+    (pg, s, access)
 }
 
 /// psql's Ctrl-C sends a CancelRequest on a new connection; through
 /// `access tcp` and the connector it reaches the database (over TLS) and
 /// ends the running query.
+#[cfg_attr(
+    warren_missing_postgres,
+    ignore = "needs PostgreSQL (server and psql); .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_request_reaches_the_database() {
-    let Some((pg, s, access)) = tls_db().await else {
-        return;
-    };
+    let (pg, s, access) = tls_db().await;
     let conn = format!(
         "host=127.0.0.1 port={} user=app dbname=app sslmode=disable",
         access.addr.port()
@@ -288,12 +295,14 @@ async fn cancel_request_reaches_the_database() {
 
 /// Malformed first messages get an ErrorResponse or a closed connection
 /// and a log line; the connector keeps serving.
+#[cfg_attr(
+    warren_missing_postgres,
+    ignore = "needs PostgreSQL (server and psql); .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_first_messages_never_hurt_the_connector() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some((_pg, s, access)) = tls_db().await else {
-        return;
-    };
+    let (_pg, s, access) = tls_db().await;
     let mut huge = 20_000u32.to_be_bytes().to_vec();
     huge.extend_from_slice(&196_608u32.to_be_bytes());
     let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![

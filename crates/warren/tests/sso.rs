@@ -10,6 +10,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::access::verify_assertion;
+use support::deps::{require, Dep};
 use support::oidc::{self, browse, Provider, ALICE, BOB};
 use support::{origins, AccessTcp, Proc, Stack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -117,11 +118,12 @@ impl Sso {
     }
 }
 
+#[cfg_attr(
+    any(warren_missing_curl, warren_missing_oidc),
+    ignore = "needs curl and the OIDC fixture with Chromium; .ci/run and scripts/test-deps.sh install what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sign_in_policies_identity_and_logout() {
-    if !oidc::available() {
-        return;
-    }
     let sso = Sso::start().await;
     let e = &sso.s.edge;
     let hosts = [APP, ADMIN];
@@ -225,6 +227,7 @@ async fn browser_sign_in_policies_identity_and_logout() {
 /// The newest signing key of the edge, read from its store as only the
 /// edge can.
 fn edge_key(e: &support::Edge) -> (String, Vec<u8>) {
+    require(Dep::Python3);
     let out = std::process::Command::new("python3")
         .args([
             "-c",
@@ -249,6 +252,10 @@ fn mint(kid: &str, pkcs8: &[u8], claims: &Value) -> String {
     .unwrap()
 }
 
+#[cfg_attr(
+    any(warren_missing_curl, warren_missing_python3),
+    ignore = "needs curl and python3; .ci/run installs what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_session_cookies_are_refused() {
     let s = protected().await;
@@ -365,11 +372,12 @@ async fn browser_for(p: &Proc, host: &str) {
     assert!(v.body().contains("Signed in"), "{:?}", v.json);
 }
 
+#[cfg_attr(
+    any(warren_missing_curl, warren_missing_oidc),
+    ignore = "needs curl and the OIDC fixture with Chromium; .ci/run and scripts/test-deps.sh install what is missing"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_login_token_and_access_tcp() {
-    if !oidc::available() {
-        return;
-    }
     let sso = Sso::start().await;
     let e = &sso.s.edge;
     let home = support::temp_dir();

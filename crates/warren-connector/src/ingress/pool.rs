@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use super::origin::duration_value;
-use super::{get, key_text, kind, scalar_text, service, untag, ConfigError, Service, Warnings};
+use super::duration::duration_value;
+use super::parse::{get, key_text, kind, scalar_text, untag, Warnings};
+use super::{service, ConfigError, Service};
 
 /// The origins of a `service: pool` rule and how to use them.
 #[derive(Debug, Clone, PartialEq, Eq)]

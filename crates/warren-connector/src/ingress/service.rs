@@ -4,7 +4,8 @@ use std::fmt;
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
-use super::{is_host_char, split_host_port, ConfigError, OriginPool};
+use super::hostname::{is_host_char, split_host_port};
+use super::{ConfigError, OriginPool};
 
 /// Where a rule sends requests.
 #[derive(Debug, Clone, PartialEq, Eq)]

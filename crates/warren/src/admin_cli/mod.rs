@@ -566,9 +566,11 @@ mod tests {
 
     #[tokio::test]
     async fn refused_connection_names_the_url_and_the_fix() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
+        // Bound but not listening: connections are refused, and no other
+        // test's port-0 bind can take the port meanwhile.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let url = format!("http://{}", socket.local_addr().unwrap());
         let e = ApiClient::new(&args(&url))
             .unwrap()
             .call(Method::GET, "/v1/tunnels", None)

@@ -1,6 +1,8 @@
 //! A real OpenID Connect provider (`tests/fixtures/oidc/provider.js`, the
 //! npm `oidc-provider` package) and a headless Chromium driven by
-//! `browser.js` (playwright-core), both installed by `scripts/test-deps.sh`.
+//! `browser.js` (playwright-core), both installed by `scripts/test-deps.sh`
+//! (tests that need them carry `cfg_attr(warren_missing_oidc, ignore)`, see
+//! [`super::deps`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -10,24 +12,12 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::deps::{self, require, Dep};
 use super::DEADLINE;
 
 /// The fixture directory.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/oidc")
-}
-
-/// Whether the provider and the browser can run here. Outside CI a
-/// machine without them skips (saying so); in CI it is a failure.
-pub fn available() -> bool {
-    let ok = fixtures().join("node_modules/oidc-provider").is_dir()
-        && Path::new("/usr/bin/chromium").exists();
-    if !ok {
-        let msg = "the OIDC provider or Chromium is missing; run scripts/test-deps.sh";
-        assert!(std::env::var_os("CI").is_none(), "{msg}");
-        eprintln!("SKIPPED: {msg}");
-    }
-    ok
+    deps::oidc_fixtures(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The test users (from provider.js).
@@ -46,6 +36,7 @@ impl Provider {
     /// Starts the provider accepting these redirect URIs; waits for its
     /// readiness line.
     pub async fn start(redirect_uris: &[String], log_dir: &Path) -> Provider {
+        require(Dep::Oidc);
         let log = std::fs::File::create(log_dir.join("oidc-provider.log")).unwrap();
         let mut child = Command::new("node")
             .arg("provider.js")
@@ -105,6 +96,7 @@ pub async fn browse(
     then: Option<&str>,
     expect_host: Option<&str>,
 ) -> Visit {
+    require(Dep::Oidc);
     let mut cmd = Command::new("node");
     cmd.arg("browser.js")
         .current_dir(fixtures())

@@ -2,7 +2,7 @@
 //! own runtime.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -13,7 +13,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
@@ -217,22 +217,60 @@ pub async fn h2c_grpc_like() -> SocketAddr {
     addr
 }
 
-/// A 127.0.0.1 port nothing listens on.
-pub async fn closed_port() -> u16 {
-    let (l, a) = listen().await;
-    drop(l);
-    a.port()
+/// A 127.0.0.1 port nothing listens on while the [`ClosedPort`] lives.
+pub async fn closed_port() -> ClosedPort {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
+}
+
+/// A port on 127.0.0.1 that refuses connections for as long as this
+/// lives: a socket is bound to it, so nothing else gets the port, but it
+/// never listens. Displays as the port number.
+pub struct ClosedPort {
+    _socket: TcpSocket,
+    port: u16,
+}
+
+impl ClosedPort {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl std::fmt::Display for ClosedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.port)
+    }
+}
+
+/// A TCP socket that may share its port with the other sockets of this
+/// process made here (`SO_REUSEPORT`), so a port can change hands without
+/// ever being free.
+fn shareable() -> TcpSocket {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.set_reuseport(true).unwrap();
+    socket
 }
 
 /// HTTP/1.1 origin for pools that answers every request with its own name.
 /// `/healthz` answers 200, or 503 after `set_healthy(false)`; other paths
 /// first wait `set_delay`. `stop` closes the listener and every open
-/// connection; `start` listens again on the same port.
+/// connection; `start` listens again on the same port. While stopped the
+/// port stays bound (not listening), so connections are refused and no
+/// other test's port-0 bind can take it.
 pub struct NamedOrigin {
     pub name: String,
     pub addr: SocketAddr,
     state: std::sync::Arc<NamedState>,
     server: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Holds the port while stopped.
+    held: std::sync::Mutex<Option<TcpSocket>>,
 }
 
 struct NamedState {
@@ -244,7 +282,10 @@ struct NamedState {
 impl NamedOrigin {
     /// Starts an origin named `name` on 127.0.0.1:0.
     pub async fn start_new(name: &str) -> NamedOrigin {
-        let (l, addr) = listen().await;
+        let socket = shareable();
+        socket.bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let l = socket.listen(1024).unwrap();
         let state = std::sync::Arc::new(NamedState {
             name: name.to_owned(),
             healthy: std::sync::atomic::AtomicBool::new(true),
@@ -256,15 +297,19 @@ impl NamedOrigin {
             addr,
             state,
             server: tokio::sync::Mutex::new(Some(server)),
+            held: std::sync::Mutex::new(None),
         }
     }
 
-    /// Closes the listener and all connections; returns once the port is
-    /// free.
+    /// Closes the listener and all connections; returns once connections
+    /// are refused. The port stays bound to a socket that does not listen.
     pub async fn stop(&self) {
         if let Some(server) = self.server.lock().await.take() {
+            let hold = shareable();
+            hold.bind(self.addr).unwrap();
             server.abort();
             let _ = server.await;
+            *self.held.lock().unwrap() = Some(hold);
         }
     }
 
@@ -272,8 +317,11 @@ impl NamedOrigin {
     pub async fn start(&self) {
         let mut server = self.server.lock().await;
         if server.is_none() {
-            let l = TcpListener::bind(self.addr).await.unwrap();
+            let socket = shareable();
+            socket.bind(self.addr).unwrap();
+            let l = socket.listen(1024).unwrap();
             *server = Some(tokio::spawn(serve_named(l, self.state.clone())));
+            self.held.lock().unwrap().take();
         }
     }
 

@@ -1,8 +1,12 @@
 //! A throw-away PostgreSQL cluster on 127.0.0.1, from the machine's own
-//! binaries (`initdb` refuses root, so as root it runs as `postgres`).
+//! binaries (`initdb` refuses root, so as root it runs as `postgres`), on
+//! a leased port ([`super::ports`]); and psql against it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+
+use super::deps::{postgres_bin_dir, require, Dep};
+use super::ports;
 
 /// Password of `app` in a [`Postgres::start_tls`] cluster.
 pub const APP_PASSWORD: &str = "app-secret";
@@ -35,30 +39,8 @@ pub struct Postgres {
     dir: PathBuf,
     bin: PathBuf,
     as_postgres: bool,
-}
-
-fn find_bin() -> Option<PathBuf> {
-    if let Ok(o) = Command::new("sh")
-        .args(["-c", "command -v initdb"])
-        .output()
-    {
-        let p = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-        if !p.is_empty() {
-            // /usr/local/bin/initdb may be a wrapper; use its directory only
-            // if pg_ctl is beside it.
-            let dir = Path::new(&p).parent().unwrap().to_path_buf();
-            if dir.join("pg_ctl").exists() {
-                return Some(dir);
-            }
-        }
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    found.sort();
-    found.pop()
+    /// Keeps [`Postgres::port`] reserved while the cluster runs.
+    lease: ports::Lease,
 }
 
 fn is_root() -> bool {
@@ -69,32 +51,43 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A fresh directory for one cluster.
+fn cluster_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("warren-pg-{}-{n}", std::process::id()))
+}
+
 impl Postgres {
     /// Starts a cluster with user `app` and database `app` (trust auth on
-    /// loopback). `None`, with the reason printed, if the machine has no
-    /// PostgreSQL server binaries.
-    pub fn start() -> Option<Postgres> {
-        Self::start_with(None)
+    /// loopback). Panics, naming what to install, if the machine has no
+    /// PostgreSQL server binaries or psql.
+    pub fn start() -> Postgres {
+        Self::start_with(false, ports::lease())
+    }
+
+    /// [`Postgres::start`], trying `lease` first: the harness's own test
+    /// of moving to another port when the first one is taken.
+    pub fn start_first_on(lease: ports::Lease) -> Postgres {
+        Self::start_with(false, lease)
     }
 
     /// A cluster that serves TLS with a certificate for `localhost` and
     /// `db.internal` from a fresh test CA, and lets `app` in only over
     /// TLS with SCRAM (password [`APP_PASSWORD`]); the superuser keeps
     /// trust on plain loopback for set-up. Returns the CA's PEM path.
-    pub fn start_tls() -> Option<(Postgres, PathBuf)> {
-        let pg = Self::start_with(Some(()))?;
+    pub fn start_tls() -> (Postgres, PathBuf) {
+        let pg = Self::start_with(true, ports::lease());
         let ca = pg.dir.join("test-ca.pem");
-        Some((pg, ca))
+        (pg, ca)
     }
 
-    fn start_with(tls: Option<()>) -> Option<Postgres> {
-        let Some(bin) = find_bin() else {
-            eprintln!("SKIPPED: no PostgreSQL server binaries (initdb, pg_ctl) on this machine; .ci/run installs them");
-            return None;
-        };
+    fn start_with(tls: bool, lease: ports::Lease) -> Postgres {
+        require(Dep::Postgres);
+        let bin = postgres_bin_dir().expect("PostgreSQL server binaries");
         let as_postgres = is_root();
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("warren-pg-{}-{port}", std::process::id()));
+        let dir = cluster_dir();
         std::fs::create_dir_all(&dir).unwrap();
         if as_postgres {
             let st = Command::new("chown")
@@ -104,8 +97,12 @@ impl Postgres {
                 .unwrap();
             assert!(st.success(), "chown of the cluster directory failed");
         }
-        let pg = Postgres {
-            port,
+        // PostgreSQL can neither take a listening socket nor report the
+        // port it bound: it gets a leased port outside the ephemeral
+        // range, and another one if something else holds that.
+        let mut pg = Postgres {
+            port: lease.port,
+            lease,
             dir,
             bin,
             as_postgres,
@@ -123,10 +120,10 @@ impl Postgres {
             ],
         );
         let mut opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+            "-k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
             pg.dir.display()
         );
-        if tls.is_some() {
+        if tls {
             let (ca_pem, cert_pem, key_pem) = test_certs();
             std::fs::write(pg.dir.join("test-ca.pem"), ca_pem).unwrap();
             let cert = data.join("server.crt");
@@ -153,31 +150,55 @@ impl Postgres {
             }
             opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
         }
-        let log = pg.dir.join("server.log");
-        pg.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+        for attempt in 1.. {
+            let log = pg.dir.join(format!("server-{attempt}.log"));
+            let port_opts = format!("-p {} {opts}", pg.port);
+            let started = pg.try_run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    data.to_str().unwrap(),
+                    "-o",
+                    &port_opts,
+                    "-l",
+                    log.to_str().unwrap(),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            );
+            let Err(out) = started else { break };
+            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                server_log.contains("Address already in use") && attempt < ports::START_ATTEMPTS,
+                "pg_ctl start failed on port {} (attempt {attempt}): {out}\n{server_log}",
+                pg.port
+            );
+            eprintln!(
+                "port {} is in use; starting PostgreSQL on another one",
+                pg.port
+            );
+            pg.lease = ports::lease();
+            pg.port = pg.lease.port;
+        }
         pg.psql_admin("CREATE USER app");
         pg.psql_admin("CREATE DATABASE app OWNER app");
-        if tls.is_some() {
+        if tls {
             pg.psql_admin(&format!("ALTER USER app PASSWORD '{APP_PASSWORD}'"));
         }
-        Some(pg)
+        pg
     }
 
     fn run(&self, tool: &str, args: &[&str]) {
+        if let Err(out) = self.try_run(tool, args) {
+            panic!("{tool} failed: {out}");
+        }
+    }
+
+    /// Runs a server tool (as `postgres` when we are root); its output if
+    /// it failed.
+    fn try_run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
         let exe = self.bin.join(tool);
         let out = if self.as_postgres {
             Command::new("runuser")
@@ -189,12 +210,15 @@ impl Postgres {
             Command::new(&exe).args(args).output()
         }
         .unwrap_or_else(|e| panic!("running {tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     fn psql_admin(&self, sql: &str) {
@@ -236,14 +260,6 @@ impl Drop for Postgres {
         };
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// psql with the libpq connection string `conn` running `sql`, stopping at

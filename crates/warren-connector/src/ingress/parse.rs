@@ -1,0 +1,256 @@
+//! Reading the YAML: top-level keys, each rule's keys in order, and the
+//! "setting is ignored" warnings; `originRequest` blocks are read by
+//! `origin`, `originPool` by `pool`, services by `service`.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde_norway::{Mapping, Value};
+
+use super::hostname::validate_hostname;
+use super::overrides::Overrides;
+use super::{pool, service, ConfigError, IngressConfig, OriginRequest, Rule, Scope, Service};
+
+/// Top-level keys this module reads; every other one is accepted silently
+/// (cloudflared has many: `tunnel`, `credentials-file`, `warp-routing`,
+/// `loglevel`, `metrics`, `protocol`, ...).
+const TOP_LEVEL_KEYS: &[&str] = &["ingress", "originRequest"];
+
+/// Keys of one ingress rule.
+const RULE_KEYS: &[&str] = &["hostname", "path", "service", "originPool", "originRequest"];
+
+/// Collects "setting is ignored" warnings, one per setting, listing where it
+/// appears.
+#[derive(Default)]
+pub(super) struct Warnings {
+    seen: BTreeMap<String, Vec<String>>,
+}
+
+impl Warnings {
+    pub(super) fn add(&mut self, what: String, place: String) {
+        let places = self.seen.entry(what).or_default();
+        // Blocks are read in order, so a repeat can only be the last place.
+        if places.last() != Some(&place) {
+            places.push(place);
+        }
+    }
+
+    pub(super) fn finish(self) -> Vec<String> {
+        self.seen
+            .into_iter()
+            .map(|(what, places)| format!("{what} (in {})", places.join(", ")))
+            .collect()
+    }
+}
+
+/// `value` without YAML tags (`!foo x` is read as `x`).
+pub(super) fn untag(mut value: &Value) -> &Value {
+    while let Value::Tagged(tagged) = value {
+        value = &tagged.value;
+    }
+    value
+}
+
+/// The text of a scalar (strings, numbers, booleans), like Go's YAML
+/// decoder does for string fields; `None` for null, lists and mappings.
+pub(super) fn scalar_text(value: &Value) -> Option<String> {
+    match untag(value) {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// What kind of YAML value this is, for messages ("a list").
+pub(super) fn kind(value: &Value) -> &'static str {
+    match untag(value) {
+        Value::Null => "empty",
+        Value::Bool(_) => "true/false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// The text of a mapping key, if it is a scalar.
+pub(super) fn key_text(key: &Value) -> String {
+    scalar_text(key).unwrap_or_else(|| format!("({})", kind(key)))
+}
+
+/// Looks `key` up, treating an explicit null (`key:` with no value) as
+/// absent.
+pub(super) fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
+    map.get(key).filter(|v| !matches!(untag(v), Value::Null))
+}
+
+pub(super) fn parse_config(
+    text: &str,
+    warnings: &mut Warnings,
+) -> Result<IngressConfig, ConfigError> {
+    let mut doc: Value =
+        serde_norway::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    doc.apply_merge()
+        .map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    let top = match untag(&doc) {
+        Value::Null => return Err(ConfigError::NoRules),
+        Value::Mapping(map) => map,
+        other => {
+            return Err(ConfigError::Shape(format!(
+                "the config file is {} instead of a mapping; write it as `ingress:` followed by \
+                 a list of rules, such as `- service: http_status:404`",
+                kind(other)
+            )))
+        }
+    };
+    for key in top.keys() {
+        let key = key_text(key);
+        if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+            tracing::debug!("ingress config: ignoring top-level key {key:?}");
+        }
+    }
+
+    let global = match get(top, "originRequest") {
+        Some(block) => Overrides::parse(block, Scope::Global, warnings)?,
+        None => Overrides::default(),
+    };
+
+    let list = match get(top, "ingress").map(untag) {
+        None => return Err(ConfigError::NoRules),
+        Some(Value::Sequence(list)) => list,
+        Some(other) => {
+            return Err(ConfigError::Shape(format!(
+                "the config's `ingress:` is {} instead of a list of rules; write each rule on \
+                 its own line starting with `- `, ending with a catch-all such as \
+                 `- service: http_status:404`",
+                kind(other)
+            )))
+        }
+    };
+    if list.is_empty() {
+        return Err(ConfigError::NoRules);
+    }
+
+    let defaults = OriginRequest::default().merged(&global);
+    let mut rules = Vec::with_capacity(list.len());
+    for (index, raw) in list.iter().enumerate() {
+        let number = index + 1;
+        let rule = parse_rule(raw, number, &defaults, warnings)?;
+        if rule.is_catch_all() && number < list.len() {
+            return Err(ConfigError::CatchAllNotLast { rule: number });
+        }
+        rules.push(rule);
+    }
+    if rules.last().is_some_and(|rule| !rule.is_catch_all()) {
+        return Err(ConfigError::LastRuleNotCatchAll { rule: rules.len() });
+    }
+    Ok(IngressConfig { rules })
+}
+
+fn parse_rule(
+    raw: &Value,
+    number: usize,
+    defaults: &OriginRequest,
+    warnings: &mut Warnings,
+) -> Result<Rule, ConfigError> {
+    let map = match untag(raw) {
+        Value::Mapping(map) => map,
+        other => {
+            return Err(ConfigError::Shape(format!(
+                "ingress rule {number} is {} instead of a mapping; write it as \
+                 `- hostname: app.example.com` with `service: http://localhost:8000` on the next \
+                 line",
+                kind(other)
+            )))
+        }
+    };
+    for key in map.keys() {
+        let key = key_text(key);
+        if !RULE_KEYS.contains(&key.as_str()) {
+            warnings.add(
+                format!("the ingress rule key \"{key}\" is not a known setting and is ignored"),
+                format!("rule {number}"),
+            );
+        }
+    }
+
+    let text_field = |key: &str, example: &str| -> Result<Option<String>, ConfigError> {
+        match get(map, key) {
+            None => Ok(None),
+            Some(value) => scalar_text(value).map(Some).ok_or_else(|| {
+                ConfigError::Shape(format!(
+                    "ingress rule {number} has a {key} that is {} instead of text; write it as \
+                     `{key}: {example}`",
+                    kind(value)
+                ))
+            }),
+        }
+    };
+
+    let hostname = text_field("hostname", "app.example.com")?;
+    if let Some(hostname) = &hostname {
+        validate_hostname(hostname).map_err(|reason| ConfigError::BadHostname {
+            rule: number,
+            hostname: hostname.clone(),
+            reason,
+        })?;
+    }
+
+    let path = match text_field("path", "^/api/")? {
+        None => None,
+        Some(pattern) if pattern.is_empty() => None,
+        Some(pattern) => Some(Regex::new(&pattern).map_err(|e| ConfigError::BadPathRegex {
+            rule: number,
+            reason: regex_reason(&e),
+            pattern,
+        })?),
+    };
+
+    let pool_block = get(map, "originPool");
+    let service = match text_field("service", "http://localhost:8000")? {
+        None => return Err(ConfigError::MissingService { rule: number }),
+        Some(s) if s.is_empty() => return Err(ConfigError::MissingService { rule: number }),
+        Some(s) if s == "pool" => match pool_block {
+            None => return Err(ConfigError::PoolWithoutOriginPool { rule: number }),
+            Some(block) => Service::Pool(pool::parse(block, number, warnings)?),
+        },
+        Some(s) => {
+            let service = service::parse(&s, number)?;
+            if pool_block.is_some() {
+                return Err(ConfigError::OriginPoolWithoutPool {
+                    rule: number,
+                    service: s,
+                });
+            }
+            service
+        }
+    };
+
+    let origin_request = match get(map, "originRequest") {
+        None => defaults.clone(),
+        Some(block) => defaults.merged(&Overrides::parse(block, Scope::Rule(number), warnings)?),
+    };
+
+    Ok(Rule {
+        hostname,
+        path,
+        service,
+        origin_request,
+    })
+}
+
+/// The useful line of a regex error: the regex crate's syntax errors span
+/// several lines (the pattern, a caret, then `error: ...`); keep the
+/// `error:` line's text, or else the first non-empty line.
+fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let line = text
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("error: "))
+        .or_else(|| text.lines().map(str::trim).find(|line| !line.is_empty()))
+        .unwrap_or("invalid regular expression");
+    line.trim_end_matches('.').to_string()
+}

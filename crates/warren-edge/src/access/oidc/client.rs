@@ -1,0 +1,338 @@
+//! The identity-provider client: discovery, the JWKS fetch (both cached
+//! for a while), the token exchange and ID-token verification. Knows
+//! nothing of cookies, pages or sessions.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, Method, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use warren_store::IdpRow;
+
+use super::encode;
+
+/// Largest document read from the identity provider.
+const MAX_IDP_BODY: usize = 1024 * 1024;
+/// How long discovery documents and key sets are cached.
+const CACHE_TTL: Duration = Duration::from_secs(600);
+
+/// The parts of the provider's discovery document the flow uses.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct Discovery {
+    pub(super) issuer: String,
+    pub(super) authorization_endpoint: String,
+    pub(super) token_endpoint: String,
+    pub(super) jwks_uri: String,
+}
+
+/// A provider's discovery document and key set, and when they were read.
+type Cached = (Instant, Discovery, Option<JwkSet>);
+
+/// Requests to identity providers, with discovery and JWKS caches.
+pub struct IdpClient {
+    timeout: Duration,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+/// Why talking to the identity provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn failed(what: impl std::fmt::Display) -> IdpError {
+    IdpError::Failed(what.to_string())
+}
+
+impl IdpClient {
+    pub(crate) fn new(timeout: Duration) -> IdpClient {
+        IdpClient {
+            timeout,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One request; the body of a 2xx answer, or an error naming the URL.
+    async fn call(
+        &self,
+        idp: &IdpRow,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<String>,
+    ) -> Result<Bytes, IdpError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| failed(format!("{url} is not a valid URL ({e})")))?;
+        let fut = self.call_uri(idp, method, &uri, headers, body);
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r.map_err(|e| failed(format!("{url}: {e}"))),
+            Err(_) => Err(failed(format!(
+                "{url} did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    async fn call_uri(
+        &self,
+        idp: &IdpRow,
+        method: Method,
+        uri: &Uri,
+        headers: &[(&str, String)],
+        body: Option<String>,
+    ) -> Result<Bytes, IdpError> {
+        let host = uri.host().ok_or_else(|| failed("the URL has no host"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(failed("only http and https URLs are supported")),
+        };
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(failed)?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, uri.authority().map_or(host, |a| a.as_str()))
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("warren/", env!("CARGO_PKG_VERSION")),
+            );
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(failed)?;
+        let resp = if https {
+            let trust = match &idp.ca_file {
+                Some(f) => warren_transport::tls::Trust::Roots(std::sync::Arc::new(
+                    warren_transport::tls::roots_from_file(std::path::Path::new(f))
+                        .map_err(failed)?,
+                )),
+                None => warren_transport::tls::Trust::WebPki,
+            };
+            let cfg =
+                warren_transport::tls::client_config(&trust, &[b"http/1.1"]).map_err(failed)?;
+            let name =
+                rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+                    .map_err(failed)?;
+            let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+                .connect(name, tcp)
+                .await
+                .map_err(failed)?;
+            send(TokioIo::new(tls), req).await?
+        } else {
+            send(TokioIo::new(tcp), req).await?
+        };
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), MAX_IDP_BODY)
+            .collect()
+            .await
+            .map_err(|e| failed(format!("reading the answer: {e}")))?
+            .to_bytes();
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            return Err(failed(format!("answered {status}: {text}")));
+        }
+        Ok(body)
+    }
+
+    /// The provider's discovery document (and cached JWKS), from cache.
+    pub(super) async fn discover(
+        &self,
+        idp: &IdpRow,
+        refresh_keys: bool,
+    ) -> Result<(Discovery, JwkSet), IdpError> {
+        let cached = self
+            .cache
+            .lock()
+            .expect("idp cache")
+            .get(&idp.issuer)
+            .cloned();
+        let disc = match cached {
+            Some((at, d, Some(k))) if at.elapsed() < CACHE_TTL && !refresh_keys => {
+                return Ok((d, k))
+            }
+            Some((at, d, _)) if at.elapsed() < CACHE_TTL => d,
+            _ => {
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    idp.issuer.trim_end_matches('/')
+                );
+                let body = self.call(idp, Method::GET, &url, &[], None).await?;
+                let d: Discovery = serde_json::from_slice(&body).map_err(|e| {
+                    failed(format!(
+                        "the discovery document at {url} does not parse ({e})"
+                    ))
+                })?;
+                if d.issuer.trim_end_matches('/') != idp.issuer.trim_end_matches('/') {
+                    return Err(failed(format!(
+                        "the discovery document names issuer {} but the provider is configured as {}",
+                        d.issuer, idp.issuer
+                    )));
+                }
+                d
+            }
+        };
+        let body = self
+            .call(idp, Method::GET, &disc.jwks_uri, &[], None)
+            .await?;
+        let keys: JwkSet = serde_json::from_slice(&body).map_err(|e| {
+            failed(format!(
+                "the key set at {} does not parse ({e})",
+                disc.jwks_uri
+            ))
+        })?;
+        self.cache.lock().expect("idp cache").insert(
+            idp.issuer.clone(),
+            (Instant::now(), disc.clone(), Some(keys.clone())),
+        );
+        Ok((disc, keys))
+    }
+}
+
+async fn send<IO>(
+    io: TokioIo<IO>,
+    req: http::Request<Full<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, IdpError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(failed)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender.send_request(req).await.map_err(failed)
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    id_token: String,
+}
+
+/// The ID token's claims Warren reads.
+#[derive(Deserialize)]
+struct IdClaims {
+    sub: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(flatten)]
+    rest: HashMap<String, serde_json::Value>,
+}
+
+/// Code → verified ID token → (email, groups, subject): the code is
+/// exchanged at the token endpoint (client secret + PKCE `verifier`),
+/// and the ID token is verified against the provider's JWKS (algorithm,
+/// signature, issuer, audience, expiry, `nonce`).
+pub(super) async fn exchange(
+    client: &IdpClient,
+    idp: &IdpRow,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+    nonce: &str,
+) -> Result<(String, Vec<String>, String), IdpError> {
+    let (disc, keys) = client.discover(idp, false).await?;
+    let body = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
+        encode(code),
+        encode(redirect_uri),
+        encode(verifier),
+    );
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        encode(&idp.client_id),
+        encode(&idp.client_secret)
+    ));
+    let answer = client
+        .call(
+            idp,
+            Method::POST,
+            &disc.token_endpoint,
+            &[
+                ("content-type", "application/x-www-form-urlencoded".into()),
+                ("authorization", format!("Basic {basic}")),
+            ],
+            Some(body),
+        )
+        .await?;
+    let answer: TokenAnswer = serde_json::from_slice(&answer)
+        .map_err(|e| failed(format!("the token endpoint's answer has no ID token ({e})")))?;
+    let header = jsonwebtoken::decode_header(&answer.id_token)
+        .map_err(|e| failed(format!("the ID token does not parse ({e})")))?;
+    const ALLOWED: &[Algorithm] = &[
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+    if !ALLOWED.contains(&header.alg) {
+        return Err(failed(format!(
+            "the ID token is signed with {:?}, which Warren does not accept",
+            header.alg
+        )));
+    }
+    let find = |set: &JwkSet| match &header.kid {
+        Some(kid) => set.find(kid).cloned(),
+        None => set.keys.first().cloned(),
+    };
+    let jwk = match find(&keys) {
+        Some(k) => k,
+        None => {
+            let (_, fresh) = client.discover(idp, true).await?;
+            find(&fresh)
+                .ok_or_else(|| failed("the ID token's key is not in the provider's key set"))?
+        }
+    };
+    let key = DecodingKey::from_jwk(&jwk)
+        .map_err(|e| failed(format!("the provider's key is unusable ({e})")))?;
+    let mut v = Validation::new(header.alg);
+    v.set_audience(&[&idp.client_id]);
+    v.set_issuer(&[&disc.issuer]);
+    v.leeway = 60;
+    let claims = jsonwebtoken::decode::<IdClaims>(&answer.id_token, &key, &v)
+        .map_err(|e| failed(format!("the ID token is not valid ({e})")))?
+        .claims;
+    if claims.nonce.as_deref() != Some(nonce) {
+        return Err(failed("the ID token's nonce does not match this sign-in"));
+    }
+    let email = claims.email.filter(|e| e.contains('@')).ok_or_else(|| {
+        failed("the identity provider did not give an email address; add the email scope")
+    })?;
+    if claims.email_verified == Some(false) {
+        return Err(failed(
+            "the identity provider says this email address is not verified",
+        ));
+    }
+    let groups = match claims.rest.get(&idp.groups_claim) {
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|g| g.as_str().map(str::to_owned))
+            .collect(),
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    Ok((email, groups, claims.sub))
+}

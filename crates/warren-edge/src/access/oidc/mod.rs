@@ -1,0 +1,34 @@
+//! Signing in through an OpenID Connect provider: authorization code flow
+//! with PKCE (S256), `state` and `nonce`.
+//!
+//! 1. [`begin`]: a browser that must sign in is redirected to the
+//!    provider's authorization endpoint. The flow's secrets (state, nonce,
+//!    PKCE verifier, where to return) travel in a short-lived cookie the
+//!    edge signs, so any edge process can finish the flow.
+//! 2. [`callback`] on `https://HOST/.warren/callback`: the code is
+//!    exchanged at the token endpoint (client secret + PKCE verifier), the
+//!    ID token is verified against the provider's JWKS (signature, issuer,
+//!    audience, expiry, nonce), a session is recorded in the store, and the
+//!    browser gets the session cookie (HttpOnly, Secure, SameSite=Lax) and
+//!    is sent back where it started — or, for `warren access login`, the
+//!    token is handed to the CLI's loopback listener.
+//! 3. [`logout`]: the session is revoked and the cookie cleared.
+//!
+//! `client` talks to the provider ([`IdpClient`]); `signin` holds the
+//! handlers and cookies; `query` the query-string helpers both use.
+
+mod client;
+mod query;
+mod signin;
+
+pub use client::{IdpClient, IdpError};
+pub(crate) use query::QUERY_VALUE;
+pub use query::{decode, encode, query_param};
+pub use signin::{begin, callback, logout, session_cookie};
+
+/// Path the provider redirects back to.
+pub const CALLBACK_PATH: &str = "/.warren/callback";
+/// Path that starts a sign-in (used by `warren access login`).
+pub const LOGIN_PATH: &str = "/.warren/login";
+/// Path that signs out.
+pub const LOGOUT_PATH: &str = "/.warren/logout";

@@ -1,0 +1,116 @@
+//! `/v1/tunnels`: create, list, show (with status, connections and
+//! routes), delete.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use warren_proto::token::hash_secret;
+use warren_store::Tunnel;
+
+use super::{AdminState, ApiError, ApiResult};
+use crate::registry::{ConnectionInfo, ConnectorInfo};
+
+/// Generation of a new tunnel's first secret.
+pub(super) const FIRST_GENERATION: i64 = 1;
+
+/// A tunnel as the API shows it.
+#[derive(Debug, Serialize)]
+pub(super) struct TunnelView {
+    #[serde(flatten)]
+    tunnel: Tunnel,
+    /// `active`: some connector has all its connections up; `degraded`:
+    /// serving on fewer; `inactive`: no connection.
+    status: &'static str,
+    /// Unix seconds since the tunnel has been continuously connected.
+    up_since: Option<u64>,
+    connectors: Vec<ConnectorInfo>,
+    connections: Vec<ConnectionInfo>,
+    /// Hostnames routed to the tunnel (single-tunnel answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routes: Option<Vec<String>>,
+}
+
+impl AdminState {
+    pub(super) fn view(&self, tunnel: Tunnel) -> TunnelView {
+        let health = self.registry.health(&tunnel.id);
+        TunnelView {
+            status: health.status.as_str(),
+            up_since: health.up_since,
+            connectors: health.connectors,
+            connections: health.connections,
+            routes: None,
+            tunnel,
+        }
+    }
+
+    pub(super) async fn find_tunnel(&self, key: &str) -> ApiResult<Tunnel> {
+        self.store
+            .get_tunnel(key)
+            .await?
+            .ok_or_else(|| ApiError::no_tunnel(key))
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CreateTunnel {
+    name: String,
+}
+
+pub(super) async fn create_tunnel(
+    State(state): State<AdminState>,
+    body: Result<Json<CreateTunnel>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<TunnelView>)> {
+    let Json(body) = body.map_err(|r| ApiError::bad_body(r, r#"{"name": "office"}"#))?;
+    let secrets = state.secrets.clone();
+    let tunnel = state
+        .store
+        .create_tunnel_with(&body.name, FIRST_GENERATION, |id| {
+            hash_secret(&secrets.secret(id, FIRST_GENERATION))
+        })
+        .await?;
+    tracing::info!(tunnel = %tunnel.name, id = %tunnel.id, "tunnel created");
+    Ok((StatusCode::CREATED, Json(state.view(tunnel))))
+}
+
+pub(super) async fn list_tunnels(
+    State(state): State<AdminState>,
+) -> ApiResult<Json<Vec<TunnelView>>> {
+    let tunnels = state.store.list_tunnels().await?;
+    Ok(Json(tunnels.into_iter().map(|t| state.view(t)).collect()))
+}
+
+pub(super) async fn tunnel_info(
+    State(state): State<AdminState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<TunnelView>> {
+    let tunnel = state.find_tunnel(&key).await?;
+    let routes = state
+        .store
+        .list_routes()
+        .await?
+        .into_iter()
+        .filter(|r| r.tunnels.iter().any(|m| m.tunnel_id == tunnel.id))
+        .map(|r| r.hostname)
+        .collect();
+    let mut view = state.view(tunnel);
+    view.routes = Some(routes);
+    Ok(Json(view))
+}
+
+pub(super) async fn delete_tunnel(
+    State(state): State<AdminState>,
+    Path(key): Path<String>,
+) -> ApiResult<StatusCode> {
+    let tunnel = state.find_tunnel(&key).await?;
+    if !state.store.delete_tunnel(&tunnel.id).await? {
+        return Err(ApiError::no_tunnel(&key));
+    }
+    state
+        .registry
+        .disconnect_tunnel(&tunnel.id, "the tunnel was deleted");
+    state.reload_routes().await?;
+    tracing::info!(tunnel = %tunnel.name, id = %tunnel.id, "tunnel deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,99 @@
+//! Tunnels: create, list, look up, rotate, names.
+
+use super::*;
+
+#[tokio::test]
+async fn creates_lists_and_gets_tunnels_by_name_and_id() {
+    let (_dir, s) = store().await;
+    let office = s.create_tunnel("office", &H1, 1).await.unwrap();
+    let lab = s.create_tunnel("lab", &H2, 1).await.unwrap();
+    assert!(uuid::Uuid::parse_str(&office.id).is_ok());
+    assert_eq!(office.secret_generation, 1);
+    assert!(office.created_at > 1_600_000_000);
+
+    let names: Vec<_> = s
+        .list_tunnels()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["lab", "office"]);
+
+    assert_eq!(s.get_tunnel("office").await.unwrap().unwrap(), office);
+    assert_eq!(s.get_tunnel(&lab.id).await.unwrap().unwrap(), lab);
+    assert!(s.get_tunnel("nope").await.unwrap().is_none());
+    assert_eq!(
+        s.tunnel_secret_hash(&office.id).await.unwrap().unwrap(),
+        H1.to_vec()
+    );
+    assert!(s.tunnel_secret_hash("nope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn tunnel_json_has_no_secret_hash() {
+    let (_dir, s) = store().await;
+    let t = s.create_tunnel("office", &H1, 1).await.unwrap();
+    let json = serde_json::to_value(&t).unwrap();
+    let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert!(!json.to_string().contains("secret_hash"));
+}
+
+#[tokio::test]
+async fn rejects_duplicate_and_invalid_names() {
+    let (_dir, s) = store().await;
+    s.create_tunnel("office", &H1, 1).await.unwrap();
+    let e = s.create_tunnel("office", &H2, 1).await.unwrap_err();
+    assert!(matches!(&e, StoreError::TunnelExists(n) if n == "office"));
+    assert_eq!(
+        e.to_string(),
+        "a tunnel named \"office\" already exists; pick another name or delete it with `warren tunnel delete office`"
+    );
+    for bad in ["", "-x", "a b", "x/../y"] {
+        let e = s.create_tunnel(bad, &H1, 1).await.unwrap_err();
+        assert!(matches!(e, StoreError::InvalidName(_)), "{bad}: {e}");
+    }
+    assert_eq!(s.list_tunnels().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn create_with_hashes_a_secret_derived_from_the_new_id() {
+    let (_dir, s) = store().await;
+    let mut seen = String::new();
+    let t = s
+        .create_tunnel_with("office", 1, |id| {
+            seen = id.to_owned();
+            [id.len() as u8; 32]
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, t.id);
+    assert_eq!(
+        s.tunnel_secret_hash(&t.id).await.unwrap().unwrap(),
+        vec![36u8; 32]
+    );
+}
+
+#[tokio::test]
+async fn rotates_secret() {
+    let (_dir, s) = store().await;
+    let t = s.create_tunnel("office", &H1, 1).await.unwrap();
+    s.set_tunnel_secret(&t.id, &H2, 2).await.unwrap();
+    assert_eq!(
+        s.tunnel_secret_hash(&t.id).await.unwrap().unwrap(),
+        H2.to_vec()
+    );
+    assert_eq!(
+        s.get_tunnel(&t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret_generation,
+        2
+    );
+    assert!(matches!(
+        s.set_tunnel_secret("missing", &H2, 2).await,
+        Err(StoreError::UnknownTunnel(_))
+    ));
+}

@@ -1,0 +1,169 @@
+//! Tunnels: a name, a UUID and the hash of the current secret (kept out of
+//! [`Tunnel`], read only by [`Store::tunnel_secret_hash`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{is_unique_violation, now};
+use crate::{validate, Store, StoreError};
+
+/// A named tunnel. Its secret hash is deliberately not a field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tunnel {
+    /// UUID v4.
+    pub id: String,
+    pub name: String,
+    /// Bumped by every secret rotation; the secret is derived from it.
+    pub secret_generation: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+type TunnelTuple = (String, String, i64, i64);
+
+fn tunnel_from((id, name, secret_generation, created_at): TunnelTuple) -> Tunnel {
+    Tunnel {
+        id,
+        name,
+        secret_generation,
+        created_at,
+    }
+}
+
+impl Store {
+    /// Creates a tunnel with a new UUID. The caller derives the secret and
+    /// passes only its hash. When the secret depends on the tunnel id, use
+    /// [`Store::create_tunnel_with`] instead.
+    pub async fn create_tunnel(
+        &self,
+        name: &str,
+        secret_hash: &[u8; 32],
+        generation: i64,
+    ) -> Result<Tunnel, StoreError> {
+        self.create_tunnel_with(name, generation, |_| *secret_hash)
+            .await
+    }
+
+    /// Creates a tunnel with a new UUID, asking `secret_hash` for the hash
+    /// of its secret given that id, so that the tunnel is written once and
+    /// complete (no placeholder hash, no second statement).
+    pub async fn create_tunnel_with(
+        &self,
+        name: &str,
+        generation: i64,
+        secret_hash: impl FnOnce(&str) -> [u8; 32],
+    ) -> Result<Tunnel, StoreError> {
+        if !validate::is_valid_tunnel_name(name) {
+            return Err(StoreError::InvalidName(name.to_owned()));
+        }
+        let tunnel = Tunnel {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            secret_generation: generation,
+            created_at: now(),
+        };
+        let hash = secret_hash(&tunnel.id);
+        let result = sqlx::query(
+            "INSERT INTO tunnels (id, name, secret_hash, secret_generation, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&tunnel.id)
+        .bind(&tunnel.name)
+        .bind(&hash[..])
+        .bind(tunnel.secret_generation)
+        .bind(tunnel.created_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(tunnel),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::TunnelExists(name.to_owned())),
+            Err(e) => Err(self.db()(e)),
+        }
+    }
+
+    /// All tunnels, by name.
+    pub async fn list_tunnels(&self) -> Result<Vec<Tunnel>, StoreError> {
+        let rows: Vec<TunnelTuple> = sqlx::query_as(
+            "SELECT id, name, secret_generation, created_at FROM tunnels ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(rows.into_iter().map(tunnel_from).collect())
+    }
+
+    /// The tunnel with this id, or else with this name.
+    pub async fn get_tunnel(&self, name_or_id: &str) -> Result<Option<Tunnel>, StoreError> {
+        let row: Option<TunnelTuple> = sqlx::query_as(
+            "SELECT id, name, secret_generation, created_at FROM tunnels
+             WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1",
+        )
+        .bind(name_or_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(row.map(tunnel_from))
+    }
+
+    /// Deletes a tunnel and (by cascade) its routes; a load-balanced route
+    /// loses only this tunnel, unless it was the last one. `false` if there
+    /// was no such tunnel.
+    pub async fn delete_tunnel(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.db())?;
+        // Pool routes that name this tunnel first move to their next one.
+        sqlx::query(
+            "UPDATE routes SET tunnel_id = (
+                 SELECT rt.tunnel_id FROM route_tunnels rt
+                 WHERE rt.hostname = routes.hostname AND rt.tunnel_id != ?1
+                 ORDER BY rt.priority LIMIT 1)
+             WHERE tunnel_id = ?1 AND steering != 'single' AND EXISTS (
+                 SELECT 1 FROM route_tunnels rt
+                 WHERE rt.hostname = routes.hostname AND rt.tunnel_id != ?1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.db())?;
+        let done = sqlx::query("DELETE FROM tunnels WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.db())?;
+        tx.commit().await.map_err(self.db())?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Replaces a tunnel's secret hash and generation (secret rotation).
+    pub async fn set_tunnel_secret(
+        &self,
+        id: &str,
+        secret_hash: &[u8; 32],
+        generation: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE tunnels SET secret_hash = ?2, secret_generation = ?3 WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(&secret_hash[..])
+        .bind(generation)
+        .execute(&self.pool)
+        .await
+        .map_err(self.db())?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownTunnel(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The stored SHA-256 of a tunnel's current secret.
+    pub async fn tunnel_secret_hash(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT secret_hash FROM tunnels WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.db())
+    }
+}

@@ -1,0 +1,288 @@
+//! `warren access tcp|login|token|pg-cert`: the client side, through
+//! [`warren_access`]; `warren access app|policy|...` are the admin API's
+//! ([`crate::admin_cli::access`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use warren_transport::tls::Trust;
+
+use crate::{admin_cli, duration, shutdown_signal};
+
+#[derive(Subcommand)]
+pub(crate) enum AccessCmd {
+    /// Carry TCP connections to a hostname's TCP service through the edge.
+    Tcp(AccessTcpArgs),
+    /// Sign in to a protected hostname through the browser; the token is
+    /// cached under ~/.warren/ for `access tcp` and `access token`.
+    Login {
+        /// https://HOST[:PORT] of the protected hostname.
+        url: String,
+        /// Only print the URL to open; do not start a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// How long to wait for the browser to come back.
+        #[arg(long, default_value = "5m", value_parser = duration)]
+        timeout: Duration,
+    },
+    /// Print the cached identity token for a hostname (for scripts: send it
+    /// as the header warren-access-token).
+    Token {
+        /// The protected hostname.
+        hostname: String,
+    },
+    /// Get a short-lived client certificate for the edge's native
+    /// PostgreSQL listener and print a ready psql command.
+    PgCert(PgCertArgs),
+    #[command(flatten)]
+    Admin(admin_cli::access::AccessAdminCmd),
+}
+
+#[derive(Args)]
+pub(crate) struct AccessTcpArgs {
+    /// The routed hostname whose TCP service to reach.
+    #[arg(long)]
+    hostname: String,
+    /// Local address to listen on; without it, stdin/stdout are carried
+    /// (for SSH's ProxyCommand).
+    #[arg(long)]
+    url: Option<String>,
+    #[command(flatten)]
+    client: EdgeClientArgs,
+    /// If the hostname needs a sign-in: only print the URL, do not start a
+    /// browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// How long to wait for that sign-in.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    login_timeout: Duration,
+}
+
+#[derive(Args)]
+pub(crate) struct PgCertArgs {
+    /// The database's routed hostname.
+    hostname: String,
+    #[command(flatten)]
+    client: EdgeClientArgs,
+}
+
+/// How a client command reaches the edge for a hostname, and as whom.
+#[derive(Args)]
+pub(crate) struct EdgeClientArgs {
+    /// The edge's HTTPS address [default: HOSTNAME:443].
+    #[arg(long, env = "WARREN_EDGE")]
+    edge: Option<String>,
+    /// CA file to trust for the edge (the edge's ca.pem) instead of the
+    /// public roots.
+    #[arg(long, env = "WARREN_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// Service token client id (instead of a signed-in user).
+    #[arg(
+        long,
+        env = "WARREN_SERVICE_TOKEN_ID",
+        requires = "service_token_secret"
+    )]
+    service_token_id: Option<String>,
+    /// Service token client secret.
+    #[arg(
+        long,
+        env = "WARREN_SERVICE_TOKEN_SECRET",
+        hide_env_values = true,
+        requires = "service_token_id"
+    )]
+    service_token_secret: Option<String>,
+}
+
+impl EdgeClientArgs {
+    /// `--edge`, or the hostname on port 443.
+    fn edge(&self, host: &str) -> String {
+        self.edge.clone().unwrap_or_else(|| format!("{host}:443"))
+    }
+
+    /// `--ca-cert`, or the public roots.
+    fn trust(&self) -> anyhow::Result<Trust> {
+        Ok(match &self.ca_cert {
+            Some(p) => Trust::Roots(std::sync::Arc::new(warren_transport::tls::roots_from_file(
+                p,
+            )?)),
+            None => Trust::WebPki,
+        })
+    }
+
+    /// A service token if one was given, else the cached sign-in for `host`.
+    fn credentials(&self, host: &str) -> warren_access::Credentials {
+        match (&self.service_token_id, &self.service_token_secret) {
+            (Some(id), Some(secret)) => warren_access::Credentials::ServiceToken {
+                id: id.clone(),
+                secret: secret.clone(),
+            },
+            _ => match warren_access::login::cached(host) {
+                Some(t) => warren_access::Credentials::Token(t),
+                None => warren_access::Credentials::None,
+            },
+        }
+    }
+}
+
+/// Runs one `warren access` command.
+pub(crate) async fn run(cmd: AccessCmd) -> anyhow::Result<()> {
+    match cmd {
+        AccessCmd::Tcp(args) => access_tcp(args).await,
+        AccessCmd::Login {
+            url,
+            no_browser,
+            timeout,
+        } => access_login(&url, no_browser, timeout).await,
+        AccessCmd::PgCert(args) => access_pg_cert(args).await,
+        AccessCmd::Token { hostname } => {
+            let host = hostname.trim().to_ascii_lowercase();
+            match warren_access::login::cached(&host) {
+                    Some(t) => {
+                        println!("{t}");
+                        Ok(())
+                    }
+                    None => bail!("there is no valid token for {host}; sign in with `warren access login https://{host}`"),
+                }
+        }
+        AccessCmd::Admin(cmd) => {
+            let text = admin_cli::access::run(cmd).await?;
+            admin_cli::print(&text)
+        }
+    }
+}
+
+async fn access_pg_cert(args: PgCertArgs) -> anyhow::Result<()> {
+    let host = args.hostname.trim().to_ascii_lowercase();
+    let edge = args.client.edge(&host);
+    let creds = args.client.credentials(&host);
+    if matches!(creds, warren_access::Credentials::None) {
+        bail!("no credentials for {host}: sign in first with `warren access login https://{host}`, or pass --service-token-id and --service-token-secret");
+    }
+    let access = warren_access::AccessTcp::new(&host, &edge, &args.client.trust()?)?;
+    let dir = warren_access::login::home()?.join("pg");
+    let got = warren_access::pgcert::request(&host, &edge, access.tls(), &creds, &dir).await?;
+    let port = got.port.unwrap_or(5433);
+    let edge_host = edge.rsplit_once(':').map_or(edge.as_str(), |(h, _)| h);
+    let hostaddr = match edge_host
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+    {
+        Ok(ip) => format!(" hostaddr={ip}"),
+        Err(_) => String::new(),
+    };
+    let minutes = got.expires.map(|e| (e - admin_cli::now()).max(0) / 60);
+    eprintln!(
+        "Wrote a client certificate for {host}{} to {}.",
+        minutes
+            .map(|m| format!(" (valid for {m} minutes)"))
+            .unwrap_or_default(),
+        dir.display()
+    );
+    // channel_binding=disable: SCRAM's channel binding would tie the login
+    // to the client's TLS session, which ends at the edge by design (the
+    // edge and the connector check both TLS links with verify-full).
+    println!(
+        "psql \"host={host}{hostaddr} port={port} sslmode=verify-full sslrootcert={} sslcert={} sslkey={} channel_binding=disable\"",
+        got.ca.display(),
+        got.cert.display(),
+        got.key.display()
+    );
+    Ok(())
+}
+
+async fn access_login(url: &str, no_browser: bool, timeout: Duration) -> anyhow::Result<()> {
+    sign_in(url, no_browser, timeout).await.map(|_| ())
+}
+
+/// The browser sign-in for `url`; returns the (cached) token.
+async fn sign_in(url: &str, no_browser: bool, timeout: Duration) -> anyhow::Result<String> {
+    let token = warren_access::login::login(url, timeout, |open| {
+        eprintln!("Open this URL in a browser to sign in:\n\n    {open}\n");
+        if !no_browser {
+            // Best effort: without a desktop the printed URL is the way.
+            let _ = std::process::Command::new("xdg-open")
+                .arg(open)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+        }
+    })
+    .await?;
+    let (host, _) = warren_access::login::parse_url(url)?;
+    let exp = warren_access::login::expiry(&token).unwrap_or(0);
+    eprintln!(
+        "Signed in to {host}; the token is cached for `warren access tcp` (valid for {} more minutes). Print it with `warren access token {host}`.",
+        (exp - admin_cli::now()).max(0) / 60
+    );
+    Ok(token)
+}
+
+async fn access_tcp(args: AccessTcpArgs) -> anyhow::Result<()> {
+    let trust = args.client.trust()?;
+    let edge = args.client.edge(&args.hostname);
+    let host = args.hostname.trim().to_ascii_lowercase();
+    let mut credentials = args.client.credentials(&host);
+    let access = warren_access::AccessTcp::new(&args.hostname, &edge, &trust)?;
+    // Without a service token, ask the edge first whether this hostname
+    // needs a sign-in we do not have (or that expired), and run it.
+    if !matches!(credentials, warren_access::Credentials::ServiceToken { .. }) {
+        let answer = warren_access::edge_http::request(
+            &host,
+            &edge,
+            access.tls(),
+            &credentials,
+            hyper::Method::GET,
+            "/.warren/whoami",
+            bytes::Bytes::new(),
+        )
+        .await;
+        // The edge may be unreachable now and fine later: each connection
+        // then says why it failed.
+        let needs_sign_in = match &answer {
+            Ok(a) => a.header("warren-error") == Some("sign-in-required"),
+            Err(e) => {
+                tracing::warn!("cannot ask the edge whether {host} needs a sign-in: {e}");
+                false
+            }
+        };
+        if needs_sign_in {
+            let port = edge.rsplit_once(':').map_or("443", |(_, p)| p);
+            let url = if port == "443" {
+                format!("https://{host}")
+            } else {
+                format!("https://{host}:{port}")
+            };
+            let why = if warren_access::login::expired(&host) {
+                "your sign-in has expired"
+            } else {
+                "it needs you to sign in"
+            };
+            eprintln!("{host}: {why}.");
+            let token = sign_in(&url, args.no_browser, args.login_timeout).await?;
+            credentials = warren_access::Credentials::Token(token);
+        }
+    }
+    let access = access.with_credentials(credentials);
+    match &args.url {
+        None => Ok(access.stdio().await?),
+        Some(url) => {
+            let addr: SocketAddr = url
+                .trim_start_matches("tcp://")
+                .parse()
+                .with_context(|| format!("--url {url} is not an address like 127.0.0.1:15432"))?;
+            let listener = warren_access::bind(addr).await?;
+            let local = listener.local_addr()?;
+            eprintln!(
+                "Listening on {local}; connections go to {} through {edge}",
+                args.hostname
+            );
+            tokio::select! {
+                r = access.serve(listener) => Ok(r?),
+                _ = shutdown_signal() => Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `warren edge`: its flags, merged over the config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Args)]
+pub(crate) struct EdgeArgs {
+    /// YAML file with any of these settings (kebab-case keys); flags and
+    /// environment variables win over it.
+    #[arg(long, env = "WARREN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the store, CA and admin token live [default: ./warren-data].
+    #[arg(long, env = "WARREN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Serve certificates for this domain and every name under it.
+    #[arg(long, env = "WARREN_DOMAIN")]
+    domain: Option<String>,
+    /// QUIC listener for connectors (UDP) [default: 0.0.0.0:7844].
+    #[arg(long, env = "WARREN_LISTEN_TUNNEL")]
+    listen_tunnel: Option<SocketAddr>,
+    /// Public HTTPS listener [default: 0.0.0.0:8443].
+    #[arg(long, env = "WARREN_LISTEN_HTTPS")]
+    listen_https: Option<SocketAddr>,
+    /// Public HTTP listener; redirects to HTTPS [default: 0.0.0.0:8080].
+    #[arg(long, env = "WARREN_LISTEN_HTTP")]
+    listen_http: Option<SocketAddr>,
+    /// Admin API listener [default: 127.0.0.1:7800].
+    #[arg(long, env = "WARREN_LISTEN_ADMIN")]
+    listen_admin: Option<SocketAddr>,
+    /// Native PostgreSQL listener (TLS + client certificates), or `off`
+    /// [default: 0.0.0.0:5433].
+    #[arg(long, env = "WARREN_LISTEN_POSTGRES")]
+    listen_postgres: Option<String>,
+    /// PEM certificate chain for the HTTPS listener (instead of the local CA).
+    #[arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "WARREN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Tunnel address to put in tokens (repeatable) [default: DOMAIN:PORT].
+    #[arg(long, env = "WARREN_ADVERTISE", value_delimiter = ',')]
+    advertise: Vec<String>,
+    /// Seconds a connector has to answer a new stream (reach the origin
+    /// and, for HTTP, return the response head) [default: 100].
+    #[arg(long, env = "WARREN_STREAM_TIMEOUT")]
+    stream_timeout: Option<u64>,
+    /// Days audit entries are kept [default: 90].
+    #[arg(long, env = "WARREN_AUDIT_RETENTION_DAYS")]
+    audit_retention_days: Option<u64>,
+    /// Days before the identity-token signing key is replaced at start;
+    /// the previous key stays published [default: 30].
+    #[arg(long, env = "WARREN_SIGNING_KEY_ROTATION_DAYS")]
+    signing_key_rotation_days: Option<u64>,
+}
+
+impl EdgeArgs {
+    pub(crate) fn into_config(self) -> anyhow::Result<warren_edge::EdgeConfig> {
+        let file = match &self.config {
+            Some(p) => warren_edge::PartialEdgeConfig::from_file(p)?,
+            None => Default::default(),
+        };
+        let flags = warren_edge::PartialEdgeConfig {
+            data_dir: self.data_dir,
+            domain: self.domain,
+            listen_tunnel: self.listen_tunnel,
+            listen_https: self.listen_https,
+            listen_http: self.listen_http,
+            listen_admin: self.listen_admin,
+            listen_postgres: self.listen_postgres,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            advertise: self.advertise,
+            stream_timeout: self.stream_timeout,
+            audit_retention_days: self.audit_retention_days,
+            signing_key_rotation_days: self.signing_key_rotation_days,
+        };
+        Ok(flags.over(file).resolve()?)
+    }
+}

@@ -1,0 +1,177 @@
+//! `warren tunnel run` (the connector, with its signals) and `warren
+//! tunnel ingress validate|rule`; the other `warren tunnel` commands are
+//! the admin API's ([`crate::admin_cli`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use tokio::sync::mpsc;
+use warren_connector::ingress::{ingress_for_url_check, IngressConfig};
+use warren_connector::{ConnectorConfig, IngressSource, Signal};
+use warren_proto::token::TunnelToken;
+
+use crate::{admin_cli, duration};
+
+#[derive(Subcommand)]
+pub(crate) enum TunnelCmd {
+    /// Run a connector for a tunnel.
+    Run(RunArgs),
+    /// Check ingress rules.
+    Ingress {
+        #[command(subcommand)]
+        cmd: IngressCmd,
+    },
+    #[command(flatten)]
+    Admin(admin_cli::TunnelAdminCmd),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum IngressCmd {
+    /// Check a config file's ingress rules.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the rule a URL matches.
+    Rule {
+        url: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// The tunnel token (prefer --token-file or WARREN_TOKEN: arguments
+    /// are visible in process lists).
+    #[arg(long)]
+    token: Option<String>,
+    /// File holding the tunnel token.
+    #[arg(long, env = "WARREN_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Ingress config file (cloudflared's config.yml shape); re-read on SIGHUP.
+    #[arg(long, env = "WARREN_TUNNEL_CONFIG", conflicts_with = "url")]
+    config: Option<PathBuf>,
+    /// Send everything to this one service (http://, https://, tcp://, postgres://, unix:, hello_world).
+    #[arg(long)]
+    url: Option<String>,
+    /// Edge tunnel address, overriding the token's (repeatable).
+    #[arg(long = "edge")]
+    edges: Vec<String>,
+    /// Trust this CA file for the edge instead of the token's pin.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// Connections to keep to the edge.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
+    ha_connections: u8,
+    /// How long in-flight streams may run after SIGTERM/SIGINT.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    grace_period: Duration,
+}
+
+/// Runs one `warren tunnel` command.
+pub(crate) async fn run(cmd: TunnelCmd) -> anyhow::Result<()> {
+    match cmd {
+        TunnelCmd::Run(args) => tunnel_run(args).await,
+        TunnelCmd::Ingress { cmd } => ingress(cmd),
+        TunnelCmd::Admin(cmd) => admin_cli::run(cmd).await,
+    }
+}
+
+fn read_token(args: &RunArgs) -> anyhow::Result<TunnelToken> {
+    let text = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read the token file {}", p.display()))?,
+        (None, None) => match std::env::var("WARREN_TOKEN") {
+            Ok(t) => t,
+            Err(_) => bail!("no tunnel token; pass --token-file FILE or set WARREN_TOKEN to the output of `warren tunnel token NAME`"),
+        },
+    };
+    Ok(TunnelToken::decode(&text)?)
+}
+
+async fn tunnel_run(args: RunArgs) -> anyhow::Result<()> {
+    let token = read_token(&args)?;
+    let ingress = match (&args.config, &args.url) {
+        (Some(p), _) => IngressSource::File(p.clone()),
+        (None, Some(u)) => IngressSource::Url(u.clone()),
+        (None, None) => bail!(
+            "no ingress; pass --config config.yml (ingress rules) or --url http://localhost:PORT"
+        ),
+    };
+    let edges = if args.edges.is_empty() {
+        token.edges.clone()
+    } else {
+        args.edges.clone()
+    };
+    let cfg = ConnectorConfig {
+        token,
+        edges,
+        ca_cert: args.ca_cert,
+        ha_connections: usize::from(args.ha_connections),
+        grace_period: args.grace_period,
+        ingress,
+        dial_timeout: Duration::from_secs(15),
+        max_backoff: Duration::from_secs(30),
+        quic: Default::default(),
+    };
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(forward_signals(tx));
+    warren_connector::run(cfg, rx).await?;
+    Ok(())
+}
+
+/// SIGHUP → reload; the first SIGTERM/SIGINT → drain; a second → exit now.
+async fn forward_signals(tx: mpsc::Sender<Signal>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let mut stopping = false;
+    loop {
+        let sig = tokio::select! {
+            _ = hup.recv() => Signal::Reload,
+            _ = term.recv() => Signal::Shutdown,
+            _ = int.recv() => Signal::Shutdown,
+        };
+        if sig == Signal::Shutdown {
+            if stopping {
+                eprintln!("second signal: exiting now");
+                std::process::exit(130);
+            }
+            stopping = true;
+        }
+        if tx.send(sig).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn ingress(cmd: IngressCmd) -> anyhow::Result<()> {
+    match cmd {
+        IngressCmd::Validate { config } => {
+            let cfg = IngressConfig::load(&config)?;
+            println!(
+                "OK: {} ingress rules in {}",
+                cfg.rules.len(),
+                config.display()
+            );
+            Ok(())
+        }
+        IngressCmd::Rule { url, config } => {
+            let cfg = IngressConfig::load(&config)?;
+            let (host, path) = ingress_for_url_check(&url)?;
+            let (idx, rule) = cfg.find(&host, &path);
+            println!("Matched {}", rule.describe(idx));
+            Ok(())
+        }
+    }
+}
