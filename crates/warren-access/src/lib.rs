@@ -19,21 +19,15 @@ pub mod pgcert;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use warren_transport::tls::{client_config, Trust};
 
 /// Path the edge serves `access tcp` upgrades on.
 pub const TCP_PATH: &str = "/.warren/tcp";
-const CHUNK: usize = 64 * 1024;
-const MAX_MESSAGE: usize = 1024 * 1024;
 
 /// Why a connection through the edge failed. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +50,8 @@ pub enum AccessError {
     },
     #[error("the WebSocket upgrade to the edge failed: {0}")]
     WebSocket(String),
+    #[error("the connection through the edge broke: {0}")]
+    Carrier(std::io::Error),
     #[error("\"{0}\" is not a valid hostname")]
     BadHostname(String),
     #[error(transparent)]
@@ -174,9 +170,7 @@ impl AccessTcp {
             .into_client_request()
             .map_err(|e| AccessError::WebSocket(e.to_string()))?;
         self.credentials.apply(request.headers_mut())?;
-        let cfg = WebSocketConfig::default()
-            .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
+        let cfg = warren_transport::ws::config();
         match tokio_tungstenite::client_async_with_config(request, tls, Some(cfg)).await {
             Ok((ws, _)) => Ok(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
@@ -234,49 +228,26 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AccessError> {
 /// directions have ended.
 pub async fn pump<S, R, W>(
     ws: WebSocketStream<S>,
-    mut local_r: R,
-    mut local_w: W,
+    local_r: R,
+    local_w: W,
 ) -> Result<(), AccessError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
 {
-    let (mut tx, mut rx) = ws.split();
-    let up = async {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = local_r.read(&mut buf).await?;
-            if n == 0 {
-                // Half-close: tell the far side we are done sending.
-                tx.send(Message::Binary(Bytes::new()))
-                    .await
-                    .map_err(|e| AccessError::WebSocket(e.to_string()))?;
-                return Ok::<_, AccessError>(());
-            }
-            tx.send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
-                .await
-                .map_err(|e| AccessError::WebSocket(e.to_string()))?;
-        }
-    };
-    let down = async {
-        while let Some(msg) = rx.next().await {
-            match msg.map_err(|e| AccessError::WebSocket(e.to_string()))? {
-                Message::Binary(b) if b.is_empty() => break,
-                Message::Binary(b) => {
-                    local_w.write_all(&b).await?;
-                    local_w.flush().await?;
-                }
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-        local_w.shutdown().await?;
-        Ok::<_, AccessError>(())
-    };
-    let (a, b) = tokio::join!(up, down);
-    let _ = tx.close().await;
-    a.and(b)
+    use warren_transport::copy::{self, Ended, IoRead, IoWrite, Side, Spliced, Traffic};
+    let local = Side::new(IoRead::new(local_r), IoWrite::new(local_w));
+    let edge = warren_transport::ws::side(ws);
+    let traffic = Traffic::default();
+    match copy::splice(local, edge, &traffic, std::future::pending()).await {
+        Spliced::Done { up, down } => match (up, down) {
+            (Ended::Clean, Ended::Clean) => Ok(()),
+            (Ended::ReadFailed(e), _) | (_, Ended::WriteFailed(e)) => Err(AccessError::Io(e)),
+            (Ended::WriteFailed(e), _) | (_, Ended::ReadFailed(e)) => Err(AccessError::Carrier(e)),
+        },
+        Spliced::Stopped => Ok(()),
+    }
 }
 
 /// The sentence of an edge error page (its first `<p>`), or the text.

@@ -2,17 +2,22 @@
 //! accepting streams, reload and graceful drain.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{mpsc, watch, Notify};
-use warren_proto::control::{ControlMessage, Register};
+use tokio::sync::{mpsc, watch};
+use warren_proto::close::CloseCode;
+use warren_proto::control::Register;
+use warren_proto::session::{
+    shutting_down_response, Admission, ConnectorEvent, ConnectorSession, ConnectorSessionConfig,
+    RegisterError, StreamId, Transmit,
+};
 use warren_proto::token::TunnelToken;
-use warren_transport::framed::expect_frame;
-use warren_transport::quic::QuicSettings;
+use warren_transport::clock::{now, sleep_until};
+use warren_transport::quic::{QuicDialer, QuicSettings};
 use warren_transport::tls::{client_config, Trust};
+use warren_transport::{ConnectionError, RecvStream, SendStream, TunnelConnection};
 
 use crate::ingress::IngressConfig;
 use crate::serve::{serve_stream, Runtime};
@@ -69,24 +74,42 @@ pub enum ConnectorError {
     #[error("cannot open a UDP socket for QUIC: {0}")]
     Socket(std::io::Error),
     #[error("cannot set up QUIC: {0}")]
-    Quic(String),
+    Quic(#[from] warren_transport::quic::SetupError),
 }
 
+/// Why one dial of the edge did not end in a registered connection.
+#[derive(Debug, thiserror::Error)]
 enum DialError {
-    /// Worth retrying.
-    Retry(String),
-    /// The edge said no for a reason that retrying will not fix.
-    Fatal(String),
+    /// The edge address does not resolve.
+    #[error("cannot resolve {edge}: {reason}")]
+    Resolve { edge: String, reason: String },
+    /// QUIC could not connect.
+    #[error(transparent)]
+    Transport(#[from] warren_transport::quic::DialError),
+    /// The connection ended before or while registering.
+    #[error("the connection ended while registering: {0}")]
+    Lost(#[from] warren_transport::ConnectionError),
+    /// The edge refused, did not answer, or broke the protocol.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+}
+
+impl DialError {
+    /// Whether dialling again may help (everything but a refusal the
+    /// operator must act on).
+    fn is_retryable(&self) -> bool {
+        match self {
+            DialError::Register(e) => e.is_retryable(),
+            _ => true,
+        }
+    }
 }
 
 struct Shared {
     cfg: ConnectorConfig,
     connector_id: String,
-    endpoint: quinn::Endpoint,
+    endpoint: QuicDialer,
     runtime: watch::Receiver<Arc<Runtime>>,
-    draining: AtomicBool,
-    inflight: AtomicUsize,
-    idle: Notify,
     fatal: mpsc::Sender<String>,
     /// Registered connections right now.
     status: watch::Sender<usize>,
@@ -103,19 +126,27 @@ fn load_runtime(src: &IngressSource) -> Result<Runtime, ConnectorError> {
     Ok(Runtime::new(ingress, &base)?)
 }
 
-/// Runs the connector until a [`Signal::Shutdown`] (after draining) or a
-/// fatal error.
+/// The UDP socket a connector dials from when the caller has none: any
+/// port, all addresses.
+pub fn bind_socket() -> Result<std::net::UdpSocket, ConnectorError> {
+    std::net::UdpSocket::bind(("0.0.0.0", 0)).map_err(ConnectorError::Socket)
+}
+
+/// Runs the connector, dialling from `socket`, until a
+/// [`Signal::Shutdown`] (after draining) or a fatal error.
 pub async fn run(
     cfg: ConnectorConfig,
+    socket: std::net::UdpSocket,
     signals: mpsc::Receiver<Signal>,
 ) -> Result<(), ConnectorError> {
-    run_with_status(cfg, signals, watch::channel(0).0).await
+    run_with_status(cfg, socket, signals, watch::channel(0).0).await
 }
 
 /// [`run`], publishing the number of registered edge connections on
 /// `status` (readiness for embedders and `/ready`).
 pub async fn run_with_status(
     cfg: ConnectorConfig,
+    socket: std::net::UdpSocket,
     mut signals: mpsc::Receiver<Signal>,
     status: watch::Sender<usize>,
 ) -> Result<(), ConnectorError> {
@@ -131,13 +162,7 @@ pub async fn run_with_status(
         None => Trust::Pinned(cfg.token.ca_pin.clone()),
     };
     let tls = client_config(&trust, &[warren_proto::ALPN])?;
-    let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| ConnectorError::Quic(e.to_string()))?;
-    let mut client_cfg = quinn::ClientConfig::new(Arc::new(quic_tls));
-    client_cfg.transport_config(cfg.quic.transport());
-    let mut endpoint = quinn::Endpoint::client("0.0.0.0:0".parse().expect("literal address"))
-        .map_err(ConnectorError::Socket)?;
-    endpoint.set_default_client_config(client_cfg);
+    let endpoint = QuicDialer::new(socket, tls, &cfg.quic)?;
 
     let (fatal_tx, mut fatal_rx) = mpsc::channel(1);
     let shared = Arc::new(Shared {
@@ -145,9 +170,6 @@ pub async fn run_with_status(
         cfg: cfg.clone(),
         endpoint: endpoint.clone(),
         runtime: rt_rx,
-        draining: AtomicBool::new(false),
-        inflight: AtomicUsize::new(0),
-        idle: Notify::new(),
         fatal: fatal_tx,
         status,
     });
@@ -182,35 +204,27 @@ pub async fn run_with_status(
         }
     };
 
-    // Drain: no new streams, tell the edge, wait for in-flight ones.
-    shared.draining.store(true, Ordering::SeqCst);
+    // Drain: each connection tells the edge, takes no new stream, lets
+    // its in-flight ones finish (or the grace period end) and closes.
     let _ = stop_tx.send(true);
     if outcome.is_ok() {
-        let n = shared.inflight.load(Ordering::SeqCst);
-        tracing::info!(in_flight = n, grace_period = ?cfg.grace_period, "draining");
-        let wait_idle = async {
-            while shared.inflight.load(Ordering::SeqCst) > 0 {
-                let notified = shared.idle.notified();
-                if shared.inflight.load(Ordering::SeqCst) == 0 {
-                    break;
-                }
-                notified.await;
-            }
-        };
-        if tokio::time::timeout(cfg.grace_period, wait_idle)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                in_flight = shared.inflight.load(Ordering::SeqCst),
-                "grace period over; closing with streams still open"
-            );
+        tracing::info!(grace_period = ?cfg.grace_period, "draining");
+    }
+    let drained = async {
+        for c in &mut conns {
+            let _ = c.await;
         }
+    };
+    if tokio::time::timeout(cfg.grace_period + DELIVERY_WAIT, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections did not close after the grace period; closing them now");
     }
     for c in conns {
         c.abort();
     }
-    endpoint.close(quinn::VarInt::from_u32(0), b"connector stopped");
+    endpoint.close(CloseCode::ConnectorStopped, b"connector stopped");
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     outcome
 }
@@ -218,24 +232,6 @@ pub async fn run_with_status(
 /// How long a finished stream waits for the edge to acknowledge its data
 /// before it stops counting as in flight.
 const DELIVERY_WAIT: Duration = Duration::from_secs(5);
-
-/// Counts a stream as in flight until dropped.
-struct Inflight(Arc<Shared>);
-
-impl Inflight {
-    fn new(s: &Arc<Shared>) -> Self {
-        s.inflight.fetch_add(1, Ordering::SeqCst);
-        Inflight(s.clone())
-    }
-}
-
-impl Drop for Inflight {
-    fn drop(&mut self) {
-        if self.0.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
 
 /// Exponential backoff with full jitter.
 struct Backoff {
@@ -265,24 +261,41 @@ async fn connection_loop(idx: usize, shared: Arc<Shared>, mut stop: watch::Recei
             return;
         }
         let edge = &edges[edge_idx];
-        match connect(&shared, idx, edge).await {
-            Ok((conn, control)) => {
+        let dialled = tokio::select! {
+            d = connect(&shared, idx, edge) => d,
+            _ = stop.changed() => return,
+        };
+        match dialled {
+            Ok(link) => {
                 backoff.attempt = 0;
                 shared.status.send_modify(|n| *n += 1);
-                serve_connection(&shared, idx, edge, conn, control, &mut stop).await;
+                let ended = serve_connection(&shared, idx, edge, link, &mut stop).await;
                 shared.status.send_modify(|n| *n = n.saturating_sub(1));
+                // The path to this address just died silently: the next
+                // dial goes to another one, where one is configured.
+                if ended == Ended::DeadPath {
+                    edge_idx = (edge_idx + 1) % edges.len();
+                }
                 if *stop.borrow() {
                     return;
                 }
+                // Re-dial with backoff and jitter, like any failed dial, so
+                // an edge that restarts is not hit by every connection of
+                // every connector at once.
+                let wait = backoff.next();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
             }
-            Err(DialError::Fatal(msg)) => {
-                let _ = shared.fatal.try_send(msg);
+            Err(e) if !e.is_retryable() => {
+                let _ = shared.fatal.try_send(e.to_string());
                 return;
             }
-            Err(DialError::Retry(msg)) => {
+            Err(e) => {
                 edge_idx = (edge_idx + 1) % edges.len();
                 let wait = backoff.next();
-                tracing::warn!(conn_index = idx, %edge, retry_in = ?wait, "cannot connect to the edge: {msg}");
+                tracing::warn!(conn_index = idx, %edge, retry_in = ?wait, "cannot connect to the edge: {e}");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => return,
@@ -292,130 +305,236 @@ async fn connection_loop(idx: usize, shared: Arc<Shared>, mut stop: watch::Recei
     }
 }
 
-async fn connect(
-    shared: &Shared,
-    idx: usize,
-    edge: &str,
-) -> Result<(quinn::Connection, quinn::SendStream), DialError> {
-    let addr = tokio::net::lookup_host(edge)
-        .await
-        .map_err(|e| DialError::Retry(format!("cannot resolve {edge}: {e}")))?
-        .next()
-        .ok_or_else(|| DialError::Retry(format!("{edge} resolves to no address")))?;
-    let attempt = async {
+/// A registered connection: the transport connection, its control stream
+/// and the session that speaks on it.
+struct Link {
+    conn: TunnelConnection,
+    send: SendStream,
+    recv: RecvStream,
+    session: ConnectorSession,
+}
+
+/// Writes what the session has to send; false if the stream broke.
+async fn flush(session: &mut ConnectorSession, send: &mut SendStream) -> bool {
+    while let Some(t) = session.poll_transmit(now()) {
+        let ok = match t {
+            Transmit::Frame(frame) => send.write_all(&frame).await.is_ok(),
+            Transmit::Finish => send.finish().is_ok(),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Dials `edge` and registers; the registration deadline covers the whole
+/// dial.
+async fn connect(shared: &Shared, idx: usize, edge: &str) -> Result<Link, DialError> {
+    let started = now();
+    let config = ConnectorSessionConfig {
+        register_timeout: shared.cfg.dial_timeout,
+        liveness: shared.cfg.quic.liveness(),
+    };
+    let register = Register {
+        versions: warren_proto::SUPPORTED_VERSIONS.to_vec(),
+        tunnel_id: shared.cfg.token.tunnel_id.clone(),
+        secret: shared.cfg.token.secret,
+        connector_id: shared.connector_id.clone(),
+        connector_version: env!("CARGO_PKG_VERSION").to_owned(),
+        conn_index: idx as u8,
+        ha_connections: shared.cfg.ha_connections.clamp(1, u8::MAX as usize) as u8,
+        host: hostname(),
+    };
+    let mut session = ConnectorSession::new(config, register, started);
+    let dial = async {
+        let addr = tokio::net::lookup_host(edge)
+            .await
+            .map_err(|e| DialError::Resolve {
+                edge: edge.to_owned(),
+                reason: e.to_string(),
+            })?
+            .next()
+            .ok_or_else(|| DialError::Resolve {
+                edge: edge.to_owned(),
+                reason: "it has no address".into(),
+            })?;
         let conn = shared
             .endpoint
             .connect(addr, warren_proto::EDGE_SERVER_NAME)
-            .map_err(|e| DialError::Retry(e.to_string()))?
-            .await
-            .map_err(|e| DialError::Retry(e.to_string()))?;
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| DialError::Retry(e.to_string()))?;
-        let reg = ControlMessage::Register(Register {
-            versions: warren_proto::SUPPORTED_VERSIONS.to_vec(),
-            tunnel_id: shared.cfg.token.tunnel_id.clone(),
-            secret: shared.cfg.token.secret,
-            connector_id: shared.connector_id.clone(),
-            connector_version: env!("CARGO_PKG_VERSION").to_owned(),
-            conn_index: idx as u8,
-            ha_connections: shared.cfg.ha_connections.clamp(1, u8::MAX as usize) as u8,
-            host: hostname(),
-        });
-        send.write_all(&reg.encode())
-            .await
-            .map_err(|e| DialError::Retry(e.to_string()))?;
-        let frame = expect_frame(&mut recv)
-            .await
-            .map_err(|e| DialError::Retry(format!("registration: {e}")))?;
-        match ControlMessage::decode(&frame.payload) {
-            Ok(ControlMessage::Registered(r)) => {
-                tracing::info!(conn_index = idx, %edge, tunnel = %r.tunnel_name, connection_id = %r.connection_id, protocol = r.version, "registered tunnel connection");
-                Ok((conn, send))
-            }
-            Ok(ControlMessage::Refused(r)) => {
-                conn.close(quinn::VarInt::from_u32(0), b"refused");
-                if r.code.is_retryable() {
-                    Err(DialError::Retry(r.message))
-                } else {
-                    Err(DialError::Fatal(r.message))
-                }
-            }
-            Ok(other) => Err(DialError::Retry(format!(
-                "unexpected answer to registration: {other:?}"
-            ))),
-            Err(e) => Err(DialError::Retry(format!(
-                "malformed answer to registration: {e}"
-            ))),
+            .await?;
+        let (send, recv) = conn.open_stream().await?;
+        Ok::<_, DialError>((conn, send, recv))
+    };
+    let (conn, mut send, mut recv) = tokio::select! {
+        d = dial => d?,
+        () = sleep_until(session.poll_timeout()) => {
+            return Err(RegisterError::Timeout(shared.cfg.dial_timeout).into());
         }
     };
-    tokio::time::timeout(shared.cfg.dial_timeout, attempt)
-        .await
-        .map_err(|_| {
-            DialError::Retry(format!(
-                "no registration within {:?}",
-                shared.cfg.dial_timeout
-            ))
-        })?
+    loop {
+        if !flush(&mut session, &mut send).await {
+            session.handle_connection_lost(now());
+        }
+        while let Some(event) = session.poll_event() {
+            match event {
+                ConnectorEvent::Registered(r) => {
+                    tracing::info!(conn_index = idx, %edge, tunnel = %r.tunnel_name, connection_id = %r.connection_id, protocol = r.version, "registered tunnel connection");
+                    return Ok(Link {
+                        conn,
+                        send,
+                        recv,
+                        session,
+                    });
+                }
+                ConnectorEvent::Failed(e) => {
+                    // The session's Close follows; close now.
+                    conn.close(CloseCode::ConnectorStopped, b"registration failed");
+                    return Err(e.into());
+                }
+                ConnectorEvent::Close(code) => {
+                    conn.close(code, code.description().as_bytes());
+                    return Err(conn.close_reason().map_or(
+                        DialError::Register(RegisterError::Timeout(shared.cfg.dial_timeout)),
+                        DialError::Lost,
+                    ));
+                }
+                other => tracing::debug!(?other, "while registering"),
+            }
+        }
+        tokio::select! {
+            chunk = recv.read_chunk(warren_transport::copy::CHUNK) => match chunk {
+                Ok(Some(bytes)) => session.handle_data(now(), &bytes),
+                Ok(None) | Err(_) => session.handle_finished(now()),
+            },
+            () = sleep_until(session.poll_timeout()) => session.handle_timeout(now()),
+            reason = conn.closed() => return Err(DialError::Lost(reason)),
+        }
+    }
 }
 
+/// How a served connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Nothing came from the edge within the idle timeout.
+    DeadPath,
+    /// It was closed (by either side, or after a drain).
+    Closed,
+}
+
+/// Serves a registered connection until it ends or, after `stop`, has
+/// drained.
 async fn serve_connection(
     shared: &Arc<Shared>,
     idx: usize,
     edge: &str,
-    conn: quinn::Connection,
-    mut control: quinn::SendStream,
+    link: Link,
     stop: &mut watch::Receiver<bool>,
-) {
-    let mut drain_sent = false;
+) -> Ended {
+    let Link {
+        conn,
+        mut send,
+        mut recv,
+        mut session,
+    } = link;
+    // Streams report here once their answer has been delivered.
+    let (done_tx, mut done_rx) = mpsc::channel::<StreamId>(256);
+    let mut control_open = true;
+    let mut stopping = *stop.borrow();
+    if stopping {
+        session.drain(now(), shared.cfg.grace_period);
+    }
     loop {
-        tokio::select! {
-            accepted = conn.accept_bi() => match accepted {
-                Ok((send, recv)) => {
-                    if shared.draining.load(Ordering::SeqCst) {
-                        let mut send = send;
-                        let refuse = warren_proto::stream::StreamResponse::Error {
-                            code: warren_proto::stream::ErrorCode::ShuttingDown,
-                            message: "the connector is shutting down".into(),
-                        };
-                        let guard = Inflight::new(shared);
-                        let delivered = send.stopped();
-                        tokio::spawn(async move {
-                            let _guard = guard;
-                            let _ = send.write_all(&refuse.encode()).await;
-                            let _ = send.finish();
-                            drop(send);
-                            let _ = tokio::time::timeout(DELIVERY_WAIT, delivered).await;
-                        });
-                        continue;
+        if !flush(&mut session, &mut send).await {
+            session.handle_connection_lost(now());
+        }
+        while let Some(event) = session.poll_event() {
+            match event {
+                ConnectorEvent::Drained { open_streams: 0 } => {}
+                ConnectorEvent::Drained { open_streams } => {
+                    tracing::warn!(
+                        conn_index = idx,
+                        in_flight = open_streams,
+                        "grace period over; closing with streams still open"
+                    );
+                }
+                ConnectorEvent::Close(code) => {
+                    conn.close(code, code.description().as_bytes());
+                    if code == CloseCode::PeerDead {
+                        tracing::warn!(conn_index = idx, %edge, "tunnel connection lost: nothing from the edge within the idle timeout; re-dialling");
+                        return Ended::DeadPath;
                     }
-                    let rt = shared.runtime.borrow().clone();
-                    let guard = Inflight::new(shared);
-                    // A stream stays in flight until the edge has
-                    // acknowledged its last byte: closing the connection
-                    // at the end of a drain before that would discard the
-                    // tail of a response that was already written.
+                    return Ended::Closed;
+                }
+                ConnectorEvent::Violation(v) => {
+                    tracing::warn!(conn_index = idx, %edge, "the edge broke the control protocol: {v}")
+                }
+                other => tracing::debug!(conn_index = idx, ?other, "control stream"),
+            }
+        }
+        if session.is_closed() {
+            return Ended::Closed;
+        }
+        tokio::select! {
+            accepted = conn.accept_stream() => match accepted {
+                Ok((send, recv)) => {
+                    let admission = session.accept_stream(now());
                     let delivered = send.stopped();
-                    let conn = conn.clone();
-                    tokio::spawn(async move {
-                        let _guard = guard;
-                        serve_stream(rt, conn, send, recv).await;
-                        let _ = tokio::time::timeout(DELIVERY_WAIT, delivered).await;
-                    });
+                    let done = done_tx.clone();
+                    match admission {
+                        Admission::ShuttingDown(id) => {
+                            tokio::spawn(async move {
+                                let mut send = send;
+                                let _ = send.write_all(&shutting_down_response().encode()).await;
+                                let _ = send.finish();
+                                drop(send);
+                                let _ = tokio::time::timeout(DELIVERY_WAIT, delivered).await;
+                                let _ = done.send(id).await;
+                            });
+                        }
+                        Admission::Serve(id) => {
+                            let rt = shared.runtime.borrow().clone();
+                            let conn = conn.clone();
+                            // A stream stays in flight until the edge has
+                            // acknowledged its last byte: closing the
+                            // connection at the end of a drain before that
+                            // would discard the tail of a response that was
+                            // already written.
+                            tokio::spawn(async move {
+                                serve_stream(rt, conn, send, recv).await;
+                                let _ = tokio::time::timeout(DELIVERY_WAIT, delivered).await;
+                                let _ = done.send(id).await;
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(conn_index = idx, %edge, reason = %e, "tunnel connection lost; re-dialling");
-                    return;
+                    session.handle_connection_lost(now());
+                    return if e == ConnectionError::TimedOut {
+                        Ended::DeadPath
+                    } else {
+                        Ended::Closed
+                    };
                 }
             },
-            _ = stop.changed(), if !drain_sent => {
-                // Tell the edge to stop sending streams here. Keep
-                // accepting (streams already on their way are answered
-                // ShuttingDown, so the edge retries them elsewhere) until
-                // the caller closes the connection after the grace period.
-                let _ = control.write_all(&ControlMessage::Drain.encode()).await;
-                drain_sent = true;
+            Some(id) = done_rx.recv() => {
+                session.stream_done(now(), id);
+            }
+            chunk = recv.read_chunk(warren_transport::copy::CHUNK), if control_open => match chunk {
+                Ok(Some(bytes)) => session.handle_data(now(), &bytes),
+                Ok(None) | Err(_) => {
+                    control_open = false;
+                    session.handle_finished(now());
+                }
+            },
+            () = sleep_until(session.poll_timeout()) => session.handle_timeout(now()),
+            _ = stop.changed(), if !stopping => {
+                // Tell the edge to stop sending streams here. Streams
+                // already on their way are answered ShuttingDown, so the
+                // edge retries them elsewhere.
+                stopping = true;
+                session.drain(now(), shared.cfg.grace_period);
             }
         }
     }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use warren_proto::stream::{Headers, HttpHead};
 
 /// Answers a request to the `hello_world` service.
-pub fn respond(head: &HttpHead) -> (u16, Headers, Bytes) {
+pub(crate) fn respond(head: &HttpHead) -> (u16, Headers, Bytes) {
     let forwarded_for = head
         .headers
         .iter()

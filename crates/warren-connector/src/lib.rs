@@ -19,17 +19,20 @@
 
 #![forbid(unsafe_code)]
 
-pub mod access;
+mod access;
 mod ask;
-pub mod certs;
+mod certs;
 mod dial;
-pub mod hello;
+mod hello;
 pub mod ingress;
-pub mod origin;
-pub mod pool;
-pub mod postgres;
-pub mod proxy_protocol;
-pub mod report;
-pub mod serve;
+mod origin;
+mod pool;
+mod postgres;
+mod proxy_protocol;
+mod report;
+mod serve;
 
-pub use dial::{run, run_with_status, ConnectorConfig, ConnectorError, IngressSource, Signal};
+pub use dial::{
+    bind_socket, run, run_with_status, ConnectorConfig, ConnectorError, IngressSource, Signal,
+};
+pub use origin::OriginError;

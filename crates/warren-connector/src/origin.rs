@@ -39,7 +39,7 @@ pub enum OriginError {
 
 /// Where a rule's connections go.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub(crate) enum Target {
     Tcp { host: String, port: u16 },
     Unix(PathBuf),
 }
@@ -55,7 +55,7 @@ impl std::fmt::Display for Target {
 }
 
 /// A byte stream to an origin.
-pub enum OriginStream {
+pub(crate) enum OriginStream {
     Tcp(TcpStream),
     Unix(UnixStream),
     TlsTcp(Box<TlsStream<TcpStream>>),
@@ -122,7 +122,7 @@ impl OriginStream {
     }
 
     /// The origin's address, for PROXY protocol headers.
-    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+    pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
         match self {
             OriginStream::Tcp(s) => s.peer_addr().ok(),
             OriginStream::TlsTcp(s) => s.get_ref().0.peer_addr().ok(),
@@ -133,7 +133,7 @@ impl OriginStream {
 
 /// Dials one rule's origin; also the hyper connector of its HTTP client.
 #[derive(Clone)]
-pub struct Dialer {
+pub(crate) struct Dialer {
     pub target: Target,
     connect_timeout: Duration,
     tls_timeout: Duration,
@@ -146,7 +146,7 @@ pub struct Dialer {
 
 /// TLS to a PostgreSQL origin.
 #[derive(Clone)]
-pub struct PgTls {
+pub(crate) struct PgTls {
     pub mode: SslMode,
     /// `None` for `sslmode: disable`.
     pub config: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
@@ -156,7 +156,7 @@ pub struct PgTls {
 impl Dialer {
     /// The dialer for a rule, or `None` for services that are answered by
     /// the connector itself.
-    pub fn for_rule(
+    pub(crate) fn for_rule(
         rule: &Rule,
         base_dir: &std::path::Path,
     ) -> Result<Option<Dialer>, OriginError> {
@@ -166,7 +166,7 @@ impl Dialer {
     /// The dialer for one service with the given origin settings, or `None`
     /// for services that are answered by the connector itself or that have
     /// several origins (`pool`: see [`crate::pool`]).
-    pub fn for_service(
+    pub(crate) fn for_service(
         service: &Service,
         o: &OriginRequest,
         base_dir: &std::path::Path,
@@ -216,7 +216,7 @@ impl Dialer {
     }
 
     /// Opens a connection (and TLS, if the service is https).
-    pub async fn dial(&self) -> Result<OriginStream, OriginError> {
+    pub(crate) async fn dial(&self) -> Result<OriginStream, OriginError> {
         let target = self.target.to_string();
         let raw = tokio::time::timeout(self.connect_timeout, async {
             match &self.target {
@@ -371,7 +371,7 @@ impl tower_service::Service<http::Uri> for Dialer {
 
 /// The [`OriginError`] behind a failed HTTP client request, if the failure
 /// was in reaching the origin (dialling or TLS).
-pub fn origin_error(e: &hyper_util::client::legacy::Error) -> Option<&OriginError> {
+pub(crate) fn origin_error(e: &hyper_util::client::legacy::Error) -> Option<&OriginError> {
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         if let Some(oe) = s.downcast_ref::<OriginError>() {
@@ -397,10 +397,10 @@ impl OriginError {
 }
 
 /// The pooled HTTP client of one rule.
-pub type HttpClient = Client<Dialer, BoxBody>;
+pub(crate) type HttpClient = Client<Dialer, BoxBody>;
 
 /// Builds the rule's HTTP client.
-pub fn http_client(dialer: Dialer, o: &OriginRequest) -> HttpClient {
+pub(crate) fn http_client(dialer: Dialer, o: &OriginRequest) -> HttpClient {
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(o.keep_alive_timeout)
         .pool_max_idle_per_host(o.keep_alive_connections)

@@ -7,7 +7,7 @@ use crate::ingress::ProxyProtocol;
 
 /// The header to write before any client byte. `None` when the client
 /// address is unknown (the header would lie).
-pub fn header(version: ProxyProtocol, client: SocketAddr, dest: SocketAddr) -> Vec<u8> {
+pub(crate) fn header(version: ProxyProtocol, client: SocketAddr, dest: SocketAddr) -> Vec<u8> {
     let (src, dst) = same_family(client, dest);
     match version {
         ProxyProtocol::V1 => v1(src, dst),

@@ -8,6 +8,7 @@
 
 use tokio::sync::mpsc;
 use warren_proto::control::{ControlMessage, SessionReport};
+use warren_transport::StreamError;
 
 /// Statements waiting to be sent.
 const QUEUE: usize = 256;
@@ -15,16 +16,16 @@ const QUEUE: usize = 256;
 const BATCH: usize = 64;
 
 /// Sends one report on a new stream of `conn`; failures are logged.
-pub async fn send(conn: &quinn::Connection, report: SessionReport) {
+pub(crate) async fn send(conn: &warren_transport::TunnelConnection, report: SessionReport) {
     let msg = ControlMessage::SessionReport(report).encode();
     let result = async {
-        let (mut s, _r) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        s.write_all(&msg).await.map_err(|e| e.to_string())?;
-        s.finish().map_err(|e| e.to_string())?;
+        let (mut s, _r) = conn.open_stream().await.map_err(StreamError::from)?;
+        s.write_all(&msg).await?;
+        s.finish()?;
         // Wait until the edge has it (bounded), so a report is not lost
         // when the connection closes right after.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.stopped()).await;
-        Ok::<_, String>(())
+        Ok::<_, StreamError>(())
     }
     .await;
     if let Err(e) = result {
@@ -33,13 +34,13 @@ pub async fn send(conn: &quinn::Connection, report: SessionReport) {
 }
 
 /// Statement reporting for one session.
-pub struct Reporter {
+pub(crate) struct Reporter {
     tx: mpsc::Sender<String>,
 }
 
 impl Reporter {
     /// Starts the writer for `session` on `conn`.
-    pub fn start(conn: quinn::Connection, session: String) -> Reporter {
+    pub(crate) fn start(conn: warren_transport::TunnelConnection, session: String) -> Reporter {
         let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
@@ -60,7 +61,7 @@ impl Reporter {
     }
 
     /// Queues a statement (waits while the queue is full).
-    pub async fn statement(&self, sql: String) {
+    pub(crate) async fn statement(&self, sql: String) {
         let _ = self.tx.send(sql).await;
     }
 }

@@ -53,15 +53,15 @@ use crate::registry::Registry;
 use crate::routes::RouteTable;
 use crate::secrets::TunnelSecrets;
 
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 use error::ApiResult;
 
 /// Largest request body the API reads.
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 /// What the admin handlers share.
 #[derive(Clone)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub store: Store,
     pub secrets: Arc<TunnelSecrets>,
     /// Reloaded after every route or tunnel change.
@@ -77,7 +77,7 @@ pub struct AdminState {
 }
 
 /// The admin API.
-pub fn router(state: AdminState) -> Router {
+pub(crate) fn router(state: AdminState) -> Router {
     let authed = Router::new()
         .route(
             "/v1/tunnels",

@@ -68,7 +68,7 @@ async fn write(store: Store, mut rx: mpsc::Receiver<AuditEntry>, retention: Dura
 }
 
 /// Unix seconds.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -5,15 +5,19 @@
 //! WebSocket; it holds the control plane (through `warren-store`) and serves
 //! the admin API.
 //!
-//! Entry point: [`run`] with an [`EdgeConfig`]. Request handling reads as
-//! phases, one module each: [`proxy`] (HTTP: route → pick connection →
-//! open stream → proxy), [`tcp`] (WebSocket byte streams), [`tunnel`]
-//! (connector registration), [`registry`] (live connections and the
-//! power-of-two-choices pick), [`routes`] (hostname → tunnel), [`ca`]
-//! (the local CA and per-SNI certificates), [`admin`] (REST API),
-//! [`pages`] (every error a browser or curl can see), [`audit`] (the
-//! audit-log writer), [`access`] (access applications, identities,
-//! service tokens, sign-in, signed identity for origins).
+//! Entry point: [`run`] with an [`EdgeConfig`] and already-bound
+//! [`Listeners`]. Every client request or connection goes through one
+//! session pipeline (`session.rs`: identify → authorize → route + open →
+//! proxy → finish) whose front ends are thin: `http/` (HTTPS requests and
+//! the edge's own `/.warren/` endpoints), `tcp.rs` (`access tcp` byte
+//! streams over WebSocket) and `pg/` (the native PostgreSQL listener).
+//! Streams to connectors are opened in one place (`upstream.rs`). Around
+//! it: `tunnel.rs` (connector registration), `registry.rs` (live
+//! connections and the power-of-two-choices pick), `routes.rs` (hostname
+//! → tunnel), [`ca`] (the local CA and per-SNI certificates), `admin`
+//! (REST API), `pages.rs` (every error a browser or curl can see),
+//! `audit.rs` (the audit-log writer), [`access`] (access applications,
+//! identities, service tokens, sign-in, signed identity for origins).
 //!
 //! **The edge never dials a private network**: everything reaches origins
 //! through a stream on a connection the connector opened.
@@ -21,19 +25,24 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
-pub mod admin;
-pub mod audit;
+mod admin;
+mod audit;
 pub mod ca;
 pub mod config;
-pub mod pages;
-pub mod pg;
-pub mod proxy;
-pub mod registry;
-pub mod routes;
+mod http;
+mod pages;
+mod pg;
+mod registry;
+mod routes;
 pub mod secrets;
 mod server;
-pub mod tcp;
-pub mod tunnel;
+mod session;
+mod tcp;
+mod tunnel;
+mod upstream;
+
+pub use access::AccessSettings;
 
 pub use config::{EdgeConfig, PartialEdgeConfig};
-pub use server::{run, BoundAddrs, EdgeError};
+pub use pg::VerifierError;
+pub use server::{run, BoundAddrs, EdgeError, Listeners};

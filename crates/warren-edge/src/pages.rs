@@ -9,9 +9,13 @@ use http::{header, Response, StatusCode};
 use warren_proto::stream::ErrorCode;
 use warren_transport::body::{full, BoxBody};
 
+use crate::access::Refusal;
+use crate::session::Failure;
+use crate::upstream::UpstreamError;
+
 /// Why the edge answered instead of the origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EdgeFailure {
+pub(crate) enum EdgeFailure {
     /// No route for the hostname.
     UnknownHost { host: String },
     /// The request had no usable Host.
@@ -48,7 +52,60 @@ pub enum EdgeFailure {
 }
 
 impl EdgeFailure {
-    pub fn status(&self) -> StatusCode {
+    /// The page for a session that could not go on.
+    pub(crate) fn from_failure(f: Failure, host: &str) -> EdgeFailure {
+        let host = host.to_owned();
+        match f {
+            Failure::UnknownHost => EdgeFailure::UnknownHost { host },
+            Failure::Refused(r) => EdgeFailure::from_refusal(&r, &host),
+            // Certificates are the PostgreSQL listener's; an HTTP client
+            // never presents one.
+            Failure::CertificateExpired | Failure::CertificateInvalid(_) => {
+                EdgeFailure::BadRequest {
+                    reason: "the client certificate cannot be used".into(),
+                }
+            }
+            Failure::Upstream(e) => EdgeFailure::from_upstream(e, host),
+        }
+    }
+
+    /// The page for an access refusal.
+    pub(crate) fn from_refusal(r: &Refusal, host: &str) -> EdgeFailure {
+        match r {
+            Refusal::NotProtected => EdgeFailure::NotProtected {
+                host: host.to_owned(),
+            },
+            Refusal::Denied { app, .. } => EdgeFailure::AccessDenied {
+                app: app.name.clone(),
+            },
+            Refusal::NeedsLogin { app, .. } => EdgeFailure::SignInRequired {
+                host: host.to_owned(),
+                app: app.name.clone(),
+            },
+            Refusal::BadServiceToken { .. } => EdgeFailure::BadServiceToken,
+            Refusal::TooManyAttempts { .. } => EdgeFailure::TooManyAttempts,
+        }
+    }
+
+    /// The page for a stream that could not be had or failed.
+    pub(crate) fn from_upstream(e: UpstreamError, host: String) -> EdgeFailure {
+        match e {
+            UpstreamError::NoConnector => EdgeFailure::NoConnector { host },
+            UpstreamError::Timeout => EdgeFailure::Timeout { host },
+            UpstreamError::Tunnel(reason) => EdgeFailure::Tunnel { host, reason },
+            UpstreamError::Origin { code, message } => EdgeFailure::Origin {
+                host,
+                code,
+                message,
+            },
+            e @ UpstreamError::UnexpectedAnswer { .. } => EdgeFailure::Tunnel {
+                host,
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::UnknownHost { .. } => StatusCode::NOT_FOUND,
             Self::NoHost | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -70,7 +127,7 @@ impl EdgeFailure {
     }
 
     /// Stable code for the `Warren-Error` header.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::UnknownHost { .. } => "unknown-hostname",
             Self::NoHost => "no-host",
@@ -100,7 +157,7 @@ impl EdgeFailure {
     }
 
     /// The one sentence a person reads.
-    pub fn sentence(&self) -> String {
+    pub(crate) fn sentence(&self) -> String {
         match self {
             Self::UnknownHost { host } => format!(
                 "There is no tunnel route for {host}; an administrator can add one with `warren tunnel route dns TUNNEL {host}`."
@@ -140,7 +197,7 @@ impl EdgeFailure {
     }
 
     /// The page.
-    pub fn response(&self) -> Response<BoxBody> {
+    pub(crate) fn response(&self) -> Response<BoxBody> {
         let status = self.status();
         let title = format!(
             "{} {}",
@@ -155,7 +212,7 @@ impl EdgeFailure {
 }
 
 /// A short HTML page: a heading and one paragraph, never cached.
-pub fn page(status: StatusCode, title: &str, text: &str) -> Response<BoxBody> {
+pub(crate) fn page(status: StatusCode, title: &str, text: &str) -> Response<BoxBody> {
     let body = format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n<body><h1>{t}</h1>\n<p>{p}</p>\n<hr><p>warren</p></body></html>\n",
         t = html_escape(title),
@@ -170,7 +227,7 @@ pub fn page(status: StatusCode, title: &str, text: &str) -> Response<BoxBody> {
 }
 
 /// Escapes text for HTML.
-pub fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

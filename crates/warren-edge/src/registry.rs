@@ -14,9 +14,11 @@ use std::sync::{Arc, RwLock};
 
 use rand::Rng;
 use serde::Serialize;
+use warren_proto::close::CloseCode;
+use warren_transport::TunnelConnection;
 
 /// One registered connection of a connector.
-pub struct TunnelConn {
+pub(crate) struct TunnelConn {
     /// Id the edge gave the connection.
     pub id: String,
     pub tunnel_id: String,
@@ -30,13 +32,13 @@ pub struct TunnelConn {
     pub edge_addr: SocketAddr,
     /// Unix seconds.
     pub connected_at: u64,
-    pub conn: quinn::Connection,
+    pub conn: TunnelConnection,
     outstanding: AtomicUsize,
     draining: AtomicBool,
 }
 
 /// What a registration says about a connection, besides the connection.
-pub struct ConnMeta {
+pub(crate) struct ConnMeta {
     pub id: String,
     pub tunnel_id: String,
     pub connector_id: String,
@@ -52,7 +54,7 @@ pub struct ConnMeta {
 
 /// What the admin API shows of a connection.
 #[derive(Debug, Clone, Serialize)]
-pub struct ConnectionInfo {
+pub(crate) struct ConnectionInfo {
     pub id: String,
     pub connector_id: String,
     pub connector_version: String,
@@ -89,7 +91,7 @@ impl TunnelStatus {
 
 /// One connector process of a tunnel, from its connections.
 #[derive(Debug, Clone, Serialize)]
-pub struct ConnectorInfo {
+pub(crate) struct ConnectorInfo {
     pub id: String,
     pub version: String,
     /// The address its connections come from (IP only).
@@ -108,7 +110,7 @@ pub struct ConnectorInfo {
 
 /// A tunnel's health: status, how long it has been serving, its connectors.
 #[derive(Debug, Clone, Serialize)]
-pub struct TunnelHealth {
+pub(crate) struct TunnelHealth {
     pub status: TunnelStatus,
     /// Unix seconds: the first connection of the current unbroken run of
     /// having at least one connection; `None` when inactive.
@@ -118,7 +120,7 @@ pub struct TunnelHealth {
 }
 
 impl TunnelConn {
-    pub fn new(meta: ConnMeta, conn: quinn::Connection) -> Self {
+    pub(crate) fn new(meta: ConnMeta, conn: TunnelConnection) -> Self {
         let edge_ip = conn.local_ip().unwrap_or(meta.listen.ip());
         Self {
             id: meta.id,
@@ -136,29 +138,29 @@ impl TunnelConn {
         }
     }
 
-    pub fn outstanding(&self) -> usize {
+    pub(crate) fn outstanding(&self) -> usize {
         self.outstanding.load(Ordering::Relaxed)
     }
 
     /// Counts a stream as outstanding until the guard drops.
-    pub fn track(self: &Arc<Self>) -> StreamGuard {
+    pub(crate) fn track(self: &Arc<Self>) -> StreamGuard {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
         StreamGuard(self.clone())
     }
 
-    pub fn set_draining(&self) {
+    pub(crate) fn set_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
 
     fn usable(&self) -> bool {
-        !self.is_draining() && self.conn.close_reason().is_none()
+        !self.is_draining() && !self.conn.is_closed()
     }
 
-    pub fn info(&self) -> ConnectionInfo {
+    pub(crate) fn info(&self) -> ConnectionInfo {
         ConnectionInfo {
             id: self.id.clone(),
             connector_id: self.connector_id.clone(),
@@ -174,11 +176,11 @@ impl TunnelConn {
 }
 
 /// Keeps a stream counted against its connection.
-pub struct StreamGuard(Arc<TunnelConn>);
+pub(crate) struct StreamGuard(Arc<TunnelConn>);
 
 impl StreamGuard {
     /// The connection the stream is on.
-    pub fn conn(&self) -> &Arc<TunnelConn> {
+    pub(crate) fn conn(&self) -> &Arc<TunnelConn> {
         &self.0
     }
 }
@@ -191,7 +193,7 @@ impl Drop for StreamGuard {
 
 /// All live connections, by tunnel id.
 #[derive(Clone, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     inner: Arc<RwLock<HashMap<String, TunnelEntry>>>,
 }
 
@@ -203,11 +205,11 @@ struct TunnelEntry {
 }
 
 impl Registry {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn insert(&self, c: Arc<TunnelConn>) {
+    pub(crate) fn insert(&self, c: Arc<TunnelConn>) {
         let mut m = self.inner.write().expect("registry lock");
         m.entry(c.tunnel_id.clone())
             .or_insert_with(|| TunnelEntry {
@@ -218,7 +220,7 @@ impl Registry {
             .push(c);
     }
 
-    pub fn remove(&self, tunnel_id: &str, conn_id: &str) {
+    pub(crate) fn remove(&self, tunnel_id: &str, conn_id: &str) {
         let mut m = self.inner.write().expect("registry lock");
         if let Some(e) = m.get_mut(tunnel_id) {
             e.conns.retain(|c| c.id != conn_id);
@@ -231,7 +233,11 @@ impl Registry {
     /// Picks a connection for a new stream: the less loaded of two random
     /// usable ones, skipping the connections in `exclude` (by id) that a
     /// retry already tried. `None` when no other is usable.
-    pub fn pick_fresh(&self, tunnel_id: &str, exclude: &[String]) -> Option<Arc<TunnelConn>> {
+    pub(crate) fn pick_fresh(
+        &self,
+        tunnel_id: &str,
+        exclude: &[String],
+    ) -> Option<Arc<TunnelConn>> {
         let m = self.inner.read().expect("registry lock");
         let fresh: Vec<&Arc<TunnelConn>> = m
             .get(tunnel_id)?
@@ -245,7 +251,7 @@ impl Registry {
     /// The tunnel's status alone (what [`Registry::health`] computes,
     /// without building the connector list): for steering on the request
     /// path.
-    pub fn status(&self, tunnel_id: &str) -> TunnelStatus {
+    pub(crate) fn status(&self, tunnel_id: &str) -> TunnelStatus {
         let m = self.inner.read().expect("registry lock");
         let Some(e) = m.get(tunnel_id) else {
             return TunnelStatus::Inactive;
@@ -267,7 +273,7 @@ impl Registry {
     }
 
     /// Status, uptime and connectors of a tunnel, from its connections.
-    pub fn health(&self, tunnel_id: &str) -> TunnelHealth {
+    pub(crate) fn health(&self, tunnel_id: &str) -> TunnelHealth {
         let m = self.inner.read().expect("registry lock");
         let Some(e) = m.get(tunnel_id) else {
             return TunnelHealth {
@@ -320,7 +326,7 @@ impl Registry {
     }
 
     /// Closes every connection of a tunnel (deleted tunnel, rotated secret).
-    pub fn disconnect_tunnel(&self, tunnel_id: &str, reason: &str) {
+    pub(crate) fn disconnect_tunnel(&self, tunnel_id: &str, reason: &str) {
         let conns = self
             .inner
             .write()
@@ -329,10 +335,7 @@ impl Registry {
             .map(|e| e.conns)
             .unwrap_or_default();
         for c in conns {
-            c.conn.close(
-                quinn::VarInt::from_u32(crate::tunnel::CLOSE_TUNNEL_GONE),
-                reason.as_bytes(),
-            );
+            c.conn.close(CloseCode::TunnelGone, reason.as_bytes());
         }
     }
 }

@@ -18,26 +18,33 @@ use crate::admin::{self, AdminState};
 use crate::audit::AuditSink;
 use crate::ca::{Ca, CaError, SniResolver};
 use crate::config::EdgeConfig;
-use crate::proxy::{self, ProxyCtx};
 use crate::registry::Registry;
 use crate::routes::RouteTable;
 use crate::secrets::{self, TunnelSecrets};
+use crate::session::EdgeCtx;
 use crate::tunnel::{self, TunnelCtx};
+use crate::upstream::Upstream;
+use warren_transport::quic::QuicListener;
 
-/// Why the edge could not start.
+/// Why the edge could not start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
+    /// The data directory could not be created.
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
         source: std::io::Error,
     },
+    /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] warren_store::StoreError),
+    /// The local CA could not be loaded or made.
     #[error(transparent)]
     Ca(#[from] CaError),
+    /// `--tls-cert`/`--tls-key` could not be loaded.
     #[error(transparent)]
     Tls(#[from] warren_transport::tls::TlsError),
+    /// A listener could not be bound.
     #[error(
         "cannot listen on {addr} for {what}: {source}; pick another address with --listen-{what}"
     )]
@@ -46,8 +53,37 @@ pub enum EdgeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot set up {0}")]
-    Setup(String),
+    /// The first admin API token could not be made.
+    #[error("cannot create the admin API token: {0}")]
+    AdminToken(#[from] secrets::BootstrapError),
+    /// The key tunnel secrets are derived with could not be read or made.
+    #[error("cannot read or create the tunnel secret key in {dir}: {source}; check that the data directory is readable and writable by warren's user")]
+    SecretKey { dir: String, source: std::io::Error },
+    /// A listener's TLS configuration was refused by rustls.
+    #[error("cannot set up TLS for the {what} listener: {source}")]
+    TlsSetup {
+        what: &'static str,
+        source: rustls::Error,
+    },
+    /// The client-certificate verifier of the PostgreSQL listener could
+    /// not be built from the CA.
+    #[error("cannot verify PostgreSQL client certificates with the edge CA: {0}")]
+    ClientCertVerifier(#[from] crate::pg::verifier::VerifierError),
+    /// The QUIC tunnel listener could not be set up.
+    #[error("cannot set up the QUIC tunnel listener: {0}")]
+    Quic(#[from] warren_transport::quic::SetupError),
+    /// A bound listener's address could not be read.
+    #[error("cannot read the address of the {what} listener: {source}")]
+    LocalAddr {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// The readiness file could not be written.
+    #[error("cannot write the readiness file {path}: {source}")]
+    ReadyFile {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Where the edge's listeners ended up (they may be bound to port 0).
@@ -66,8 +102,71 @@ pub struct BoundAddrs {
     pub ca: String,
 }
 
-/// Runs the edge until `shutdown` resolves.
-pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<(), EdgeError> {
+/// The edge's sockets, bound before [`run`] starts (so a caller, or a
+/// test, can bind port 0 and hand them over).
+pub struct Listeners {
+    /// UDP, for the QUIC tunnel listener.
+    pub tunnel: std::net::UdpSocket,
+    pub https: TcpListener,
+    pub http: TcpListener,
+    pub admin: TcpListener,
+    /// The native PostgreSQL listener; `None`: off.
+    pub postgres: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses in `cfg`.
+    pub async fn bind(cfg: &EdgeConfig) -> Result<Listeners, EdgeError> {
+        let tunnel =
+            std::net::UdpSocket::bind(cfg.listen_tunnel).map_err(|source| EdgeError::Bind {
+                what: "tunnel",
+                addr: cfg.listen_tunnel,
+                source,
+            })?;
+        Ok(Listeners {
+            tunnel,
+            https: bind(cfg.listen_https, "https").await?,
+            http: bind(cfg.listen_http, "http").await?,
+            admin: bind(cfg.listen_admin, "admin").await?,
+            postgres: match cfg.listen_postgres {
+                Some(a) => Some(bind(a, "postgres").await?),
+                None => None,
+            },
+        })
+    }
+
+    fn addrs(&self, ca: String) -> Result<BoundAddrs, EdgeError> {
+        let tcp = |l: &TcpListener, what| {
+            l.local_addr()
+                .map_err(|source| EdgeError::LocalAddr { what, source })
+        };
+        Ok(BoundAddrs {
+            tunnel: self
+                .tunnel
+                .local_addr()
+                .map_err(|source| EdgeError::LocalAddr {
+                    what: "tunnel",
+                    source,
+                })?,
+            https: tcp(&self.https, "https")?,
+            http: tcp(&self.http, "http")?,
+            admin: tcp(&self.admin, "admin")?,
+            postgres: self
+                .postgres
+                .as_ref()
+                .map(|l| tcp(l, "postgres"))
+                .transpose()?,
+            ca,
+        })
+    }
+}
+
+/// Runs the edge on `listeners` until `shutdown` resolves.
+pub async fn run(
+    cfg: EdgeConfig,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), EdgeError> {
     warren_transport::tls::install_provider();
     let dir = &cfg.data_dir;
     create_private_dir(dir).map_err(|source| EdgeError::DataDir {
@@ -75,18 +174,19 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
         source,
     })?;
     let _ = std::fs::remove_file(dir.join("edge.json"));
+    let bound = listeners.addrs(dir.join("ca.pem").display().to_string())?;
 
     let store = Store::open(dir).await?;
-    if secrets::bootstrap_admin_token(&store, dir)
-        .await
-        .map_err(|e| EdgeError::Setup(format!("the admin API token: {e}")))?
-        .is_some()
-    {
+    if secrets::bootstrap_admin_token(&store, dir).await?.is_some() {
         tracing::info!(path = %dir.join("admin-token").display(), "created the admin API token");
     }
-    let secrets = Arc::new(TunnelSecrets::load_or_create(dir).map_err(|e| {
-        EdgeError::Setup(format!("the tunnel secret key in {}: {e}", dir.display()))
-    })?);
+    let secrets =
+        Arc::new(
+            TunnelSecrets::load_or_create(dir).map_err(|source| EdgeError::SecretKey {
+                dir: dir.display().to_string(),
+                source,
+            })?,
+        );
     let ca = Arc::new(Ca::load_or_create(dir)?);
     let routes = RouteTable::new();
     routes.reload(&store).await?;
@@ -109,47 +209,33 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
         tunnel_names.push(d.clone());
     }
     let (chain, key) = ca.issue(&tunnel_names)?;
+    let tls_err = |what| move |source| EdgeError::TlsSetup { what, source };
     let mut tunnel_tls =
         rustls::ServerConfig::builder_with_provider(warren_transport::tls::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| EdgeError::Setup(format!("tunnel TLS: {e}")))?
+            .map_err(tls_err("tunnel"))?
             .with_no_client_auth()
             .with_single_cert(chain, key)
-            .map_err(|e| EdgeError::Setup(format!("tunnel TLS: {e}")))?;
+            .map_err(tls_err("tunnel"))?;
     tunnel_tls.alpn_protocols = vec![warren_proto::ALPN.to_vec()];
-    let quic_crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tunnel_tls)
-        .map_err(|e| EdgeError::Setup(format!("tunnel QUIC: {e}")))?;
-    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_crypto));
-    server_config.transport_config(cfg.quic.transport());
-    let endpoint = quinn::Endpoint::server(server_config, cfg.listen_tunnel).map_err(|source| {
-        EdgeError::Bind {
-            what: "tunnel",
-            addr: cfg.listen_tunnel,
-            source,
-        }
-    })?;
-    let tunnel_addr = endpoint
-        .local_addr()
-        .map_err(|e| EdgeError::Setup(format!("tunnel listener: {e}")))?;
+    let tunnel_listener = Arc::new(QuicListener::new(listeners.tunnel, tunnel_tls, &cfg.quic)?);
 
     // HTTPS listener.
     let mut https_tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(cert), Some(key)) => {
             rustls::ServerConfig::builder_with_provider(warren_transport::tls::provider())
                 .with_safe_default_protocol_versions()
-                .map_err(|e| EdgeError::Setup(format!("HTTPS TLS: {e}")))?
+                .map_err(tls_err("https"))?
                 .with_no_client_auth()
                 .with_single_cert(
                     warren_transport::tls::load_certs(cert)?,
                     warren_transport::tls::load_key(key)?,
                 )
-                .map_err(|e| {
-                    EdgeError::Setup(format!("HTTPS TLS with --tls-cert/--tls-key: {e}"))
-                })?
+                .map_err(tls_err("https (--tls-cert/--tls-key)"))?
         }
         _ => rustls::ServerConfig::builder_with_provider(warren_transport::tls::provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| EdgeError::Setup(format!("HTTPS TLS: {e}")))?
+            .map_err(tls_err("https"))?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(SniResolver::new(
                 ca.clone(),
@@ -158,25 +244,9 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
             )?)),
     };
     https_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let https = bind(cfg.listen_https, "https").await?;
-    let http = bind(cfg.listen_http, "http").await?;
-    let admin_listener = bind(cfg.listen_admin, "admin").await?;
-    let pg_listener = match cfg.listen_postgres {
-        Some(a) => Some(bind(a, "postgres").await?),
-        None => None,
-    };
-    let addr = |l: &TcpListener| l.local_addr().map_err(|e| EdgeError::Setup(e.to_string()));
-    let bound = BoundAddrs {
-        tunnel: tunnel_addr,
-        https: addr(&https)?,
-        http: addr(&http)?,
-        admin: addr(&admin_listener)?,
-        postgres: pg_listener.as_ref().map(addr).transpose()?,
-        ca: dir.join("ca.pem").display().to_string(),
-    };
 
     let advertise = if cfg.advertise.is_empty() {
-        default_advertise(cfg.domain.as_deref(), tunnel_addr)
+        default_advertise(cfg.domain.as_deref(), bound.tunnel)
     } else {
         cfg.advertise.clone()
     };
@@ -189,25 +259,26 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
         ca_pin: ca.pin(),
         access: access.clone(),
     };
-    let proxy_ctx = Arc::new(ProxyCtx {
+    let proxy_ctx = Arc::new(EdgeCtx {
         routes: routes.clone(),
-        registry: registry.clone(),
+        upstream: Upstream {
+            registry: registry.clone(),
+            stream_timeout: cfg.stream_timeout,
+        },
         audit,
         access: access.clone(),
         ca: ca.clone(),
         postgres_port: bound.postgres.map(|a| a.port()),
-        stream_timeout: cfg.stream_timeout,
     });
     // The native PostgreSQL listener: certificates by SNI from the CA,
     // optional client certificates from it too.
-    let pg_task = match pg_listener {
+    let pg_task = match listeners.postgres {
         Some(l) => {
-            let verifier = crate::pg::OptionalClientCert::new(ca.cert_der())
-                .map_err(|e| EdgeError::Setup(format!("PostgreSQL client certificates: {e}")))?;
+            let verifier = crate::pg::OptionalClientCert::new(ca.cert_der())?;
             let mut tls =
                 rustls::ServerConfig::builder_with_provider(warren_transport::tls::provider())
                     .with_safe_default_protocol_versions()
-                    .map_err(|e| EdgeError::Setup(format!("PostgreSQL TLS: {e}")))?
+                    .map_err(tls_err("postgres"))?
                     .with_client_cert_verifier(Arc::new(verifier))
                     .with_cert_resolver(Arc::new(SniResolver::new(
                         ca.clone(),
@@ -224,45 +295,55 @@ pub async fn run(cfg: EdgeConfig, shutdown: impl Future<Output = ()>) -> Result<
 
     let tasks = [
         tokio::spawn(tunnel::serve(
-            endpoint.clone(),
+            tunnel_listener.clone(),
             TunnelCtx {
                 store: store.clone(),
                 registry,
-                listen: tunnel_addr,
+                listen: bound.tunnel,
                 ca: ca.clone(),
                 routes: routes.clone(),
                 access: access.clone(),
+                quic: cfg.quic.clone(),
             },
         )),
         tokio::spawn(serve_https(
-            https,
+            listeners.https,
             tokio_rustls::TlsAcceptor::from(Arc::new(https_tls)),
             proxy_ctx,
             cfg.handshake_timeout,
         )),
-        tokio::spawn(serve_redirect(http, bound.https.port())),
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(admin_listener, admin::router(admin_state)).await {
-                tracing::error!(error = %e, "admin API stopped");
+        tokio::spawn(serve_redirect(listeners.http, bound.https.port())),
+        tokio::spawn({
+            let admin_listener = listeners.admin;
+            async move {
+                if let Err(e) = axum::serve(admin_listener, admin::router(admin_state)).await {
+                    tracing::error!(error = %e, "admin API stopped");
+                }
             }
         }),
     ];
 
-    write_ready_file(dir, &bound)
-        .map_err(|e| EdgeError::Setup(format!("the readiness file edge.json: {e}")))?;
+    write_ready_file(dir, &bound).map_err(|source| EdgeError::ReadyFile {
+        path: dir.join("edge.json").display().to_string(),
+        source,
+    })?;
     tracing::info!(tunnel = %bound.tunnel, https = %bound.https, http = %bound.http, admin = %bound.admin, "edge ready");
 
     shutdown.await;
     tracing::info!("edge shutting down");
-    endpoint.close(
-        quinn::VarInt::from_u32(tunnel::CLOSE_SHUTDOWN),
+    tunnel_listener.close(
+        warren_proto::close::CloseCode::EdgeShutdown,
         b"edge shutting down",
     );
     for t in tasks.into_iter().chain(pg_task) {
         t.abort();
     }
     // Let the close frames leave before the process exits.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        tunnel_listener.wait_idle(),
+    )
+    .await;
     store.close().await;
     let _ = std::fs::remove_file(dir.join("edge.json"));
     Ok(())
@@ -310,7 +391,7 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, EdgeE
 async fn serve_https(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    ctx: Arc<ProxyCtx>,
+    ctx: Arc<EdgeCtx>,
     handshake_timeout: std::time::Duration,
 ) {
     loop {
@@ -340,7 +421,9 @@ async fn serve_https(
             let service = service_fn(move |req| {
                 let ctx = ctx.clone();
                 async move {
-                    Ok::<_, std::convert::Infallible>(proxy::handle(ctx, req, peer, "https").await)
+                    Ok::<_, std::convert::Infallible>(
+                        crate::http::handle(ctx, req, peer, "https").await,
+                    )
                 }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -367,7 +450,7 @@ async fn serve_redirect(listener: TcpListener, https_port: u16) {
                         .path_and_query()
                         .map(|p| p.as_str())
                         .unwrap_or("/");
-                    let resp: Response<BoxBody> = match proxy::https_location(
+                    let resp: Response<BoxBody> = match crate::http::https_location(
                         req.headers().get(header::HOST),
                         path,
                         https_port,

@@ -1,37 +1,39 @@
-//! The tunnel listener: connector registration and the life of each
-//! registered connection.
+//! The tunnel listener: the driver of each connector connection.
 //!
-//! A connector opens the control stream and sends `Register`. The edge
-//! negotiates a version, checks the tunnel exists and the secret's hash
-//! matches (constant time), answers `Registered` or `Refused`, and puts
-//! the connection in the [`Registry`] until it closes. A bad registration
-//! is logged and refused; it never affects other tunnels.
+//! The protocol itself — registration first, refusal and its linger,
+//! drain, keep-alive and the dead-path rule — is the sans-IO
+//! [`EdgeSession`] in `warren-proto`; this module feeds it the control
+//! stream's bytes and the time, writes what it says, runs the store check
+//! it asks for, and puts the connection in the [`Registry`] while it is
+//! registered. Streams the connector opens (certificate and key requests,
+//! session reports) are answered here. A bad registration is logged and
+//! refused; it never affects other tunnels.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use quinn::VarInt;
-use warren_proto::control::{ControlMessage, RefuseCode, Refused as Refuse, Register, Registered};
+use warren_proto::close::CloseCode;
+use warren_proto::control::{ControlMessage, RefuseCode, Refused as Refuse, Register};
+use warren_proto::session::{
+    EdgeEvent, EdgeSession, EdgeSessionConfig, RegistrationAnswer, Transmit,
+};
+use warren_transport::clock::{now, sleep_until};
 use warren_transport::framed::expect_frame;
+use warren_transport::quic::{QuicListener, QuicSettings};
+use warren_transport::{RecvStream, SendStream, TunnelConnection};
 
 use crate::ca::Ca;
 use crate::registry::{ConnMeta, Registry, TunnelConn};
 use crate::routes::RouteTable;
 use warren_store::Store;
 
-/// QUIC close code: the connector's registration was refused.
-pub const CLOSE_REFUSED: u32 = 0x10;
-/// QUIC close code: the tunnel was deleted or its secret rotated.
-pub const CLOSE_TUNNEL_GONE: u32 = 0x11;
-/// QUIC close code: the edge is shutting down.
-pub const CLOSE_SHUTDOWN: u32 = 0x12;
-
-/// How long a new connection has to register.
-const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection has for its handshake, and a connector's
+/// question for its answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the tunnel listener needs.
 #[derive(Clone)]
-pub struct TunnelCtx {
+pub(crate) struct TunnelCtx {
     pub store: Store,
     pub registry: Registry,
     /// The tunnel listener's bound address.
@@ -41,15 +43,17 @@ pub struct TunnelCtx {
     pub routes: RouteTable,
     /// Identity-token keys for connectors, and their session reports.
     pub access: crate::access::Access,
+    /// The connections' timers (QUIC's and the control stream's agree).
+    pub quic: QuicSettings,
 }
 
-/// Accepts connector connections until the endpoint is closed.
-pub async fn serve(endpoint: quinn::Endpoint, ctx: TunnelCtx) {
-    while let Some(incoming) = endpoint.accept().await {
+/// Accepts connector connections until the listener is closed.
+pub(crate) async fn serve(listener: Arc<QuicListener>, ctx: TunnelCtx) {
+    while let Some(incoming) = listener.accept().await {
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
-            let conn = match tokio::time::timeout(REGISTER_TIMEOUT, incoming).await {
+            let conn = match tokio::time::timeout(REQUEST_TIMEOUT, incoming.establish()).await {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
                     tracing::info!(%remote, error = %e, "tunnel handshake failed");
@@ -65,121 +69,143 @@ pub async fn serve(endpoint: quinn::Endpoint, ctx: TunnelCtx) {
     }
 }
 
-async fn handle_connection(conn: quinn::Connection, ctx: TunnelCtx) {
+/// Drives one connection's [`EdgeSession`] until it is over.
+pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
     let remote = conn.remote_address();
-    let (mut send, mut recv) = match tokio::time::timeout(REGISTER_TIMEOUT, conn.accept_bi()).await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::info!(%remote, error = %e, "connection closed before registering");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(%remote, "connection did not register in time; closing it");
-            conn.close(VarInt::from_u32(CLOSE_REFUSED), b"registration timeout");
-            return;
-        }
+    let config = EdgeSessionConfig {
+        liveness: ctx.quic.liveness(),
+        ..EdgeSessionConfig::default()
     };
-    let msg = match tokio::time::timeout(REGISTER_TIMEOUT, expect_frame(&mut recv)).await {
-        Ok(Ok(f)) if f.kind == warren_proto::frame::FrameType::Control => {
-            ControlMessage::decode(&f.payload).map_err(|e| e.to_string())
-        }
-        Ok(Ok(f)) => Err(format!("expected a control frame, got {}", f.kind.name())),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("registration timed out".into()),
-    };
-    let reg = match msg {
-        Ok(ControlMessage::Register(r)) => r,
-        Ok(other) => {
-            return refuse(
-                &conn,
-                &mut send,
-                RefuseCode::BadRequest,
-                format!("expected a registration, got {other:?}"),
-            )
-            .await
-        }
-        Err(e) => {
-            return refuse(
-                &conn,
-                &mut send,
-                RefuseCode::BadRequest,
-                format!("malformed registration: {e}"),
-            )
-            .await
-        }
-    };
-    let (version, tunnel_name) = match check(&ctx.store, &reg).await {
-        Ok(v) => v,
-        Err((code, message)) => {
-            tracing::warn!(%remote, tunnel_id = %reg.tunnel_id, connector_id = %reg.connector_id, ?code, "refused connector registration: {message}");
-            return refuse(&conn, &mut send, code, message).await;
-        }
-    };
-    let conn_id = uuid::Uuid::new_v4().to_string();
-    let ok = ControlMessage::Registered(Registered {
-        version,
-        connection_id: conn_id.clone(),
-        tunnel_name: tunnel_name.clone(),
-    });
-    if send.write_all(&ok.encode()).await.is_err() {
-        return;
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let tc = Arc::new(TunnelConn::new(
-        ConnMeta {
-            id: conn_id.clone(),
-            tunnel_id: reg.tunnel_id.clone(),
-            connector_id: reg.connector_id.clone(),
-            connector_version: reg.connector_version.clone(),
-            conn_index: reg.conn_index,
-            ha_connections: reg.ha_connections,
-            listen: ctx.listen,
-            connected_at: now,
+    let mut session = EdgeSession::new(config, now());
+    // The control stream: the first stream the connector opens.
+    let (mut send, mut recv) = tokio::select! {
+        accepted = conn.accept_stream() => match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(%remote, error = %e, "connection closed before registering");
+                return;
+            }
         },
-        conn.clone(),
-    ));
-    ctx.registry.insert(tc.clone());
-    tracing::info!(%remote, tunnel = %tunnel_name, connector_id = %reg.connector_id, conn_index = reg.conn_index, version = %reg.connector_version, "connector connection registered");
-
-    // Control messages after registration, until the connection ends.
-    let control = async {
-        while let Ok(f) = expect_frame(&mut recv).await {
-            match ControlMessage::decode(&f.payload) {
-                Ok(ControlMessage::Drain) => {
-                    tracing::info!(tunnel = %tunnel_name, conn_index = reg.conn_index, "connector is draining this connection");
-                    tc.set_draining();
-                }
-                Ok(other) => tracing::debug!(?other, "ignoring control message"),
-                Err(e) => tracing::warn!(error = %e, "malformed control message ignored"),
+        () = sleep_until(session.poll_timeout()) => {
+            tracing::warn!(%remote, "connection did not register in time; closing it");
+            conn.close(CloseCode::RegistrationTimeout, CloseCode::RegistrationTimeout.description().as_bytes());
+            return;
+        }
+    };
+    let mut check: Option<
+        std::pin::Pin<Box<dyn std::future::Future<Output = RegistrationAnswer> + Send + '_>>,
+    > = None;
+    let mut registered: Option<(Arc<TunnelConn>, Register, String)> = None;
+    // The registration being checked, then the id and name it was given.
+    let mut pending_reg: Option<Register> = None;
+    let mut accepted_as: Option<(String, String)> = None;
+    let mut control_open = true;
+    'driver: loop {
+        while let Some(t) = session.poll_transmit(now()) {
+            let written = match t {
+                Transmit::Frame(frame) => send.write_all(&frame).await.is_ok(),
+                Transmit::Finish => send.finish().is_ok(),
+            };
+            if !written {
+                session.handle_connection_lost(now());
             }
         }
-        // The control stream ended; the connection lives on until closed.
-        std::future::pending::<()>().await
-    };
-    // Streams the connector opens: certificate and key requests, session
-    // reports.
-    let certs = async {
-        while let Ok((send, recv)) = conn.accept_bi().await {
-            let (ctx, tunnel_id, tunnel_name) =
-                (ctx.clone(), reg.tunnel_id.clone(), tunnel_name.clone());
-            tokio::spawn(async move {
-                answer_request(&ctx, &tunnel_id, &tunnel_name, send, recv).await;
-            });
+        while let Some(event) = session.poll_event() {
+            match event {
+                EdgeEvent::Check(reg) => {
+                    pending_reg = Some((*reg).clone());
+                    check = Some(Box::pin(answer_registration(&ctx.store, *reg)));
+                }
+                EdgeEvent::Registered => {
+                    let (Some(reg), Some((id, name))) = (pending_reg.take(), accepted_as.take())
+                    else {
+                        continue;
+                    };
+                    let tc = Arc::new(TunnelConn::new(
+                        ConnMeta {
+                            id,
+                            tunnel_id: reg.tunnel_id.clone(),
+                            connector_id: reg.connector_id.clone(),
+                            connector_version: reg.connector_version.clone(),
+                            conn_index: reg.conn_index,
+                            ha_connections: reg.ha_connections,
+                            listen: ctx.listen,
+                            connected_at: unix_now(),
+                        },
+                        conn.clone(),
+                    ));
+                    ctx.registry.insert(tc.clone());
+                    tracing::info!(%remote, tunnel = %name, connector_id = %reg.connector_id, conn_index = reg.conn_index, version = %reg.connector_version, protocol = session.version().unwrap_or(1), "connector connection registered");
+                    registered = Some((tc, reg, name));
+                }
+                EdgeEvent::Refused(r) => {
+                    tracing::warn!(%remote, code = ?r.code, "refused connector registration: {}", r.message);
+                }
+                EdgeEvent::Draining => {
+                    if let Some((tc, reg, name)) = &registered {
+                        tracing::info!(tunnel = %name, conn_index = reg.conn_index, "connector is draining this connection");
+                        tc.set_draining();
+                    }
+                }
+                EdgeEvent::Ignored(i) => tracing::debug!(%remote, ?i, "control message ignored"),
+                EdgeEvent::Violation(v) => {
+                    tracing::warn!(%remote, "connector broke the control protocol: {v}")
+                }
+                EdgeEvent::Close(code) => {
+                    if code == CloseCode::PeerDead {
+                        tracing::warn!(%remote, "nothing from the connector within the idle timeout; closing the connection");
+                    }
+                    conn.close(code, code.description().as_bytes());
+                    break 'driver;
+                }
+            }
         }
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        _ = certs => {}
-        reason = conn.closed() => {
-            tracing::info!(tunnel = %tunnel_name, conn_index = reg.conn_index, %reason, "connector connection closed");
+        if session.is_closed() {
+            break;
         }
-        _ = control => {}
+        tokio::select! {
+            chunk = recv.read_chunk(warren_transport::copy::CHUNK), if control_open => match chunk {
+                Ok(Some(bytes)) => session.handle_data(now(), &bytes),
+                Ok(None) | Err(_) => {
+                    control_open = false;
+                    session.handle_finished(now());
+                }
+            },
+            answer = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
+                check = None;
+                if let RegistrationAnswer::Accept { connection_id, tunnel_name } = &answer {
+                    accepted_as = Some((connection_id.clone(), tunnel_name.clone()));
+                }
+                session.handle_answer(now(), answer);
+            }
+            () = sleep_until(session.poll_timeout()) => session.handle_timeout(now()),
+            reason = conn.closed() => {
+                if let Some((_, reg, name)) = &registered {
+                    tracing::info!(tunnel = %name, conn_index = reg.conn_index, %reason, "connector connection closed");
+                }
+                session.handle_connection_lost(now());
+                break;
+            }
+            accepted = conn.accept_stream(), if registered.is_some() => {
+                if let (Ok((send, recv)), Some((_, reg, name))) = (accepted, &registered) {
+                    let (ctx, tunnel_id, name) = (ctx.clone(), reg.tunnel_id.clone(), name.clone());
+                    tokio::spawn(async move {
+                        answer_request(&ctx, &tunnel_id, &name, send, recv).await;
+                    });
+                }
+            }
+        }
     }
-    ctx.registry.remove(&reg.tunnel_id, &conn_id);
+    if let Some((tc, reg, _)) = registered {
+        ctx.registry.remove(&reg.tunnel_id, &tc.id);
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Answers one request on a stream the connector opened: `CertRequest`,
@@ -188,8 +214,8 @@ async fn answer_request(
     ctx: &TunnelCtx,
     tunnel_id: &str,
     tunnel_name: &str,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    mut send: SendStream,
+    mut recv: RecvStream,
 ) {
     let refused = |message: String| {
         ControlMessage::Refused(Refuse {
@@ -197,7 +223,7 @@ async fn answer_request(
             message,
         })
     };
-    let answer = match tokio::time::timeout(REGISTER_TIMEOUT, expect_frame(&mut recv)).await {
+    let answer = match tokio::time::timeout(REQUEST_TIMEOUT, expect_frame(&mut recv)).await {
         Ok(Ok(f)) => match ControlMessage::decode(&f.payload) {
             Ok(ControlMessage::KeysRequest) => {
                 ControlMessage::KeysIssued(warren_proto::control::KeysIssued {
@@ -240,17 +266,22 @@ async fn answer_request(
     let _ = send.finish();
 }
 
-async fn check(store: &Store, reg: &Register) -> Result<(u16, String), (RefuseCode, String)> {
-    let version = warren_proto::negotiate_version(&reg.versions).ok_or_else(|| {
-        (
-            RefuseCode::UnsupportedVersion,
-            format!(
-                "the connector speaks protocol versions {:?} but this edge speaks {:?}; run the same warren version on both",
-                reg.versions,
-                warren_proto::SUPPORTED_VERSIONS
-            ),
-        )
-    })?;
+/// The store check of a registration: the tunnel exists and the secret's
+/// hash matches (constant time).
+async fn answer_registration(store: &Store, reg: Register) -> RegistrationAnswer {
+    match check(store, &reg).await {
+        Ok(tunnel_name) => RegistrationAnswer::Accept {
+            connection_id: uuid::Uuid::new_v4().to_string(),
+            tunnel_name,
+        },
+        Err((code, message)) => {
+            tracing::warn!(tunnel_id = %reg.tunnel_id, connector_id = %reg.connector_id, ?code, "refusing connector registration: {message}");
+            RegistrationAnswer::Refuse(Refuse { code, message })
+        }
+    }
+}
+
+async fn check(store: &Store, reg: &Register) -> Result<String, (RefuseCode, String)> {
     let internal = |e: warren_store::StoreError| {
         (
             RefuseCode::Internal,
@@ -285,19 +316,5 @@ async fn check(store: &Store, reg: &Register) -> Result<(u16, String), (RefuseCo
             ),
         ));
     }
-    Ok((version, tunnel.name))
-}
-
-async fn refuse(
-    conn: &quinn::Connection,
-    send: &mut quinn::SendStream,
-    code: RefuseCode,
-    message: String,
-) {
-    let msg = ControlMessage::Refused(Refuse { code, message });
-    let _ = send.write_all(&msg.encode()).await;
-    let _ = send.finish();
-    // Give the refusal time to arrive; the connector closes on reading it.
-    let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
-    conn.close(VarInt::from_u32(CLOSE_REFUSED), b"registration refused");
+    Ok(tunnel.name)
 }

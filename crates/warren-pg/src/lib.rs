@@ -69,9 +69,9 @@
 //! ([`message::error_response`]; the core's errors offer theirs with
 //! `error_response()`).
 //!
-//! The older stream helpers, [`read_first`] (reads one first message from
-//! a tokio stream) and [`Rewind`] (replays bytes in front of one), are the
-//! only IO in this crate; the state machines make them unnecessary.
+//! **This crate does no IO and reads no clock**: the edge and the
+//! connector drive its state machines (the shared driver is
+//! `warren_transport::pg`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -79,7 +79,6 @@
 pub mod auth;
 pub mod message;
 pub mod negotiate;
-pub mod rewind;
 pub mod scan;
 pub mod startup;
 pub mod track;
@@ -89,11 +88,9 @@ pub use message::{
     error_response, ErrorFields, Message, MessageDecoder, MessageError, Severity, TransactionStatus,
 };
 pub use negotiate::{NegotiationError, Negotiator};
-pub use rewind::Rewind;
 pub use startup::{
-    encode_cancel, encode_ssl_request, encode_startup, parse_first, parse_first_limited,
-    read_first, CancelKey, CancelRequest, FirstMessage, FirstRead, ProtocolVersion, Startup,
-    StartupError,
+    encode_cancel, encode_ssl_request, encode_startup, parse_first, parse_first_limited, CancelKey,
+    CancelRequest, FirstMessage, ProtocolVersion, Startup, StartupError,
 };
 pub use track::{BackendTracker, FrontendTracker, TrackError};
 

@@ -159,9 +159,7 @@ impl NegotiationError {
     /// sent (it closed, or it speaks TLS that was not started).
     pub fn sqlstate(&self) -> Option<&'static str> {
         match self {
-            Self::Startup(
-                StartupError::Closed | StartupError::Truncated { .. } | StartupError::Io(_),
-            )
+            Self::Startup(StartupError::Closed | StartupError::Truncated { .. })
             | Self::DirectTlsDeclined => None,
             Self::PlaintextRefused => Some(sqlstate::INVALID_AUTHORIZATION),
             Self::Startup(_)

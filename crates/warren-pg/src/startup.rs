@@ -4,8 +4,7 @@
 //! code and a body; [`parse_first`] recognises the encryption requests, a
 //! `CancelRequest`, a `StartupMessage` (3.0 or 3.2) and a direct-TLS
 //! ClientHello, and refuses everything else with a [`StartupError`] whose
-//! text can be shown to the client. [`read_first`] reads exactly one first
-//! message from a stream, never a byte more.
+//! text can be shown to the client.
 //!
 //! Checks run as soon as the bytes they need are there: a length is refused
 //! from the first four bytes, an unknown protocol from the first eight, so a
@@ -119,9 +118,6 @@ pub enum StartupError {
         /// The key's length.
         len: usize,
     },
-    /// Reading from the connection failed.
-    #[error("reading the client's first message failed: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// A protocol version, as `major.minor`.
@@ -358,8 +354,8 @@ pub enum FirstMessage {
     /// Starts a session.
     Startup(Startup),
     /// A TLS ClientHello with no `SSLRequest` before it (PostgreSQL 17
-    /// direct TLS). Nothing of it is consumed by [`parse_first`];
-    /// [`read_first`] hands back the byte it read in [`FirstRead::raw`].
+    /// direct TLS). Nothing of it is consumed by [`parse_first`]: the
+    /// bytes belong to the TLS handshake.
     DirectTls,
 }
 
@@ -386,17 +382,6 @@ impl FirstMessage {
             Self::DirectTls => "direct TLS",
         }
     }
-}
-
-/// What [`read_first`] read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirstRead {
-    /// The parsed message.
-    pub message: FirstMessage,
-    /// Every byte taken from the reader, in order: the whole message, or for
-    /// [`FirstMessage::DirectTls`] the first byte of the ClientHello, which
-    /// must be replayed to the TLS acceptor ([`crate::Rewind`]).
-    pub raw: Bytes,
 }
 
 /// The kinds of first message, known from the header alone.
@@ -593,9 +578,6 @@ pub fn encode_cancel(pid: u32, key: &CancelKey) -> Bytes {
     b.put_slice(key.as_bytes());
     b.freeze()
 }
-
-mod read;
-pub use read::read_first;
 
 #[cfg(test)]
 mod tests;

@@ -2,15 +2,14 @@
 //! bytes (a fixed seed, so a failure repeats), some starting with valid
 //! messages to reach the later states: nothing may panic, what they hand
 //! out must hold together, and how the bytes are cut must not change what
-//! they say. `fuzz/fuzz_targets/pg_core.rs` does the same with a fuzzer.
+//! they say. `fuzz/fuzz_targets/pg_core.rs` does the same with a fuzzer,
+//! through the same drivers (`drive`).
 
-use warren_pg::auth::{self, AuthRelay, Side};
-use warren_pg::negotiate::{self, Negotiator, Policy};
-use warren_pg::track::{BackendTracker, FrontendTracker};
-use warren_pg::{
-    encode_cancel, encode_ssl_request, encode_startup, parse_first, CancelKey, FirstMessage,
-    ProtocolVersion,
-};
+mod drive;
+
+use drive::{negotiate, relay, track};
+use warren_pg::negotiate::Policy;
+use warren_pg::{encode_cancel, encode_ssl_request, encode_startup, CancelKey, ProtocolVersion};
 
 /// xorshift64*: enough to make varied inputs, no dependency.
 struct Rng(u64);
@@ -95,155 +94,6 @@ fn first_bytes(rng: &mut Rng) -> Vec<u8> {
     s
 }
 
-/// Runs a negotiation; `chunk`: bytes per feed; `decisions`: TLS answers,
-/// one bit each. Returns a transcript that does not depend on `chunk`
-/// when every feed comes before the polls (`lazy`).
-fn negotiate(
-    policy: Policy,
-    plain: &[u8],
-    tls: &[u8],
-    chunk: usize,
-    mut decisions: u32,
-    lazy: bool,
-) -> Vec<String> {
-    let mut n = Negotiator::new(policy);
-    let mut stream = plain;
-    let mut out = Vec::new();
-    let mut eof = false;
-    for _ in 0..10_000 {
-        while let Some(a) = n.poll() {
-            match a {
-                negotiate::Action::DecideTls { .. } => {
-                    n.decide_tls(decisions & 1 == 1);
-                    decisions >>= 1;
-                    out.push("decide".into());
-                }
-                negotiate::Action::StartTls { replay } => {
-                    assert!(replay.is_empty() || replay[0] == 0x16);
-                    out.push(format!("tls {:?}", [&replay[..], stream].concat()));
-                    n.tls_established();
-                    stream = tls;
-                    eof = false;
-                }
-                negotiate::Action::Startup(s) => {
-                    let (m, len) = parse_first(&s.raw).unwrap().unwrap();
-                    assert_eq!(len, s.raw.len());
-                    assert_eq!(m, FirstMessage::Startup(s.startup.clone()));
-                    out.push(format!(
-                        "startup {:?} {:?}",
-                        s.raw,
-                        [&s.rest[..], stream].concat()
-                    ));
-                }
-                negotiate::Action::Cancel(c) => {
-                    assert_eq!(c.request.encode(), c.raw);
-                    out.push(format!("cancel {:?}", c.raw));
-                }
-                negotiate::Action::Close(e) => {
-                    let _ = e.error_response();
-                    out.push(format!("close {e}"));
-                }
-                other => out.push(format!("{other:?}")),
-            }
-        }
-        if n.is_finished() {
-            return out;
-        }
-        if stream.is_empty() {
-            assert!(!eof, "an end of stream must end the negotiation");
-            eof = true;
-            n.eof();
-            continue;
-        }
-        let take = if lazy {
-            stream.len()
-        } else {
-            chunk.min(stream.len())
-        };
-        for piece in stream[..take].chunks(chunk) {
-            n.feed(piece);
-        }
-        stream = &stream[take..];
-    }
-    panic!("the negotiation never ended");
-}
-
-fn relay(client_tls: bool, database: &[u8], client: &[u8], chunk: usize) -> Vec<String> {
-    let mut r = AuthRelay::new(client_tls);
-    let (mut db, mut cl) = (database, client);
-    let mut out = Vec::new();
-    let mut eofs = (false, false);
-    for _ in 0..100_000 {
-        while let Some(a) = r.poll() {
-            match a {
-                auth::Action::Authenticated {
-                    to_client,
-                    to_database,
-                } => out.push(format!(
-                    "ok {:?} {:?}",
-                    [&to_client[..], db].concat(),
-                    [&to_database[..], cl].concat()
-                )),
-                auth::Action::Failed(e) => {
-                    let _ = e.error_response();
-                    out.push(format!("failed {e}"));
-                }
-                other => out.push(format!("{other:?}")),
-            }
-        }
-        let (side, eof) = match r.wants() {
-            None => return out,
-            Some(Side::Database) => (&mut db, &mut eofs.0),
-            Some(Side::Client) => (&mut cl, &mut eofs.1),
-        };
-        if side.is_empty() {
-            assert!(!*eof, "an end of stream must end the relay");
-            *eof = true;
-            match r.wants() {
-                Some(Side::Database) => r.database_eof(),
-                _ => r.client_eof(),
-            }
-            continue;
-        }
-        let n = chunk.min(side.len());
-        match r.wants() {
-            Some(Side::Database) => r.feed_database(&side[..n]),
-            _ => r.feed_client(&side[..n]),
-        }
-        *side = &side[n..];
-    }
-    panic!("the relay never ended");
-}
-
-fn track(stream: &[u8], chunk: usize) -> Vec<String> {
-    let (mut b, mut f) = (
-        BackendTracker::with_max_body(16),
-        FrontendTracker::with_max_statement(16),
-    );
-    let (mut back, mut front) = (Vec::new(), Vec::new());
-    let mut offset = 0;
-    for piece in stream.chunks(chunk) {
-        let mut events = b.observe(piece);
-        while let Some(e) = events.next() {
-            back.push(format!("{} {e:?}", offset + events.consumed()));
-        }
-        drop(events);
-        let mut events = f.observe(piece);
-        while let Some(e) = events.next() {
-            front.push(format!("{} {e:?}", offset + events.consumed()));
-        }
-        offset += piece.len();
-    }
-    back.extend(front);
-    back.push(format!(
-        "{:?} {:?} {}",
-        b.transaction_status(),
-        b.key_data(),
-        f.terminated()
-    ));
-    back
-}
-
 #[test]
 fn arbitrary_bytes_never_panic_and_cutting_changes_nothing() {
     let mut rng = Rng(0x005e_ed0f_7a11_u64);
@@ -274,6 +124,6 @@ fn arbitrary_bytes_never_panic_and_cutting_changes_nothing() {
         );
 
         let s = stream(&mut rng);
-        assert_eq!(track(&s, s.len().max(1)), track(&s, chunk));
+        assert_eq!(track(&s, s.len().max(1), 16), track(&s, chunk, 16));
     }
 }

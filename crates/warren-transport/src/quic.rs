@@ -1,10 +1,18 @@
-//! QUIC settings for tunnel connections, shared by both ends so their
-//! timers agree.
+//! QUIC, the first transport behind [`TunnelConnection`]: the edge's
+//! listener, the connector's dialer, and the timers both ends share.
+//!
+//! Both take an already-bound UDP socket, so a caller (or a test) can bind
+//! port 0 and learn the port before anything runs.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::{IdleTimeout, TransportConfig, VarInt};
+
+use warren_proto::close::CloseCode;
+
+use crate::conn::{ConnectionError, TunnelConnection};
 
 /// Timers and limits of a tunnel connection.
 #[derive(Debug, Clone)]
@@ -38,8 +46,17 @@ impl Default for QuicSettings {
 }
 
 impl QuicSettings {
+    /// The same timers for the control stream's own keep-alive
+    /// (`warren_proto::liveness`), so both rules agree.
+    pub fn liveness(&self) -> warren_proto::liveness::LivenessConfig {
+        warren_proto::liveness::LivenessConfig {
+            keep_alive: self.keep_alive,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
     /// The quinn transport config for these settings.
-    pub fn transport(&self) -> Arc<TransportConfig> {
+    fn transport(&self) -> Arc<TransportConfig> {
         let mut t = TransportConfig::default();
         t.max_idle_timeout(Some(
             IdleTimeout::try_from(self.idle_timeout)
@@ -52,5 +69,165 @@ impl QuicSettings {
         t.receive_window(VarInt::from_u32(self.conn_window));
         t.send_window(u64::from(self.conn_window));
         Arc::new(t)
+    }
+}
+
+/// Why a QUIC endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The TLS configuration cannot drive QUIC (it must allow TLS 1.3).
+    #[error("the TLS configuration cannot be used for QUIC: {0}")]
+    Tls(String),
+    /// The UDP socket could not be used.
+    #[error("the UDP socket cannot be used for QUIC: {0}")]
+    Socket(#[from] std::io::Error),
+}
+
+/// Why dialling a QUIC tunnel connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// The connection could not even be started (bad address or name).
+    #[error("cannot start a QUIC connection to {addr}: {reason}")]
+    Start {
+        /// Where it was going.
+        addr: SocketAddr,
+        /// quinn's reason.
+        reason: String,
+    },
+    /// The handshake failed or the connection ended during it.
+    #[error("the QUIC handshake with {addr} failed: {source}")]
+    Handshake {
+        /// Where it was going.
+        addr: SocketAddr,
+        /// Why.
+        source: ConnectionError,
+    },
+}
+
+fn endpoint(
+    socket: std::net::UdpSocket,
+    server: Option<quinn::ServerConfig>,
+) -> Result<quinn::Endpoint, SetupError> {
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| SetupError::Socket(std::io::Error::other("no async runtime for QUIC")))?;
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        socket,
+        runtime,
+    )?)
+}
+
+/// The edge's QUIC tunnel listener.
+pub struct QuicListener {
+    endpoint: quinn::Endpoint,
+}
+
+impl QuicListener {
+    /// Listens on `socket` with `tls` (TLS 1.3, ALPN already set).
+    pub fn new(
+        socket: std::net::UdpSocket,
+        tls: rustls::ServerConfig,
+        settings: &QuicSettings,
+    ) -> Result<Self, SetupError> {
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| SetupError::Tls(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        server.transport_config(settings.transport());
+        Ok(QuicListener {
+            endpoint: endpoint(socket, Some(server))?,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The next connection attempt; `None` once the listener is closed.
+    /// Cancel-safe.
+    pub async fn accept(&self) -> Option<Incoming> {
+        self.endpoint.accept().await.map(Incoming)
+    }
+
+    /// Closes every connection with `code` and stops accepting.
+    pub fn close(&self, code: CloseCode, reason: &[u8]) {
+        self.endpoint.close(VarInt::from_u32(code.to_u32()), reason);
+    }
+
+    /// Waits until the close frames of every connection have left.
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// A connection attempt at the listener.
+pub struct Incoming(quinn::Incoming);
+
+impl Incoming {
+    /// Where it comes from.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.0.remote_address()
+    }
+
+    /// Completes the handshake. Not cancel-safe: dropping it abandons the
+    /// attempt.
+    pub async fn establish(self) -> Result<TunnelConnection, ConnectionError> {
+        let conn = self.0.await?;
+        Ok(TunnelConnection::from_quic(conn))
+    }
+}
+
+/// The connector's QUIC dialer: one UDP socket for all its connections.
+#[derive(Clone)]
+pub struct QuicDialer {
+    endpoint: quinn::Endpoint,
+}
+
+impl QuicDialer {
+    /// Dials from `socket` with `tls` (ALPN already set).
+    pub fn new(
+        socket: std::net::UdpSocket,
+        tls: rustls::ClientConfig,
+        settings: &QuicSettings,
+    ) -> Result<Self, SetupError> {
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| SetupError::Tls(e.to_string()))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+        client.transport_config(settings.transport());
+        let mut endpoint = endpoint(socket, None)?;
+        endpoint.set_default_client_config(client);
+        Ok(QuicDialer { endpoint })
+    }
+
+    /// Connects to `addr`, expecting a certificate for `server_name`. Not
+    /// cancel-safe: dropping it abandons the attempt.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+    ) -> Result<TunnelConnection, DialError> {
+        let connecting =
+            self.endpoint
+                .connect(addr, server_name)
+                .map_err(|e| DialError::Start {
+                    addr,
+                    reason: e.to_string(),
+                })?;
+        let conn = connecting.await.map_err(|e| DialError::Handshake {
+            addr,
+            source: e.into(),
+        })?;
+        Ok(TunnelConnection::from_quic(conn))
+    }
+
+    /// Closes every connection with `code`.
+    pub fn close(&self, code: CloseCode, reason: &[u8]) {
+        self.endpoint.close(VarInt::from_u32(code.to_u32()), reason);
+    }
+
+    /// Waits until the close frames of every connection have left.
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
     }
 }

@@ -103,7 +103,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     .resolve()?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut edge = tokio::spawn(warren_edge::run(cfg, async move {
+    let listeners = warren_edge::Listeners::bind(&cfg).await?;
+    let mut edge = tokio::spawn(warren_edge::run(cfg, listeners, async move {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|s| *s).await;
     }));
@@ -122,8 +123,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         max_backoff: Duration::from_secs(5),
         quic: Default::default(),
     };
+    let socket = warren_connector::bind_socket()?;
     let mut connector = tokio::spawn(warren_connector::run_with_status(
         connector_cfg,
+        socket,
         sig_rx,
         status_tx,
     ));

@@ -18,7 +18,7 @@ mod tunnel_cmd;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use warren_connector::ingress::parse_duration;
+use warren_connector::ingress::{parse_duration, DurationError};
 
 use access_cmd::AccessCmd;
 use edge_cmd::EdgeArgs;
@@ -59,7 +59,7 @@ enum Command {
 }
 
 /// A `--flag 30s` value (Go-style duration or seconds).
-pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, DurationError> {
     parse_duration(s)
 }
 
@@ -111,7 +111,8 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Edge(args) => {
             let cfg = args.into_config()?;
-            warren_edge::run(cfg, shutdown_signal()).await?;
+            let listeners = warren_edge::Listeners::bind(&cfg).await?;
+            warren_edge::run(cfg, listeners, shutdown_signal()).await?;
             Ok(())
         }
         Command::Tunnel { cmd } => tunnel_cmd::run(cmd).await,

@@ -120,7 +120,7 @@ async fn tunnel_run(args: RunArgs) -> anyhow::Result<()> {
     };
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(forward_signals(tx));
-    warren_connector::run(cfg, rx).await?;
+    warren_connector::run(cfg, warren_connector::bind_socket()?, rx).await?;
     Ok(())
 }
 

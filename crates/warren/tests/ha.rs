@@ -1,12 +1,14 @@
 //! High availability end to end: replicas sharing a tunnel under load
-//! (SIGKILL, rolling SIGTERM restart), a silently dead path, and tunnel
-//! status (active / degraded / inactive) from the connections.
+//! (SIGKILL, rolling SIGTERM restart), failover between tunnels, and
+//! tunnel status from the connections as `tunnel info` shows it. A
+//! silently dead path and its re-dial are covered by the in-process tier
+//! on a virtual clock (`tests/inproc.rs`).
 
 mod support;
 
 use std::time::Duration;
 
-use support::{eventually, origins, Connector, Edge, LoadResult, UdpRelay};
+use support::{eventually, origins, Connector, Edge, LoadResult};
 
 /// Status and per-connector connection counts of tunnel `office`.
 async fn status(edge: &Edge) -> Option<(String, Vec<u64>)> {
@@ -68,25 +70,19 @@ fn failures(results: &[LoadResult]) -> Vec<&LoadResult> {
     warren_missing_curl,
     ignore = "needs curl; .ci/run installs what is missing"
 )]
+/// What `tunnel info` shows as connections come and go. (A silent path
+/// being declared dead, and the re-dial, are protocol timing: the
+/// in-process tier covers them on a virtual clock, `tests/inproc`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_follows_connections_and_a_dead_path_is_detected() {
+async fn status_follows_connections() {
     let dir = support::temp_dir();
     let edge = Edge::start(dir.path()).await;
     let token = edge.tunnel("office", &["app.example.com"]).await;
     let origin = origins::http_echo().await;
-    let relay = UdpRelay::start(edge.tunnel).await;
     assert_eq!(status(&edge).await.unwrap().0, "inactive");
 
-    // Connection 0 goes straight to the edge, connection 1 through the relay.
-    let direct = edge.tunnel.to_string();
-    let via = relay.addr.to_string();
     let url = format!("http://{origin}");
-    let mut c = Connector::start(
-        &edge,
-        &token,
-        &["--url", &url, "--edge", &direct, "--edge", &via],
-        dir.path(),
-    );
+    let mut c = Connector::start(&edge, &token, &["--url", &url], dir.path());
     let ups = wait_status(&edge, "active", support::DEADLINE).await;
     assert_eq!(ups, vec![2]);
     let v = support::tunnel_json(&edge, "office").await.unwrap();
@@ -94,21 +90,7 @@ async fn status_follows_connections_and_a_dead_path_is_detected() {
     let info = edge.cli(&["tunnel", "info", "office"]).await;
     assert!(info.stdout.contains("2/2"), "{}", info.stdout);
     assert!(info.stdout.contains("127.0.0.1"), "{}", info.stdout);
-
-    // Black-hole the relayed path: no FIN, no error, packets just vanish.
-    let t0 = tokio::time::Instant::now();
-    relay.set_blackhole(true);
-    let ups = wait_status(&edge, "degraded", Duration::from_secs(30)).await;
-    eprintln!("edge noticed the dead path after {:?}", t0.elapsed());
-    assert_eq!(ups, vec![1]);
-    // Still serving on the other connection.
     assert_eq!(edge.curl("app.example.com", "/", &[]).await.status, 200);
-    c.proc.wait_log("tunnel connection lost").await;
-    eprintln!("connector noticed the dead path after {:?}", t0.elapsed());
-    // The connector re-dials, fails on the dead path and moves the
-    // connection to the other edge address: active again.
-    wait_status(&edge, "active", Duration::from_secs(60)).await;
-    eprintln!("both connections up again after {:?}", t0.elapsed());
 
     // Gone entirely: inactive, no uptime.
     c.proc.signal("TERM");

@@ -12,7 +12,9 @@ use super::parse::untag;
 pub(super) fn duration_value(value: &Value) -> Result<Duration, Option<(String, String)>> {
     let bad = |value: String, reason: &str| Some((value, reason.to_string()));
     match untag(value) {
-        Value::String(text) => parse_duration(text).map_err(|reason| Some((text.clone(), reason))),
+        Value::String(text) => {
+            parse_duration(text).map_err(|reason| Some((text.clone(), reason.to_string())))
+        }
         Value::Number(n) => {
             let shown = n.to_string();
             if let Some(secs) = n.as_u64() {
@@ -43,31 +45,55 @@ pub(super) fn duration_value(value: &Value) -> Result<Duration, Option<(String, 
 const MAX_SECS: u64 = u64::MAX / 1_000_000_000;
 const MAX_NANOS: u128 = u64::MAX as u128;
 const TOO_LARGE: &str = "it is too large";
-const UNITS: &str = "use ns, us, ms, s, m or h";
+
+/// Why a duration could not be read. Each text completes "... is not a
+/// duration: <reason>".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing was written.
+    #[error("it is empty")]
+    Empty,
+    /// A minus sign.
+    #[error("it is negative")]
+    Negative,
+    /// A sign and nothing else.
+    #[error("it has no number")]
+    NoNumber,
+    /// Something other than a number where one must be.
+    #[error("expected a number at \"{0}\"")]
+    ExpectedNumber(String),
+    /// A number without a unit.
+    #[error("\"{0}\" has no unit (use ns, us, ms, s, m or h)")]
+    NoUnit(String),
+    /// A unit Warren does not know.
+    #[error("unknown unit \"{0}\" (use ns, us, ms, s, m or h)")]
+    UnknownUnit(String),
+    /// More than about 584 years.
+    #[error("it is too large")]
+    TooLarge,
+}
 
 /// Parses a Go-style duration (`30s`, `1m30s`, `1.5h`, `500ms`, `250us`,
 /// `10ns`), or a plain whole number of seconds (`30`).
 ///
-/// Negative durations and those over about 584 years are rejected. The
-/// error is a short reason such as `unknown unit "x" (use ns, us, ms, s, m
-/// or h)`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Negative durations and those over about 584 years are rejected.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let s = text.trim();
     if s.is_empty() {
-        return Err("it is empty".into());
+        return Err(DurationError::Empty);
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return match s.parse::<u64>() {
             Ok(secs) if secs <= MAX_SECS => Ok(Duration::from_secs(secs)),
-            _ => Err(TOO_LARGE.into()),
+            _ => Err(DurationError::TooLarge),
         };
     }
     if s.starts_with('-') {
-        return Err("it is negative".into());
+        return Err(DurationError::Negative);
     }
     let mut rest = s.strip_prefix('+').unwrap_or(s);
     if rest.is_empty() {
-        return Err("it has no number".into());
+        return Err(DurationError::NoNumber);
     }
     let mut total: u128 = 0;
     while !rest.is_empty() {
@@ -82,7 +108,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         };
         let number = &rest[..rest.len() - after_number.len()];
         if int_part.is_empty() && frac_part.is_empty() {
-            return Err(format!("expected a number at \"{rest}\""));
+            return Err(DurationError::ExpectedNumber(rest.to_owned()));
         }
         let unit_len: usize = after_number
             .chars()
@@ -97,14 +123,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err(format!("\"{number}\" has no unit ({UNITS})")),
-            _ => return Err(format!("unknown unit \"{unit}\" ({UNITS})")),
+            "" => return Err(DurationError::NoUnit(number.to_owned())),
+            _ => return Err(DurationError::UnknownUnit(unit.to_owned())),
         };
         // At most 39 digits fit in u128; anything longer is too large anyway.
         let int_value: u128 = if int_part.is_empty() {
             0
         } else {
-            int_part.parse().map_err(|_| TOO_LARGE.to_string())?
+            int_part.parse().map_err(|_| DurationError::TooLarge)?
         };
         // Fractions finer than a nanosecond of an hour are irrelevant: keep
         // 18 digits, enough for any unit, and never overflow.
@@ -112,7 +138,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let frac_value: u128 = if frac_digits.is_empty() {
             0
         } else {
-            frac_digits.parse().map_err(|_| TOO_LARGE.to_string())?
+            frac_digits.parse().map_err(|_| DurationError::TooLarge)?
         };
         let frac_nanos = frac_value * unit_nanos / 10u128.pow(frac_digits.len() as u32);
         total = int_value
@@ -120,10 +146,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .and_then(|n| n.checked_add(frac_nanos))
             .and_then(|n| n.checked_add(total))
             .filter(|n| *n <= MAX_NANOS)
-            .ok_or_else(|| TOO_LARGE.to_string())?;
+            .ok_or(DurationError::TooLarge)?;
         rest = after_unit;
     }
     u64::try_from(total)
         .map(Duration::from_nanos)
-        .map_err(|_| TOO_LARGE.into())
+        .map_err(|_| DurationError::TooLarge)
 }

@@ -90,7 +90,7 @@ pub enum ConfigError {
         /// The hostname as written.
         hostname: String,
         /// What is wrong with it.
-        reason: String,
+        reason: super::hostname::HostnameError,
     },
     /// A service whose scheme Warren does not know.
     #[error(

@@ -89,52 +89,74 @@ pub(super) fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
-/// Checks a `hostname` pattern; the error is the reason, for
+/// What is wrong with a `hostname` pattern, for
 /// [`ConfigError::BadHostname`].
-pub(super) fn validate_hostname(hostname: &str) -> Result<(), String> {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostnameError {
+    /// Nothing was written.
+    #[error("it is empty")]
+    Empty,
+    /// A URL instead of a name.
+    #[error("a hostname has no scheme or path, remove \"{0}://\" and anything after the name")]
+    Scheme(String),
+    /// A path after the name.
+    #[error("a hostname has no path, remove \"{0}\" (use `path:` to match paths)")]
+    Path(String),
+    /// A port after the name.
+    #[error("a hostname cannot have a port, remove \":{0}\"")]
+    Port(String),
+    /// A `*` that is not the whole first label.
+    #[error("\"*\" may only be the whole first label, as in *.example.com")]
+    MisplacedWildcard,
+    /// A character names cannot hold (described: `"x"`, `a space`, ...).
+    #[error("{0} is not allowed in a hostname")]
+    BadCharacter(String),
+    /// Over 253 characters.
+    #[error("it is longer than 253 characters")]
+    TooLong,
+    /// Two dots in a row, or one at either end.
+    #[error("it has an empty label (two dots in a row, or a dot at the start or end)")]
+    EmptyLabel,
+    /// A label over 63 characters.
+    #[error("a label is longer than 63 characters")]
+    LongLabel,
+}
+
+/// Checks a `hostname` pattern.
+pub(super) fn validate_hostname(hostname: &str) -> Result<(), HostnameError> {
     if hostname.is_empty() {
-        return Err("it is empty".into());
+        return Err(HostnameError::Empty);
     }
     if hostname == "*" {
         return Ok(());
     }
     if let Some((scheme, _)) = hostname.split_once("://") {
-        return Err(format!(
-            "a hostname has no scheme or path, remove \"{scheme}://\" and anything after the name"
-        ));
+        return Err(HostnameError::Scheme(scheme.to_owned()));
     }
     if let Some(slash) = hostname.find('/') {
-        return Err(format!(
-            "a hostname has no path, remove \"{}\" (use `path:` to match paths)",
-            &hostname[slash..]
-        ));
+        return Err(HostnameError::Path(hostname[slash..].to_owned()));
     }
     if let Some((_, port)) = hostname.rsplit_once(':') {
-        return Err(format!("a hostname cannot have a port, remove \":{port}\""));
+        return Err(HostnameError::Port(port.to_owned()));
     }
     let name = match hostname.strip_prefix("*.") {
         Some(rest) => rest,
         None => hostname,
     };
     if name.contains('*') {
-        return Err("\"*\" may only be the whole first label, as in *.example.com".into());
+        return Err(HostnameError::MisplacedWildcard);
     }
     if let Some(bad) = name.chars().find(|&c| !is_host_char(c)) {
-        return Err(format!(
-            "{} is not allowed in a hostname",
-            describe_char(bad)
-        ));
+        return Err(HostnameError::BadCharacter(describe_char(bad)));
     }
     if name.len() > 253 {
-        return Err("it is longer than 253 characters".into());
+        return Err(HostnameError::TooLong);
     }
     if name.split('.').any(str::is_empty) {
-        return Err(
-            "it has an empty label (two dots in a row, or a dot at the start or end)".into(),
-        );
+        return Err(HostnameError::EmptyLabel);
     }
     if name.split('.').any(|label| label.len() > 63) {
-        return Err("a label is longer than 63 characters".into());
+        return Err(HostnameError::LongLabel);
     }
     Ok(())
 }

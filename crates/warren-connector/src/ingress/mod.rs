@@ -79,9 +79,9 @@ use std::path::Path;
 
 use regex::Regex;
 
-pub use duration::parse_duration;
+pub use duration::{parse_duration, DurationError};
 pub use error::{ConfigError, Scope};
-pub use hostname::{ingress_for_url_check, match_hostname};
+pub use hostname::{ingress_for_url_check, match_hostname, HostnameError};
 pub use origin::{OriginAccess, OriginRequest, ProxyProtocol, SslMode};
 pub use pool::{HashOn, HealthCheck, OriginPool, Steering};
 pub use service::Service;

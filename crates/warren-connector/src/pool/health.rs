@@ -31,7 +31,7 @@ impl Pool {
     /// Records that origin `index` failed (a check, or a request that could
     /// not connect); takes it out of the pool after `unhealthyAfter` in a
     /// row.
-    pub fn record_failure(&self, index: usize, error: &str) {
+    pub(crate) fn record_failure(&self, index: usize, error: &str) {
         let m = &self.members[index];
         let seen = self.failures_seen.fetch_add(1, Ordering::Relaxed);
         let mut streak = m.streak.lock().unwrap_or_else(PoisonError::into_inner);
@@ -72,7 +72,7 @@ impl Pool {
     /// Checks every origin each `interval`, forever; a round's checks run
     /// concurrently, each bounded by `timeout`, and the first round starts
     /// at once. Meant to be spawned and aborted.
-    pub async fn check_forever(self: Arc<Self>) {
+    pub(crate) async fn check_forever(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.check.interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {

@@ -53,10 +53,10 @@ use crate::ingress::{HealthCheck, OriginPool, Rule, Service, Steering};
 use crate::origin::{http_client, Dialer, HttpClient, OriginError};
 
 use health::Streak;
-pub use steering::{hash_key, select, Candidate};
+pub(crate) use steering::{hash_key, select, Candidate};
 
 /// The origins of one `service: pool` rule with their health and load.
-pub struct Pool {
+pub(crate) struct Pool {
     /// 1-based rule number, for logs.
     rule: usize,
     steering: Steering,
@@ -73,7 +73,7 @@ pub struct Pool {
 }
 
 /// One origin of a pool.
-pub struct Member {
+pub(crate) struct Member {
     /// The origin (`Service::Http` or `Service::Tcp`).
     pub service: Service,
     /// Its URL, for logs and hashing.
@@ -89,7 +89,7 @@ pub struct Member {
 
 /// What steering may look at for one request or connection.
 #[derive(Debug, Clone, Copy)]
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     /// Request headers, names lower-case (empty for TCP).
     pub headers: &'a [(String, Vec<u8>)],
     /// The client's `ip:port` as the edge saw it.
@@ -99,7 +99,7 @@ pub struct Facts<'a> {
 impl Pool {
     /// Builds a pool's dialers and clients. `number` is the rule's 1-based
     /// number; `base_dir` resolves a relative `caPool`.
-    pub fn new(
+    pub(crate) fn new(
         number: usize,
         rule: &Rule,
         pool: &OriginPool,
@@ -142,19 +142,20 @@ impl Pool {
     }
 
     /// The origin at `index` (from [`Pool::pick`]).
-    pub fn member(&self, index: usize) -> &Member {
+    pub(crate) fn member(&self, index: usize) -> &Member {
         &self.members[index]
     }
 
     /// Whether origin `index` is in the pool now.
-    pub fn is_healthy(&self, index: usize) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_healthy(&self, index: usize) -> bool {
         self.members[index].healthy.load(Ordering::Relaxed)
     }
 
     /// The healthy origin that should serve a request with these `facts`,
     /// never `exclude` (the origin that just failed); `None` when no
     /// healthy origin is left.
-    pub fn pick(&self, facts: &Facts<'_>, exclude: Option<usize>) -> Option<usize> {
+    pub(crate) fn pick(&self, facts: &Facts<'_>, exclude: Option<usize>) -> Option<usize> {
         let candidates: Vec<Candidate<'_>> = self
             .members
             .iter()
@@ -176,7 +177,7 @@ impl Pool {
 
     /// Counts a request or connection on origin `index` until the guard
     /// drops.
-    pub fn acquire(self: &Arc<Self>, index: usize) -> Outstanding {
+    pub(crate) fn acquire(self: &Arc<Self>, index: usize) -> Outstanding {
         self.members[index]
             .outstanding
             .fetch_add(1, Ordering::Relaxed);
@@ -189,7 +190,7 @@ impl Pool {
     /// The sentence for a request that finds no healthy origin: "no healthy
     /// origin in the pool for HOST: all 2 origins failed their health
     /// checks (last error: ...)".
-    pub fn unavailable(&self, host: &str) -> String {
+    pub(crate) fn unavailable(&self, host: &str) -> String {
         let last = self
             .members
             .iter()
@@ -213,7 +214,7 @@ impl Pool {
 
 /// Counts one request or connection as in flight on an origin, until
 /// dropped.
-pub struct Outstanding {
+pub(crate) struct Outstanding {
     pool: Arc<Pool>,
     index: usize,
 }

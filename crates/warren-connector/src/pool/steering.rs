@@ -10,7 +10,7 @@ use crate::ingress::{HashOn, Steering};
 
 /// A healthy origin as steering sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Candidate<'a> {
+pub(crate) struct Candidate<'a> {
     /// Index in the pool.
     pub index: usize,
     /// URL, hashed by `steering: hash`.
@@ -23,7 +23,7 @@ pub struct Candidate<'a> {
 /// request. `turn` is a counter that advances on every pick (round robin
 /// and tie breaks); `key` is the hash key of `steering: hash` (`None`:
 /// served in turn). Returns the candidate's pool index.
-pub fn select(
+pub(crate) fn select(
     steering: &Steering,
     candidates: &[Candidate<'_>],
     turn: usize,
@@ -55,7 +55,7 @@ pub fn select(
 /// The key `steering: hash` hashes for a request: the header's first
 /// value, the cookie's value, or the client's IP; `None` when the request
 /// has no such header or cookie.
-pub fn hash_key(on: &HashOn, facts: &Facts<'_>) -> Option<Vec<u8>> {
+pub(crate) fn hash_key(on: &HashOn, facts: &Facts<'_>) -> Option<Vec<u8>> {
     match on {
         HashOn::Header(name) => facts
             .headers

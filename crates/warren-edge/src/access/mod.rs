@@ -15,10 +15,12 @@
 //! - [`keys`]: signing keys, identity tokens, the JWKS.
 //! - [`oidc`]: the browser and CLI sign-in flow.
 
+mod grant;
 pub mod keys;
 pub mod live;
 pub mod oidc;
 pub mod pgcert;
+mod refresh;
 pub mod sessions;
 mod tokens;
 
@@ -31,8 +33,9 @@ use http::HeaderMap;
 use warren_policy::{Decision, Facts, Identity, Outcome};
 use warren_store::{AppRow, AuditEntry, IdpRow, Store, StoreError};
 
-use crate::audit::{now, AuditSink};
+use crate::audit::AuditSink;
 use crate::routes::RouteTable;
+pub use grant::{claims_for, reason, Grant, Refusal, Who};
 pub use keys::{Claims, Keys};
 pub use live::{LiveHandle, Watched};
 use tokens::{Limiter, TokenCred};
@@ -148,199 +151,6 @@ impl Snapshot {
     }
 }
 
-/// Who a request proved to be.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Who {
-    pub identity: Option<Identity>,
-    /// The identity provider's subject, or the service token's client id.
-    pub sub: String,
-    /// The session the identity came from.
-    pub session: Option<String>,
-    /// The service token's client id.
-    pub token_id: Option<String>,
-    /// When the session or the token expires.
-    pub expires_at: Option<i64>,
-}
-
-impl Who {
-    /// The user's email or the service token's name, for the audit log.
-    pub fn label(&self) -> String {
-        match &self.identity {
-            Some(Identity::User { email, .. }) => email.clone(),
-            Some(Identity::ServiceToken { name }) => name.clone(),
-            None => String::new(),
-        }
-    }
-}
-
-/// An allowed request.
-#[derive(Debug, Clone)]
-pub struct Grant {
-    /// `None` on a public route no application covers.
-    pub app: Option<Arc<AppRow>>,
-    pub who: Who,
-    pub decision: Decision,
-}
-
-impl Grant {
-    /// The application's name, or empty.
-    pub fn app_name(&self) -> String {
-        self.app
-            .as_ref()
-            .map(|a| a.name.clone())
-            .unwrap_or_default()
-    }
-
-    /// `policy: rule`, or `public route`.
-    pub fn reason(&self) -> String {
-        reason(&self.decision)
-    }
-
-    /// The signed identity for the origin, if the request has one.
-    pub fn assertion(&self, keys: &Keys, host: &str) -> Option<String> {
-        let app = self.app.as_ref()?;
-        let identity = self.who.identity.as_ref()?;
-        let now = now();
-        let session_end =
-            now.saturating_add(i64::try_from(app.app.session_duration_secs).unwrap_or(i64::MAX));
-        let exp = self
-            .who
-            .expires_at
-            .map_or(session_end, |e| e.min(session_end));
-        keys.sign(&claims_for(
-            identity,
-            &self.who.sub,
-            host,
-            &app.tag,
-            now,
-            exp,
-            None,
-        ))
-    }
-}
-
-/// The claims of an identity token.
-pub fn claims_for(
-    identity: &Identity,
-    sub: &str,
-    host: &str,
-    tag: &str,
-    iat: i64,
-    exp: i64,
-    sid: Option<String>,
-) -> Claims {
-    let (email, groups, kind, common_name) = match identity {
-        Identity::User { email, groups } => (email.clone(), groups.clone(), "user", None),
-        Identity::ServiceToken { name } => (
-            String::new(),
-            Vec::new(),
-            "service_token",
-            Some(name.clone()),
-        ),
-    };
-    Claims {
-        iss: format!("https://{host}"),
-        aud: vec![tag.to_owned()],
-        sub: sub.to_owned(),
-        email,
-        groups,
-        kind: kind.to_owned(),
-        common_name,
-        iat,
-        exp,
-        sid,
-    }
-}
-
-/// `policy: rule` of a decision.
-pub fn reason(d: &Decision) -> String {
-    match (&d.policy, &d.rule) {
-        (Some(p), Some(r)) => format!("{p}: {r}"),
-        (None, Some(r)) => r.clone(),
-        (Some(p), None) => p.clone(),
-        (None, None) => String::new(),
-    }
-}
-
-/// Why a request was not let through.
-#[derive(Debug, Clone)]
-pub enum Refusal {
-    /// No application covers the hostname and its route is not public.
-    NotProtected,
-    /// The application's policies deny this identity.
-    Denied {
-        app: Arc<AppRow>,
-        who: Box<Who>,
-        decision: Decision,
-    },
-    /// The policies need a signed-in user.
-    NeedsLogin {
-        app: Arc<AppRow>,
-        decision: Decision,
-    },
-    /// A service token was presented and is not valid.
-    BadServiceToken { app: Arc<AppRow> },
-    /// Too many bad service-token secrets from this address.
-    TooManyAttempts { app: Arc<AppRow> },
-}
-
-impl Refusal {
-    /// The application, if one covers the request.
-    pub fn app(&self) -> Option<&Arc<AppRow>> {
-        match self {
-            Refusal::NotProtected => None,
-            Refusal::Denied { app, .. }
-            | Refusal::NeedsLogin { app, .. }
-            | Refusal::BadServiceToken { app }
-            | Refusal::TooManyAttempts { app } => Some(app),
-        }
-    }
-
-    /// The audit decision and rule.
-    pub fn audit_parts(&self) -> (&'static str, String, String) {
-        match self {
-            Refusal::NotProtected => (
-                "deny",
-                String::new(),
-                "no access application covers the hostname and its route is not public".into(),
-            ),
-            Refusal::Denied { who, decision, .. } => ("deny", who.label(), reason(decision)),
-            Refusal::NeedsLogin { decision, .. } => {
-                ("login_required", String::new(), reason(decision))
-            }
-            Refusal::BadServiceToken { .. } => (
-                "deny",
-                String::new(),
-                "invalid, revoked or expired service token".into(),
-            ),
-            Refusal::TooManyAttempts { .. } => (
-                "deny",
-                String::new(),
-                "too many failed service-token attempts from this address".into(),
-            ),
-        }
-    }
-
-    /// The page or answer for it.
-    pub fn failure(&self, host: &str) -> crate::pages::EdgeFailure {
-        use crate::pages::EdgeFailure;
-        match self {
-            Refusal::NotProtected => EdgeFailure::NotProtected {
-                host: host.to_owned(),
-            },
-            Refusal::Denied { app, .. } => EdgeFailure::AccessDenied {
-                app: app.name.clone(),
-            },
-            Refusal::NeedsLogin { app, .. } => EdgeFailure::SignInRequired {
-                host: host.to_owned(),
-                app: app.name.clone(),
-            },
-            Refusal::BadServiceToken { .. } => EdgeFailure::BadServiceToken,
-            Refusal::TooManyAttempts { .. } => EdgeFailure::TooManyAttempts,
-        }
-    }
-}
-
 /// The request facts `authorize` needs.
 pub struct Request<'a> {
     pub headers: &'a HeaderMap,
@@ -391,7 +201,7 @@ impl Access {
                 sessions: sessions::Sessions::default(),
             }),
         };
-        tokio::spawn(refresh_loop(Arc::downgrade(&access.inner)));
+        tokio::spawn(refresh::refresh_loop(Arc::downgrade(&access.inner)));
         Ok(access)
     }
 
@@ -419,7 +229,7 @@ impl Access {
 
     /// Reloads the snapshot (and the route table) now.
     pub async fn refresh(&self) -> Result<(), StoreError> {
-        refresh(&self.inner).await
+        refresh::refresh(&self.inner).await
     }
 
     /// Decides one request.
@@ -466,7 +276,7 @@ impl Access {
             Err(public) => return Ok(public),
         };
         let who = who
-            .filter(|w| credentials_hold(&snap, w).is_none())
+            .filter(|w| refresh::credentials_hold(&snap, w).is_none())
             .unwrap_or_default();
         decide_for(app, who, source.ip())
     }
@@ -556,99 +366,5 @@ fn decide_for(app: Arc<AppRow>, who: Who, ip: IpAddr) -> Result<Grant, Refusal> 
             decision,
         }),
         Outcome::NeedsLogin => Err(Refusal::NeedsLogin { app, decision }),
-    }
-}
-
-/// `None` if the session or service token behind `who` is still valid,
-/// or why not.
-fn credentials_hold(snap: &Snapshot, who: &Who) -> Option<String> {
-    let now = now();
-    if let Some(id) = &who.token_id {
-        match snap.tokens.get(id) {
-            None => return Some("service token revoked".into()),
-            Some(t) if t.expires_at.is_some_and(|e| e <= now) => {
-                return Some("service token expired".into())
-            }
-            Some(_) => {}
-        }
-    }
-    if let Some(sid) = &who.session {
-        if snap.session_revoked(sid) {
-            return Some("session revoked".into());
-        }
-    }
-    if who.expires_at.is_some_and(|e| e <= now) {
-        return Some("session expired".into());
-    }
-    None
-}
-
-async fn refresh(inner: &Inner) -> Result<(), StoreError> {
-    let snap = Snapshot::load(&inner.store).await?;
-    inner.routes.reload(&inner.store).await?;
-    tracing::debug!(generation = snap.generation, "access snapshot refreshed");
-    *inner.snapshot.write().expect("snapshot lock") = Arc::new(snap);
-    recheck(inner);
-    Ok(())
-}
-
-/// Polls the control generation; reloads and re-decides on change, and
-/// re-decides open connections every `recheck` regardless.
-async fn refresh_loop(inner: std::sync::Weak<Inner>) {
-    let (refresh_every, recheck_every) = match inner.upgrade() {
-        Some(i) => (i.settings.refresh, i.settings.recheck),
-        None => return,
-    };
-    let mut tick = tokio::time::interval(refresh_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_recheck = tokio::time::Instant::now();
-    loop {
-        tick.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        let current = inner.snapshot.read().expect("snapshot lock").generation;
-        match inner.store.control_generation().await {
-            Ok(g) if g != current => {
-                if let Err(e) = refresh(&inner).await {
-                    tracing::error!("cannot reload the access configuration: {e}");
-                }
-                last_recheck = tokio::time::Instant::now();
-            }
-            Ok(_) => {
-                if last_recheck.elapsed() >= recheck_every {
-                    recheck(&inner);
-                    last_recheck = tokio::time::Instant::now();
-                }
-            }
-            Err(e) => tracing::error!("cannot read the control generation: {e}"),
-        }
-    }
-}
-
-/// Decides every open connection again; closes the ones no longer allowed.
-fn recheck(inner: &Inner) {
-    let snap = inner.snapshot.read().expect("snapshot lock").clone();
-    inner
-        .live
-        .recheck(|w| still_allowed(&snap, &inner.routes, w));
-}
-
-/// `None` if the connection may stay open, or why it may not.
-fn still_allowed(snap: &Snapshot, routes: &RouteTable, w: &Watched) -> Option<String> {
-    if let Some(why) = credentials_hold(snap, &w.who) {
-        return Some(why);
-    }
-    match snap.app_for(&w.host, &w.path) {
-        None => {
-            let public = routes.lookup(&w.host).is_some_and(|r| r.public);
-            (!public).then(|| "no access application covers the hostname any more".into())
-        }
-        Some(app) => {
-            let facts = Facts {
-                identity: w.who.identity.clone(),
-                source_ip: w.source.ip(),
-            };
-            let d = warren_policy::decide(&app.app, &facts);
-            (d.outcome != Outcome::Allow).then(|| format!("access policy changed ({})", reason(&d)))
-        }
     }
 }

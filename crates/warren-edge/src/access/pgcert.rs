@@ -68,11 +68,22 @@ pub struct Presented {
     pub not_after: i64,
 }
 
+/// Why a client certificate carries no usable identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// It is not an X.509 certificate Warren can parse.
+    #[error("the client certificate cannot be read: {0}")]
+    Unreadable(String),
+    /// It names no Warren identity.
+    #[error("the client certificate names no Warren identity; get one with `warren access pg-cert HOST`")]
+    NoIdentity,
+}
+
 /// Reads the identity out of a client certificate the edge issued (the
 /// TLS layer has checked the chain).
-pub fn read(der: &[u8]) -> Result<Presented, String> {
+pub fn read(der: &[u8]) -> Result<Presented, CertificateError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| format!("the client certificate cannot be read: {e}"))?;
+        .map_err(|e| CertificateError::Unreadable(e.to_string()))?;
     let not_after = cert.validity().not_after.timestamp();
     let mut who = Who::default();
     let mut groups = Vec::new();
@@ -101,9 +112,7 @@ pub fn read(der: &[u8]) -> Result<Presented, String> {
     who.identity = match (user, token) {
         (Some(email), None) => Some(Identity::User { email, groups }),
         (None, Some(name)) => Some(Identity::ServiceToken { name }),
-        _ => {
-            return Err("the client certificate names no Warren identity; get one with `warren access pg-cert HOST`".into())
-        }
+        _ => return Err(CertificateError::NoIdentity),
     };
     who.expires_at = Some(not_after);
     Ok(Presented { who, not_after })

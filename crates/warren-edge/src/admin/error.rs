@@ -13,7 +13,7 @@ use super::BODY_LIMIT;
 
 /// An error answer: a status and one sentence.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
 }

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::{PROTOCOL_3_0, PROTOCOL_3_2};
-use tokio::io::AsyncRead;
 
 /// A first message with a correct length field.
 fn msg(code: u32, body: &[u8]) -> Vec<u8> {
@@ -162,16 +161,6 @@ fn bad_cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
 fn malformed_first_messages_are_refused_with_a_sentence() {
     for (name, bytes, want) in bad_cases() {
         let err = parse_first(&bytes).expect_err(name);
-        assert_eq!(err.to_string(), want, "{name}");
-    }
-}
-
-#[tokio::test]
-async fn read_first_refuses_what_parse_first_refuses() {
-    for (name, bytes, want) in bad_cases() {
-        let err = read_first(&mut &bytes[..], MAX_STARTUP_LEN)
-            .await
-            .expect_err(name);
         assert_eq!(err.to_string(), want, "{name}");
     }
 }
@@ -377,103 +366,4 @@ fn version_codes() {
         ProtocolVersion::from_code(SSL_REQUEST_CODE).to_string(),
         "1234.5679"
     );
-}
-
-/// A reader that hands out one byte per read, then fails the test if
-/// read again after `stop` bytes.
-struct Trickle<'a> {
-    data: &'a [u8],
-    stop: usize,
-    taken: usize,
-}
-
-impl AsyncRead for Trickle<'_> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        assert!(self.taken < self.stop, "read past the first message");
-        if let Some((&b, rest)) = self.data.split_first() {
-            buf.put_slice(&[b]);
-            self.data = rest;
-            self.taken += 1;
-        }
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
-#[tokio::test]
-async fn read_first_never_reads_past_the_message() {
-    let mut after_ssl = encode_ssl_request().to_vec();
-    after_ssl.extend_from_slice(&[TLS_HANDSHAKE_BYTE, 3, 1]);
-    let mut after_startup = PSQL15.to_vec();
-    after_startup.extend_from_slice(b"p\0\0\0\x08pw\0\0");
-    let cases: [(&[u8], usize); 3] = [
-        (&after_ssl, 8),
-        (&after_startup, PSQL15.len()),
-        (&[TLS_HANDSHAKE_BYTE, 3, 1, 0, 0xc8], 1),
-    ];
-    for (data, stop) in cases {
-        let mut r = Trickle {
-            data,
-            stop,
-            taken: 0,
-        };
-        let got = read_first(&mut r, MAX_STARTUP_LEN).await.unwrap();
-        assert_eq!(&got.raw[..], &data[..stop]);
-        assert_eq!(got.raw.len(), got.message.encode().len().max(1));
-        if let Some((m, _)) = parse_first(data).unwrap() {
-            assert_eq!(got.message, m);
-        }
-    }
-}
-
-#[tokio::test]
-async fn read_first_reports_where_the_stream_ended() {
-    let err = read_first(&mut &b""[..], MAX_STARTUP_LEN)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StartupError::Closed), "{err}");
-    let err = read_first(&mut &PSQL15[..2], MAX_STARTUP_LEN)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StartupError::Truncated {
-                got: 2,
-                expected: 8
-            }
-        ),
-        "{err}"
-    );
-    let err = read_first(&mut &PSQL15[..20], MAX_STARTUP_LEN)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "the client closed the connection after 20 bytes of a first message that needs 77"
-    );
-}
-
-#[tokio::test]
-async fn read_first_refuses_a_long_message_without_waiting_for_it() {
-    let (mut client, mut server) = tokio::io::duplex(64);
-    // Only the header of a 9000-byte startup; the client then waits.
-    tokio::io::AsyncWriteExt::write_all(&mut client, &with_len(9000, PROTOCOL_3_0, b""))
-        .await
-        .unwrap();
-    let err = read_first(&mut server, 1000).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StartupError::TooLong {
-                len: 9000,
-                max: 1000
-            }
-        ),
-        "{err}"
-    );
-    drop(client);
 }

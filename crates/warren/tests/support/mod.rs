@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod deps;
+pub mod inproc;
 pub mod oidc;
 pub mod origins;
 pub mod ports;

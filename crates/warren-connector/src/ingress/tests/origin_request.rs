@@ -129,7 +129,7 @@ fn durations() {
         Duration::from_nanos(123_456_789)
     );
 
-    let e = |s: &str| parse_duration(s).unwrap_err();
+    let e = |s: &str| parse_duration(s).unwrap_err().to_string();
     assert_eq!(e(""), "it is empty");
     assert_eq!(e("-1s"), "it is negative");
     assert_eq!(e("+"), "it has no number");
