@@ -42,6 +42,9 @@ pub struct ConnectorConfig {
     pub ha_connections: usize,
     pub grace_period: Duration,
     pub ingress: IngressSource,
+    /// The largest config file read, at start and on every reload
+    /// ([`crate::ingress::DEFAULT_MAX_CONFIG_BYTES`] by default).
+    pub max_config_bytes: u64,
     /// How long to wait for a connection to be established and registered.
     pub dial_timeout: Duration,
     /// Longest wait between re-dials.
@@ -115,15 +118,23 @@ struct Shared {
     status: watch::Sender<usize>,
 }
 
-fn load_runtime(src: &IngressSource) -> Result<Runtime, ConnectorError> {
+fn load_runtime(src: &IngressSource, max_config_bytes: u64) -> Result<Runtime, ConnectorError> {
     let (ingress, base) = match src {
         IngressSource::File(p) => (
-            IngressConfig::load(p)?,
+            IngressConfig::load(p, max_config_bytes)?,
             p.parent().map(PathBuf::from).unwrap_or_default(),
         ),
         IngressSource::Url(u) => (IngressConfig::single(u)?, PathBuf::from(".")),
     };
     Ok(Runtime::new(ingress, &base)?)
+}
+
+/// Loads the ingress and sets up every rule's origins exactly as [`run`]
+/// does (CA files read, TLS configured, pools built), without dialling
+/// the edge: what `warren tunnel ingress validate` checks, so it says OK
+/// only to a config `run` accepts. Returns the number of rules.
+pub fn check_ingress(src: &IngressSource, max_config_bytes: u64) -> Result<usize, ConnectorError> {
+    Ok(load_runtime(src, max_config_bytes)?.ingress.rules.len())
 }
 
 /// The UDP socket a connector dials from when the caller has none: any
@@ -154,7 +165,7 @@ pub async fn run_with_status(
     if cfg.edges.is_empty() {
         return Err(ConnectorError::NoEdge);
     }
-    let runtime = load_runtime(&cfg.ingress)?;
+    let runtime = load_runtime(&cfg.ingress, cfg.max_config_bytes)?;
     let (rt_tx, rt_rx) = watch::channel(Arc::new(runtime));
 
     let trust = match &cfg.ca_cert {
@@ -189,7 +200,7 @@ pub async fn run_with_status(
         tokio::select! {
             sig = signals.recv() => match sig {
                 Some(Signal::Reload) => match &cfg.ingress {
-                    IngressSource::File(p) => match load_runtime(&cfg.ingress) {
+                    IngressSource::File(p) => match load_runtime(&cfg.ingress, cfg.max_config_bytes) {
                         Ok(rt) => {
                             let _ = rt_tx.send(Arc::new(rt));
                             tracing::info!(path = %p.display(), "reloaded the ingress config");

@@ -33,6 +33,7 @@ mod report;
 mod serve;
 
 pub use dial::{
-    bind_socket, run, run_with_status, ConnectorConfig, ConnectorError, IngressSource, Signal,
+    bind_socket, check_ingress, run, run_with_status, ConnectorConfig, ConnectorError,
+    IngressSource, Signal,
 };
 pub use origin::OriginError;

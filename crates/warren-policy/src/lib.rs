@@ -77,3 +77,7 @@ pub use decide::{decide, Decision, Outcome};
 pub use hosts::most_specific;
 pub use model::{Action, Application, Clause, Facts, Identity, Policy, Rule};
 pub use validate::{validate, PolicyError, RuleRef};
+
+/// The longest a sign-in session may last: a year. Longer durations are
+/// refused rather than left to saturate into "never expires".
+pub const MAX_SESSION_SECS: u64 = 365 * 86_400;

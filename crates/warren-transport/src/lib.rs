@@ -17,6 +17,7 @@
 //! - [`framed`]: reading [`warren_proto`] frames from a stream with exact
 //!   reads (never past the frame, so raw bytes that follow stay unread).
 //! - [`body`]: HTTP bodies carried as body frames, both directions.
+//! - [`file`]: reading a config file with a bound on its size.
 //!
 //! All of it is cancel-safe only where a function's doc says so.
 
@@ -26,6 +27,7 @@ pub mod body;
 pub mod clock;
 pub mod conn;
 pub mod copy;
+pub mod file;
 pub mod framed;
 pub mod pg;
 pub mod quic;

@@ -119,6 +119,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         ha_connections: 2,
         grace_period: Duration::from_secs(5),
         ingress: IngressSource::Url(args.url.clone().unwrap_or_else(|| "hello_world".into())),
+        max_config_bytes: warren_connector::ingress::DEFAULT_MAX_CONFIG_BYTES,
         dial_timeout: Duration::from_secs(10),
         max_backoff: Duration::from_secs(5),
         quic: Default::default(),

@@ -11,6 +11,7 @@
 
 mod access_cmd;
 mod admin_cli;
+mod cli_error;
 mod dev;
 mod edge_cmd;
 mod tunnel_cmd;
@@ -89,7 +90,7 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(dispatch(cli.command)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli_error::sentence(&e));
             std::process::ExitCode::FAILURE
         }
     }

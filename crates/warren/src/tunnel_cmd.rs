@@ -29,17 +29,33 @@ pub(crate) enum TunnelCmd {
 
 #[derive(Subcommand)]
 pub(crate) enum IngressCmd {
-    /// Check a config file's ingress rules.
+    /// Check a config file as `tunnel run` would (rules, origins, CA
+    /// files, pools), without connecting to the edge.
     Validate {
         #[arg(long)]
         config: PathBuf,
+        #[command(flatten)]
+        size: ConfigSize,
     },
     /// Print the rule a URL matches.
     Rule {
         url: String,
         #[arg(long)]
         config: PathBuf,
+        #[command(flatten)]
+        size: ConfigSize,
     },
+}
+
+/// The bound on a config file's size.
+#[derive(Args, Clone, Copy)]
+pub(crate) struct ConfigSize {
+    /// Refuse a config file larger than this many bytes (read at start and
+    /// on every SIGHUP) [default: 1048576].
+    #[arg(long = "max-config-size", env = "WARREN_MAX_CONFIG_SIZE", value_name = "BYTES",
+          default_value_t = warren_connector::ingress::DEFAULT_MAX_CONFIG_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    bytes: u64,
 }
 
 #[derive(Args)]
@@ -69,6 +85,8 @@ pub(crate) struct RunArgs {
     /// How long in-flight streams may run after SIGTERM/SIGINT.
     #[arg(long, default_value = "30s", value_parser = duration)]
     grace_period: Duration,
+    #[command(flatten)]
+    size: ConfigSize,
 }
 
 /// Runs one `warren tunnel` command.
@@ -114,6 +132,7 @@ async fn tunnel_run(args: RunArgs) -> anyhow::Result<()> {
         ha_connections: usize::from(args.ha_connections),
         grace_period: args.grace_period,
         ingress,
+        max_config_bytes: args.size.bytes,
         dial_timeout: Duration::from_secs(15),
         max_backoff: Duration::from_secs(30),
         quic: Default::default(),
@@ -157,17 +176,14 @@ async fn forward_signals(tx: mpsc::Sender<Signal>) {
 
 fn ingress(cmd: IngressCmd) -> anyhow::Result<()> {
     match cmd {
-        IngressCmd::Validate { config } => {
-            let cfg = IngressConfig::load(&config)?;
-            println!(
-                "OK: {} ingress rules in {}",
-                cfg.rules.len(),
-                config.display()
-            );
+        IngressCmd::Validate { config, size } => {
+            let rules =
+                warren_connector::check_ingress(&IngressSource::File(config.clone()), size.bytes)?;
+            println!("OK: {rules} ingress rules in {}", config.display());
             Ok(())
         }
-        IngressCmd::Rule { url, config } => {
-            let cfg = IngressConfig::load(&config)?;
+        IngressCmd::Rule { url, config, size } => {
+            let cfg = IngressConfig::load(&config, size.bytes)?;
             let (host, path) = ingress_for_url_check(&url)?;
             let (idx, rule) = cfg.find(&host, &path);
             println!("Matched {}", rule.describe(idx));

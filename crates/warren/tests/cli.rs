@@ -63,6 +63,69 @@ async fn ingress_validation_errors_are_exact_sentences() {
 }
 
 #[tokio::test]
+async fn validate_runs_the_checks_tunnel_run_does() {
+    // Parsing alone accepts this; setting up the origin reads the CA file,
+    // which is not there: `validate` must say so, as `tunnel run` would.
+    let e = validate_error(
+        "ingress:\n  - hostname: a.example.com\n    service: https://localhost:8443\n    originRequest:\n      caPool: /nonexistent/ca.pem\n  - service: http_status:404\n",
+    )
+    .await;
+    assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+#[tokio::test]
+async fn config_files_over_the_size_bound_are_refused_before_they_are_read() {
+    let o = warren(
+        &["tunnel", "ingress", "validate", "--config", "/dev/zero"],
+        &[],
+    )
+    .await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stderr
+            .contains("is larger than 1048576 bytes, so it was not read")
+            && o.stderr.contains("--max-config-size"),
+        "{}",
+        o.stderr
+    );
+    // A big but legitimate config passes once the bound is raised.
+    let dir = support::temp_dir();
+    let mut yaml = String::from("ingress:\n");
+    for i in 0..20_000 {
+        yaml.push_str(&format!(
+            "  - hostname: h{i}.example.com\n    service: http://localhost:8000\n"
+        ));
+    }
+    yaml.push_str("  - service: http_status:404\n");
+    let cfg = write_config(dir.path(), "big.yml", &yaml)
+        .display()
+        .to_string();
+    let o = warren(&["tunnel", "ingress", "validate", "--config", &cfg], &[]).await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stderr.contains("larger than"), "{}", o.stderr);
+    let o = warren(
+        &[
+            "tunnel",
+            "ingress",
+            "validate",
+            "--config",
+            &cfg,
+            "--max-config-size",
+            "4194304",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.starts_with("OK: 20001 ingress rules"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[tokio::test]
 async fn ingress_rule_names_the_matching_rule() {
     let dir = support::temp_dir();
     let cfg = write_config(
@@ -215,6 +278,30 @@ async fn admin_cli_errors_are_one_sentence() {
     let o = edge.cli(&["tunnel", "token", "office"]).await;
     assert_eq!(o.stdout.lines().count(), 1);
     assert!(warren_proto::token::TunnelToken::decode(o.stdout.trim()).is_ok());
+
+    // A connector whose CA file is missing says why once, not once per
+    // layer of the error.
+    let o = warren(
+        &[
+            "tunnel",
+            "run",
+            "--ca-cert",
+            "/nonexistent/ca.pem",
+            "--url",
+            "hello_world",
+        ],
+        &[("WARREN_TOKEN", o.stdout.trim())],
+    )
+    .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let line = o.stderr.lines().last().unwrap_or_default();
+    assert!(line.contains("/nonexistent/ca.pem"), "{}", o.stderr);
+    assert_eq!(
+        line.matches("No such file").count(),
+        1,
+        "the cause is said once: {}",
+        o.stderr
+    );
 
     let o = warren(
         &["tunnel", "list"],

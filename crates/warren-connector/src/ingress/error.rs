@@ -26,6 +26,18 @@ pub enum ConfigError {
         /// The I/O error's text.
         error: String,
     },
+    /// The config file is larger than the bound.
+    #[error(
+        "the config file {} is larger than {limit} bytes, so it was not read; shorten it, or \
+         raise the bound with --max-config-size BYTES",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The bound, in bytes.
+        limit: u64,
+    },
     /// The text is not YAML.
     #[error("the config file is not valid YAML: {0}")]
     Yaml(String),

@@ -88,6 +88,10 @@ pub use service::Service;
 
 use parse::{parse_config, Warnings};
 
+/// The largest config file [`IngressConfig::load`] reads by default
+/// (1 MiB: thousands of rules); `--max-config-size` raises it.
+pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// Parsed and validated ingress rules.
 ///
 /// Built by [`IngressConfig::from_yaml`], [`IngressConfig::load`] or
@@ -136,11 +140,20 @@ impl IngressConfig {
         Ok((config, warnings.finish()))
     }
 
-    /// Reads and parses the config file at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.to_path_buf(),
-            error: e.to_string(),
+    /// Reads and parses the config file at `path`, refusing one larger
+    /// than `max_bytes` before reading it ([`DEFAULT_MAX_CONFIG_BYTES`]
+    /// unless the operator raised it).
+    pub fn load(path: &Path, max_bytes: u64) -> Result<Self, ConfigError> {
+        use warren_transport::file::{read_bounded, BoundedReadError};
+        let text = read_bounded(path, max_bytes).map_err(|e| match e {
+            BoundedReadError::TooLarge { limit } => ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                limit,
+            },
+            e => ConfigError::Read {
+                path: path.to_path_buf(),
+                error: e.to_string(),
+            },
         })?;
         Self::from_yaml(&text)
     }

@@ -107,8 +107,8 @@ impl Overrides {
                 "http2Origin" => o.http2_origin = Some(field.boolean()?),
                 "disableChunkedEncoding" => o.disable_chunked_encoding = Some(field.boolean()?),
                 "noHappyEyeballs" => o.no_happy_eyeballs = Some(field.boolean()?),
-                "originServerName" => o.origin_server_name = Some(field.text("a host name")?),
-                "httpHostHeader" => o.http_host_header = Some(field.text("a host name")?),
+                "originServerName" => o.origin_server_name = Some(field.host_name()?),
+                "httpHostHeader" => o.http_host_header = Some(field.host_name()?),
                 "caPool" => o.ca_pool = Some(field.text("a file path")?.map(PathBuf::from)),
                 "keepAliveConnections" => o.keep_alive_connections = Some(field.count()?),
                 "proxyProtocol" => o.proxy_protocol = Some(field.proxy_protocol()?),
@@ -147,7 +147,7 @@ impl Field<'_> {
     /// [`ConfigError::BadOriginValue`] for this field.
     fn bad(&self, expected: &str) -> ConfigError {
         let value = match scalar_text(self.value) {
-            Some(text) => format!("\"{text}\""),
+            Some(text) => format!("{text:?}"),
             None => format!("({})", kind(self.value)),
         };
         ConfigError::BadOriginValue {
@@ -184,6 +184,22 @@ impl Field<'_> {
             Value::String(s) => Ok(Some(s.clone())),
             Value::Number(n) => Ok(Some(n.to_string())),
             _ => Err(self.bad(expected)),
+        }
+    }
+
+    /// A host name (optionally with a port) as `text` reads it, refusing
+    /// what cannot be one: spaces, control characters (a CR/LF in a Host
+    /// header would otherwise be dropped by the HTTP client without a
+    /// word), `/`, `?`, `#`, `@`.
+    fn host_name(&self) -> Result<Option<String>, ConfigError> {
+        let text = self.text("a host name")?;
+        let bad = |c: char| c.is_whitespace() || c.is_control() || "/?#@\\".contains(c);
+        match &text {
+            Some(t) if t.contains(bad) => Err(self.bad(
+                "a host name such as app.internal or app.internal:8080, without spaces, \
+                 line breaks or / ? # @",
+            )),
+            _ => Ok(text),
         }
     }
 

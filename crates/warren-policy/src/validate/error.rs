@@ -81,6 +81,14 @@ pub enum PolicyError {
         /// The application.
         application: String,
     },
+    /// Sessions would last longer than [`crate::MAX_SESSION_SECS`].
+    #[error("application {application:?} has a session duration of {secs} seconds, longer than a year; set session_duration_secs to at most 31536000 (a year; a day, 86400, is usual)")]
+    SessionDurationTooLong {
+        /// The application.
+        application: String,
+        /// The duration asked for.
+        secs: u64,
+    },
     /// A policy has no name.
     #[error("application {application:?}: policy {position} has no name; give every policy a name, since decisions and the audit log show it")]
     EmptyPolicyName {

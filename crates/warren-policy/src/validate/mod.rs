@@ -66,6 +66,13 @@ pub fn validate(app: &Application) -> Result<(), PolicyError> {
         });
     }
 
+    if app.session_duration_secs > crate::MAX_SESSION_SECS {
+        return Err(PolicyError::SessionDurationTooLong {
+            application: application(),
+            secs: app.session_duration_secs,
+        });
+    }
+
     let mut names = HashSet::new();
     for (i, policy) in app.policies.iter().enumerate() {
         if policy.name.trim().is_empty() {

@@ -90,6 +90,13 @@ fn application_sentences() {
         "application \"intranet\" has a session duration of 0 seconds; set session_duration_secs to how long a sign-in lasts, like 86400 for a day"
     );
     assert_eq!(
+        message(|a| a.session_duration_secs = u64::MAX),
+        "application \"intranet\" has a session duration of 18446744073709551615 seconds, longer than a year; set session_duration_secs to at most 31536000 (a year; a day, 86400, is usual)"
+    );
+    let mut longest = app(vec![]);
+    longest.session_duration_secs = crate::MAX_SESSION_SECS;
+    assert!(validate(&longest).is_ok());
+    assert_eq!(
         message(|a| a.path_prefix = Some("admin".into())),
         "application \"intranet\": path prefix \"admin\" does not start with /; write it like /admin"
     );

@@ -223,6 +223,7 @@ impl InProcConnector {
             ha_connections: connections,
             grace_period,
             ingress: IngressSource::Url(url.to_owned()),
+            max_config_bytes: warren_connector::ingress::DEFAULT_MAX_CONFIG_BYTES,
             dial_timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(1),
             quic,

@@ -284,7 +284,9 @@ fn yaml_syntax_error() {
 fn unreadable_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing.yml");
-    let e = IngressConfig::load(&path).unwrap_err().to_string();
+    let e = IngressConfig::load(&path, DEFAULT_MAX_CONFIG_BYTES)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with(&format!("cannot read the config file {}: ", path.display())),
         "{e}"
@@ -296,7 +298,29 @@ fn load_reads_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yml");
     std::fs::write(&path, SAMPLE).unwrap();
-    assert_eq!(IngressConfig::load(&path).unwrap().rules.len(), 5);
+    assert_eq!(
+        IngressConfig::load(&path, DEFAULT_MAX_CONFIG_BYTES)
+            .unwrap()
+            .rules
+            .len(),
+        5
+    );
+}
+
+#[test]
+fn a_file_over_the_size_bound_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, SAMPLE).unwrap();
+    let limit = SAMPLE.len() as u64 - 1;
+    let e = IngressConfig::load(&path, limit).unwrap_err().to_string();
+    assert!(e.contains(&format!("larger than {limit} bytes")), "{e}");
+    assert!(e.contains("--max-config-size"), "{e}");
+    // A device that never ends is refused too, after the bound.
+    let e = IngressConfig::load(std::path::Path::new("/dev/zero"), 1024)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("larger than 1024 bytes"), "{e}");
 }
 
 #[test]

@@ -311,3 +311,27 @@ ingress:
         }
     );
 }
+
+#[test]
+fn host_names_with_line_breaks_or_spaces_are_refused() {
+    for bad in [
+        "\"app.internal\\r\\nX-Injected: 1\"",
+        "\"app internal\"",
+        "\"evil.example/x?\"",
+    ] {
+        for key in ["httpHostHeader", "originServerName"] {
+            let e = err(&format!(
+                "ingress:\n  - hostname: a.example.com\n    service: http://localhost:1\n    originRequest:\n      {key}: {bad}\n  - service: http_status:404\n"
+            ));
+            assert!(e.contains(key), "{e}");
+            assert!(e.contains("without spaces, line breaks"), "{e}");
+            // The value is quoted with its escapes, never a raw line break.
+            assert!(!e.contains('\n') && !e.contains('\r'), "{e:?}");
+        }
+    }
+    let ok = ok("ingress:\n  - service: http://localhost:1\n    originRequest:\n      httpHostHeader: app.internal:8080\n");
+    assert_eq!(
+        ok.rules[0].origin_request.http_host_header.as_deref(),
+        Some("app.internal:8080")
+    );
+}
