@@ -40,12 +40,16 @@ mod tokens;
 mod tunnels;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
-use axum::middleware;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use warren_store::Store;
 
@@ -74,10 +78,13 @@ pub(crate) struct AdminState {
     /// Refreshed after every access change, so this process acts on it at
     /// once (other edge processes notice within their refresh period).
     pub access: crate::access::Access,
+    /// Which hostnames may be routed.
+    pub route_policy: crate::routes::RoutePolicy,
 }
 
-/// The admin API.
-pub(crate) fn router(state: AdminState) -> Router {
+/// The admin API. A request's body must arrive whole within
+/// `body_timeout` (see [`body_within`]).
+pub(crate) fn router(state: AdminState, body_timeout: Duration) -> Router {
     let authed = Router::new()
         .route(
             "/v1/tunnels",
@@ -110,7 +117,48 @@ pub(crate) fn router(state: AdminState) -> Router {
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(move |req, next| {
+            body_within(body_timeout, req, next)
+        }))
         .with_state(state)
+}
+
+/// Reads a request's whole body, at most [`BODY_LIMIT`] bytes, within
+/// `timeout` before any handler sees it: a client that promises more
+/// bytes than it sends is answered 408 instead of holding a connection
+/// and a task forever.
+async fn body_within(timeout: Duration, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let read = Limited::new(body, BODY_LIMIT).collect();
+    let bytes = match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {BODY_LIMIT} bytes; send less"),
+            )
+            .into_response()
+        }
+        Ok(Err(e)) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the request body could not be read ({e}); send it again"),
+            )
+            .into_response()
+        }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s (is Content-Length larger than the body?); send it whole, or raise --header-read-timeout",
+                    timeout.as_secs()
+                ),
+            )
+            .into_response()
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -20,7 +20,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use time::{Duration as TimeDuration, OffsetDateTime};
 
-use crate::routes::RouteTable;
+use crate::routes::{RouteTable, ServedNames};
 
 /// Leaf certificates live this long; the resolver reissues before expiry.
 const LEAF_DAYS: i64 = 90;
@@ -246,8 +246,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// the edge never mints certificates for names it does not serve.
 pub struct SniResolver {
     ca: Arc<Ca>,
-    domain: Option<String>,
-    routes: RouteTable,
+    names: ServedNames,
     cache: Mutex<HashMap<String, Arc<CertifiedKey>>>,
     /// For clients that send no SNI (an IP address in the URL).
     default: Arc<CertifiedKey>,
@@ -256,7 +255,7 @@ pub struct SniResolver {
 impl std::fmt::Debug for SniResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SniResolver")
-            .field("domain", &self.domain)
+            .field("names", &self.names)
             .finish()
     }
 }
@@ -274,8 +273,7 @@ impl SniResolver {
         let default = ca.certified_key(&names)?;
         Ok(Self {
             ca,
-            domain,
-            routes,
+            names: ServedNames::new(domain, routes),
             cache: Mutex::new(HashMap::new()),
             default,
         })
@@ -283,8 +281,7 @@ impl SniResolver {
 
     /// Whether the edge serves this name.
     pub fn allowed(&self, name: &str) -> bool {
-        let under = |d: &str| name == d || name.strip_suffix(d).is_some_and(|p| p.ends_with('.'));
-        self.domain.as_deref().is_some_and(under) || under("localhost") || self.routes.covers(name)
+        self.names.serves(name)
     }
 
     fn get(&self, name: &str) -> Option<Arc<CertifiedKey>> {

@@ -34,8 +34,20 @@ pub struct EdgeConfig {
     /// origin first and, for HTTP, waits for the response head (default
     /// 100 s, as long-polling origins expect).
     pub stream_timeout: Duration,
-    /// How long to wait for a client's TLS handshake.
+    /// How long a client's TLS handshake may take (HTTPS and PostgreSQL
+    /// listeners; default 10 s).
     pub handshake_timeout: Duration,
+    /// How long a client may take to send a whole HTTP/1 request head, and
+    /// how long an idle keep-alive connection waits for the next one
+    /// (HTTPS, HTTP redirect and admin listeners); on the admin listener
+    /// the request body must arrive within it too (default 30 s).
+    pub header_read_timeout: Duration,
+    /// How long a PostgreSQL client may take from connecting to its
+    /// StartupMessage, TLS handshake included (default 10 s).
+    pub pg_startup_timeout: Duration,
+    /// Whether the admin API may route names outside `domain` (default:
+    /// no; see [`crate::routes::RoutePolicy`]).
+    pub allow_routes_outside_domain: bool,
     /// How long audit entries are kept (default 90 days).
     pub audit_retention: Duration,
     /// How old the newest identity-token signing key may get before a new
@@ -63,6 +75,13 @@ pub struct PartialEdgeConfig {
     pub advertise: Vec<String>,
     /// Seconds.
     pub stream_timeout: Option<u64>,
+    /// Seconds.
+    pub handshake_timeout: Option<u64>,
+    /// Seconds.
+    pub header_read_timeout: Option<u64>,
+    /// Seconds.
+    pub pg_startup_timeout: Option<u64>,
+    pub allow_routes_outside_domain: Option<bool>,
     /// Days.
     pub audit_retention_days: Option<u64>,
     /// Days.
@@ -72,10 +91,10 @@ pub struct PartialEdgeConfig {
 /// Why the edge configuration is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the edge config file {path}: {source}")]
+    #[error("cannot read the edge config file {path}: {reason}")]
     Read {
         path: String,
-        source: std::io::Error,
+        reason: warren_transport::file::BoundedReadError,
     },
     #[error("the edge config file {path} is invalid: {reason}")]
     Parse { path: String, reason: String },
@@ -83,15 +102,26 @@ pub enum ConfigError {
     HalfTls,
     #[error("--listen-postgres {0:?} is neither an address such as 0.0.0.0:5433 nor off")]
     BadPostgresListen(String),
+    #[error("{0} is 0 seconds, which would close every connection at once; give at least 1")]
+    ZeroTimeout(&'static str),
+    #[error("--domain {0} is a public suffix (a top-level domain, or one like co.uk that no one organisation owns), and the edge would serve certificates for every name under it; give a domain you own, such as example.com")]
+    PublicSuffixDomain(String),
 }
 
+/// The largest edge config file read (its settings fit in a few hundred
+/// bytes).
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
 impl PartialEdgeConfig {
-    /// Reads a YAML edge config file.
+    /// Reads a YAML edge config file (at most 1 MiB).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text =
+            warren_transport::file::read_bounded(path, MAX_FILE_BYTES).map_err(|reason| {
+                ConfigError::Read {
+                    path: path.display().to_string(),
+                    reason,
+                }
+            })?;
         serde_norway::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -116,6 +146,12 @@ impl PartialEdgeConfig {
                 self.advertise
             },
             stream_timeout: self.stream_timeout.or(lower.stream_timeout),
+            handshake_timeout: self.handshake_timeout.or(lower.handshake_timeout),
+            header_read_timeout: self.header_read_timeout.or(lower.header_read_timeout),
+            pg_startup_timeout: self.pg_startup_timeout.or(lower.pg_startup_timeout),
+            allow_routes_outside_domain: self
+                .allow_routes_outside_domain
+                .or(lower.allow_routes_outside_domain),
             audit_retention_days: self.audit_retention_days.or(lower.audit_retention_days),
             signing_key_rotation_days: self
                 .signing_key_rotation_days
@@ -128,6 +164,21 @@ impl PartialEdgeConfig {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::HalfTls);
         }
+        let secs = |v: Option<u64>, default: u64, name: &'static str| match v.unwrap_or(default) {
+            0 => Err(ConfigError::ZeroTimeout(name)),
+            n => Ok(Duration::from_secs(n)),
+        };
+        let handshake_timeout = secs(self.handshake_timeout, 10, "handshake-timeout")?;
+        let header_read_timeout = secs(self.header_read_timeout, 30, "header-read-timeout")?;
+        let pg_startup_timeout = secs(self.pg_startup_timeout, 10, "pg-startup-timeout")?;
+        let domain = self
+            .domain
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
+        if let Some(d) = &domain {
+            if d != "localhost" && crate::routes::is_public_suffix(d) {
+                return Err(ConfigError::PublicSuffixDomain(d.clone()));
+            }
+        }
         let addr = |a: Option<SocketAddr>, d: &str| {
             a.unwrap_or_else(|| d.parse().expect("default address"))
         };
@@ -135,9 +186,7 @@ impl PartialEdgeConfig {
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("./warren-data")),
-            domain: self
-                .domain
-                .map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
+            domain,
             listen_tunnel: addr(self.listen_tunnel, "0.0.0.0:7844"),
             listen_https: addr(self.listen_https, "0.0.0.0:8443"),
             listen_http: addr(self.listen_http, "0.0.0.0:8080"),
@@ -154,7 +203,10 @@ impl PartialEdgeConfig {
             tls_key: self.tls_key,
             advertise: self.advertise,
             stream_timeout: Duration::from_secs(self.stream_timeout.unwrap_or(100)),
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout,
+            header_read_timeout,
+            pg_startup_timeout,
+            allow_routes_outside_domain: self.allow_routes_outside_domain.unwrap_or(false),
             audit_retention: Duration::from_secs(
                 self.audit_retention_days
                     .unwrap_or(90)
@@ -188,6 +240,48 @@ mod tests {
         assert_eq!(cfg.domain.as_deref(), Some("example.com"));
         assert_eq!(cfg.listen_admin.to_string(), "127.0.0.1:7800");
         assert_eq!(cfg.data_dir, PathBuf::from("./warren-data"));
+    }
+
+    #[test]
+    fn timeouts_default_merge_and_refuse_zero() {
+        let cfg = PartialEdgeConfig::default().resolve().unwrap();
+        assert_eq!(cfg.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.pg_startup_timeout, Duration::from_secs(10));
+        let file: PartialEdgeConfig =
+            serde_norway::from_str("header-read-timeout: 5\npg-startup-timeout: 3\n").unwrap();
+        let flags = PartialEdgeConfig {
+            header_read_timeout: Some(2),
+            ..Default::default()
+        };
+        let cfg = flags.over(file).resolve().unwrap();
+        assert_eq!(cfg.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(cfg.pg_startup_timeout, Duration::from_secs(3));
+        let zero = PartialEdgeConfig {
+            handshake_timeout: Some(0),
+            ..Default::default()
+        };
+        let err = zero.resolve().unwrap_err().to_string();
+        assert!(err.contains("handshake-timeout"), "{err}");
+    }
+
+    #[test]
+    fn a_public_suffix_is_not_a_domain() {
+        for d in ["com", "co.uk", "test."] {
+            let cfg = PartialEdgeConfig {
+                domain: Some(d.into()),
+                ..Default::default()
+            };
+            let err = cfg.resolve().unwrap_err().to_string();
+            assert!(err.contains("is a public suffix"), "{err}");
+        }
+        for d in ["example.com", "localhost"] {
+            let cfg = PartialEdgeConfig {
+                domain: Some(d.into()),
+                ..Default::default()
+            };
+            assert!(cfg.resolve().is_ok(), "{d}");
+        }
     }
 
     #[test]

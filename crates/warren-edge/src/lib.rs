@@ -24,12 +24,14 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
 pub mod access;
 mod admin;
 mod audit;
 pub mod ca;
 pub mod config;
 mod http;
+mod listen;
 mod pages;
 mod pg;
 mod registry;

@@ -177,9 +177,148 @@ impl RouteTable {
     }
 }
 
+/// The names this edge answers for: its `--domain` and every name under
+/// it, `localhost` names, and every routed hostname. The certificate
+/// resolver mints certificates only for these, and the HTTP listener
+/// redirects only these to HTTPS.
+#[derive(Clone)]
+pub(crate) struct ServedNames {
+    domain: Option<String>,
+    routes: RouteTable,
+}
+
+impl std::fmt::Debug for ServedNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedNames")
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServedNames {
+    pub(crate) fn new(domain: Option<String>, routes: RouteTable) -> Self {
+        ServedNames { domain, routes }
+    }
+
+    /// Whether the edge serves `name` (lower-case, no port, no trailing
+    /// dot).
+    pub(crate) fn serves(&self, name: &str) -> bool {
+        let under = |d: &str| name == d || name.strip_suffix(d).is_some_and(|p| p.ends_with('.'));
+        self.domain.as_deref().is_some_and(under) || under("localhost") || self.routes.covers(name)
+    }
+}
+
+/// Which hostnames the admin API may route: names under the edge's
+/// `--domain` (and `localhost` names), or any name when the operator said
+/// so with `--allow-routes-outside-domain`; never a wildcard over a public
+/// suffix (`*.com`, `*.co.uk`, `*.test`), which would have the edge mint
+/// certificates for names no one organisation owns.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RoutePolicy {
+    pub(crate) domain: Option<String>,
+    pub(crate) outside_domain: bool,
+}
+
+/// Why [`RoutePolicy::check`] refused a hostname. Each says what to do.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RouteRefusal {
+    #[error("the route {host} would cover every name under {suffix}, a public suffix that no one organisation owns, and the edge would mint certificates for all of them; route names under your own domain, such as *.apps.example.com")]
+    PublicSuffixWildcard { host: String, suffix: String },
+    #[error("the route {host} is not under the edge's domain {domain}; use a name such as app.{domain}, or start the edge with --allow-routes-outside-domain if it serves other domains too")]
+    OutsideDomain { host: String, domain: String },
+    #[error("the route {host} needs the edge to have a domain: start it with --domain example.com (names under it get certificates), or with --allow-routes-outside-domain to route any name; names under localhost need neither")]
+    NoDomain { host: String },
+}
+
+impl RoutePolicy {
+    /// Checks `host` (normalised: lower-case, no trailing dot; `*.` for a
+    /// wildcard).
+    pub(crate) fn check(&self, host: &str) -> Result<(), RouteRefusal> {
+        let name = host.strip_prefix("*.");
+        if let Some(suffix) = name {
+            if is_public_suffix(suffix) {
+                return Err(RouteRefusal::PublicSuffixWildcard {
+                    host: host.to_owned(),
+                    suffix: suffix.to_owned(),
+                });
+            }
+        }
+        let name = name.unwrap_or(host);
+        let under = |d: &str| name == d || name.strip_suffix(d).is_some_and(|p| p.ends_with('.'));
+        if self.outside_domain || under("localhost") {
+            return Ok(());
+        }
+        match &self.domain {
+            Some(d) if under(d) => Ok(()),
+            Some(d) => Err(RouteRefusal::OutsideDomain {
+                host: host.to_owned(),
+                domain: d.clone(),
+            }),
+            None => Err(RouteRefusal::NoDomain {
+                host: host.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Whether `name` is a public suffix by the Public Suffix List (a name the
+/// list does not know counts as a top-level domain, so `test` and
+/// `internal` are suffixes too).
+pub(crate) fn is_public_suffix(name: &str) -> bool {
+    psl::suffix_str(name) == Some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_must_be_under_the_domain_and_never_over_a_public_suffix() {
+        let policy = RoutePolicy {
+            domain: Some("example.com".into()),
+            outside_domain: false,
+        };
+        for ok in [
+            "example.com",
+            "app.example.com",
+            "*.example.com",
+            "*.a.example.com",
+            "hello.localhost",
+        ] {
+            assert_eq!(policy.check(ok), Ok(()), "{ok}");
+        }
+        assert!(matches!(
+            policy.check("app.example.org"),
+            Err(RouteRefusal::OutsideDomain { .. })
+        ));
+        assert!(matches!(
+            policy.check("badexample.com"),
+            Err(RouteRefusal::OutsideDomain { .. })
+        ));
+        let anything = RoutePolicy {
+            domain: None,
+            outside_domain: true,
+        };
+        assert_eq!(anything.check("app.example.org"), Ok(()));
+        assert_eq!(anything.check("*.example.org"), Ok(()));
+        for suffix in ["*.com", "*.test", "*.co.uk", "*.internal", "*.localhost"] {
+            for p in [&policy, &anything] {
+                assert!(
+                    matches!(
+                        p.check(suffix),
+                        Err(RouteRefusal::PublicSuffixWildcard { .. })
+                    ),
+                    "{suffix}"
+                );
+            }
+        }
+        let none = RoutePolicy::default();
+        assert!(matches!(
+            none.check("app.example.com"),
+            Err(RouteRefusal::NoDomain { .. })
+        ));
+        assert_eq!(none.check("app.localhost"), Ok(()));
+    }
 
     fn single(tun: &str) -> Route {
         Route {

@@ -5,13 +5,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use http::{header, Response, StatusCode};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use warren_store::Store;
-use warren_transport::body::{empty, BoxBody};
 
 use crate::access::Access;
 use crate::admin::{self, AdminState};
@@ -19,7 +15,7 @@ use crate::audit::AuditSink;
 use crate::ca::{Ca, CaError, SniResolver};
 use crate::config::EdgeConfig;
 use crate::registry::Registry;
-use crate::routes::RouteTable;
+use crate::routes::{RoutePolicy, RouteTable, ServedNames};
 use crate::secrets::{self, TunnelSecrets};
 use crate::session::EdgeCtx;
 use crate::tunnel::{self, TunnelCtx};
@@ -258,6 +254,10 @@ pub async fn run(
         token_edges: advertise,
         ca_pin: ca.pin(),
         access: access.clone(),
+        route_policy: RoutePolicy {
+            domain: cfg.domain.clone(),
+            outside_domain: cfg.allow_routes_outside_domain,
+        },
     };
     let proxy_ctx = Arc::new(EdgeCtx {
         routes: routes.clone(),
@@ -286,8 +286,11 @@ pub async fn run(
                         routes.clone(),
                     )?));
             tls.alpn_protocols = vec![warren_pg::ALPN.to_vec()];
-            let ctx =
-                crate::pg::PgListener::new(proxy_ctx.clone(), Arc::new(tls), cfg.handshake_timeout);
+            let ctx = crate::pg::PgListener::new(
+                proxy_ctx.clone(),
+                Arc::new(tls),
+                cfg.pg_startup_timeout,
+            );
             Some(tokio::spawn(crate::pg::serve(l, ctx)))
         }
         None => None,
@@ -306,21 +309,24 @@ pub async fn run(
                 quic: cfg.quic.clone(),
             },
         )),
-        tokio::spawn(serve_https(
+        tokio::spawn(crate::listen::serve_https(
             listeners.https,
             tokio_rustls::TlsAcceptor::from(Arc::new(https_tls)),
             proxy_ctx,
             cfg.handshake_timeout,
+            cfg.header_read_timeout,
         )),
-        tokio::spawn(serve_redirect(listeners.http, bound.https.port())),
-        tokio::spawn({
-            let admin_listener = listeners.admin;
-            async move {
-                if let Err(e) = axum::serve(admin_listener, admin::router(admin_state)).await {
-                    tracing::error!(error = %e, "admin API stopped");
-                }
-            }
-        }),
+        tokio::spawn(crate::listen::serve_redirect(
+            listeners.http,
+            bound.https.port(),
+            ServedNames::new(cfg.domain.clone(), routes.clone()),
+            cfg.header_read_timeout,
+        )),
+        tokio::spawn(crate::listen::serve_admin(
+            listeners.admin,
+            admin::router(admin_state, cfg.header_read_timeout),
+            cfg.header_read_timeout,
+        )),
     ];
 
     write_ready_file(dir, &bound).map_err(|source| EdgeError::ReadyFile {
@@ -386,88 +392,4 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, EdgeE
     TcpListener::bind(addr)
         .await
         .map_err(|source| EdgeError::Bind { what, addr, source })
-}
-
-async fn serve_https(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    ctx: Arc<EdgeCtx>,
-    handshake_timeout: std::time::Duration,
-) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed on the HTTPS listener");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = service_fn(move |req| {
-                let ctx = ctx.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        crate::http::handle(ctx, req, peer, "https").await,
-                    )
-                }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
-            }
-        });
-    }
-}
-
-async fn serve_redirect(listener: TcpListener, https_port: u16) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        tokio::spawn(async move {
-            let service = service_fn(
-                move |req: http::Request<hyper::body::Incoming>| async move {
-                    let path = req
-                        .uri()
-                        .path_and_query()
-                        .map(|p| p.as_str())
-                        .unwrap_or("/");
-                    let resp: Response<BoxBody> = match crate::http::https_location(
-                        req.headers().get(header::HOST),
-                        path,
-                        https_port,
-                    ) {
-                        Some(loc) => Response::builder()
-                            .status(StatusCode::PERMANENT_REDIRECT)
-                            .header(header::LOCATION, loc)
-                            .body(empty())
-                            .expect("valid redirect"),
-                        None => crate::pages::EdgeFailure::NoHost.response(),
-                    };
-                    Ok::<_, std::convert::Infallible>(resp)
-                },
-            );
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-        });
-    }
 }

@@ -149,8 +149,9 @@ pub enum Negotiated<S> {
 /// Why a negotiation ended with nothing to answer.
 #[derive(Debug, thiserror::Error)]
 pub enum GoneReason {
-    /// Nothing arrived within the deadline.
-    #[error("the client was silent for {0:?}")]
+    /// The client had not sent its StartupMessage (or finished its TLS
+    /// handshake) when the deadline passed.
+    #[error("the client did not finish its startup within {0:?}")]
     Silent(Duration),
     /// Reading or writing the client failed.
     #[error("the client connection failed: {0}")]
@@ -166,8 +167,10 @@ const READ_CHUNK: usize = 4096;
 /// Runs the negotiation on `stream`. `tls_config(direct)` gives the TLS
 /// configuration to terminate with, or `None` when TLS cannot be offered
 /// (asked when the policy says [`warren_pg::negotiate::TlsPolicy::Ask`],
-/// and before every handshake). Each read, and the handshake, must finish
-/// within `timeout`.
+/// and before every handshake). The whole negotiation, TLS handshake
+/// included, must finish within `timeout` of the call: a deadline, not a
+/// per-read limit, so a client sending a byte at a time cannot hold the
+/// connection longer.
 pub async fn negotiate<S, F, Fut>(
     stream: S,
     policy: Policy,
@@ -179,6 +182,7 @@ where
     F: FnMut(bool) -> Fut,
     Fut: Future<Output = Option<Arc<rustls::ServerConfig>>>,
 {
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut neg = Negotiator::new(policy);
     let mut stream = PgStream::Plain(stream);
     let mut config: Option<Arc<rustls::ServerConfig>> = None;
@@ -187,8 +191,10 @@ where
         while let Some(action) = neg.poll() {
             match action {
                 Action::Send(bytes) => {
-                    if let Err(e) = stream.write_all(&bytes).await {
-                        return Negotiated::Gone(GoneReason::Io(e));
+                    match tokio::time::timeout_at(deadline, stream.write_all(&bytes)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Negotiated::Gone(GoneReason::Io(e)),
+                        Err(_) => return Negotiated::Gone(GoneReason::Silent(timeout)),
                     }
                 }
                 Action::DecideTls { direct } => {
@@ -209,7 +215,7 @@ where
                     };
                     let accept =
                         tokio_rustls::TlsAcceptor::from(cfg).accept(Rewind::new(replay, plain));
-                    stream = match tokio::time::timeout(timeout, accept).await {
+                    stream = match tokio::time::timeout_at(deadline, accept).await {
                         Ok(Ok(tls)) => PgStream::Tls(Box::new(tls)),
                         Ok(Err(e)) => return Negotiated::Gone(GoneReason::Handshake(e)),
                         Err(_) => return Negotiated::Gone(GoneReason::Silent(timeout)),
@@ -222,7 +228,7 @@ where
             }
         }
         buf.clear();
-        match tokio::time::timeout(timeout, stream.read_buf(&mut buf)).await {
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
             Err(_) => return Negotiated::Gone(GoneReason::Silent(timeout)),
             Ok(Err(e)) => return Negotiated::Gone(GoneReason::Io(e)),
             Ok(Ok(0)) => neg.eof(),

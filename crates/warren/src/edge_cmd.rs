@@ -46,6 +46,23 @@ pub(crate) struct EdgeArgs {
     /// and, for HTTP, return the response head) [default: 100].
     #[arg(long, env = "WARREN_STREAM_TIMEOUT")]
     stream_timeout: Option<u64>,
+    /// Seconds a client's TLS handshake may take [default: 10].
+    #[arg(long, env = "WARREN_HANDSHAKE_TIMEOUT")]
+    handshake_timeout: Option<u64>,
+    /// Seconds a client may take to send a whole HTTP/1 request head, and
+    /// that an idle keep-alive connection is kept (HTTPS, HTTP and admin
+    /// listeners; admin request bodies too) [default: 30].
+    #[arg(long, env = "WARREN_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Option<u64>,
+    /// Seconds a PostgreSQL client may take from connecting to its
+    /// StartupMessage, TLS handshake included [default: 10].
+    #[arg(long, env = "WARREN_PG_STARTUP_TIMEOUT")]
+    pg_startup_timeout: Option<u64>,
+    /// Let the admin API route names outside --domain (an edge serving
+    /// several domains). Wildcards over a public suffix such as *.com stay
+    /// refused.
+    #[arg(long, env = "WARREN_ALLOW_ROUTES_OUTSIDE_DOMAIN")]
+    allow_routes_outside_domain: bool,
     /// Days audit entries are kept [default: 90].
     #[arg(long, env = "WARREN_AUDIT_RETENTION_DAYS")]
     audit_retention_days: Option<u64>,
@@ -73,6 +90,10 @@ impl EdgeArgs {
             tls_key: self.tls_key,
             advertise: self.advertise,
             stream_timeout: self.stream_timeout,
+            handshake_timeout: self.handshake_timeout,
+            header_read_timeout: self.header_read_timeout,
+            pg_startup_timeout: self.pg_startup_timeout,
+            allow_routes_outside_domain: self.allow_routes_outside_domain.then_some(true),
             audit_retention_days: self.audit_retention_days,
             signing_key_rotation_days: self.signing_key_rotation_days,
         };

@@ -123,6 +123,10 @@ async fn config_files_over_the_size_bound_are_refused_before_they_are_read() {
         "{}",
         o.stdout
     );
+    // The edge's own config file is bounded too.
+    let o = warren(&["edge", "--config", "/dev/zero"], &[]).await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stderr.contains("larger than"), "{}", o.stderr);
 }
 
 #[tokio::test]

@@ -251,13 +251,16 @@ async fn remove_policy(
     Ok(Json(row))
 }
 
+/// The longest a service token may be created for: a year (and a day).
+const MAX_TOKEN_DAYS: i64 = 366;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
     name: String,
     /// Days until it expires; default never.
     #[serde(default)]
-    duration_days: Option<u64>,
+    duration_days: Option<i64>,
 }
 
 /// A fresh client id and secret.
@@ -287,11 +290,19 @@ async fn create_token(
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Response)> {
     let Json(b) = body.map_err(|r| ApiError::bad_body(r, r#"{"name": "ci"}"#))?;
+    let expires_at = match b.duration_days {
+        None => None,
+        Some(d @ 1..=MAX_TOKEN_DAYS) => Some(crate::audit::now() + d * 86_400),
+        Some(d) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "duration_days is {d}; give 1 to {MAX_TOKEN_DAYS} days, or leave it out for a token that does not expire (and rotate it)"
+                ),
+            ))
+        }
+    };
     let (id, secret) = new_credentials();
-    let expires_at = b.duration_days.map(|d| {
-        crate::audit::now()
-            .saturating_add(i64::try_from(d.saturating_mul(86_400)).unwrap_or(i64::MAX))
-    });
     let row = state
         .store
         .create_service_token(&id, &b.name, &hash_secret(secret.as_bytes()), expires_at)

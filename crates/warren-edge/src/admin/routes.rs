@@ -51,6 +51,17 @@ pub(super) async fn add_route(
 ) -> ApiResult<(StatusCode, Json<RouteRow>)> {
     const EXAMPLE: &str = r#"{"tunnel": "office", "hostname": "app.example.com"} or {"hostname": "app.example.com", "steering": "failover", "tunnels": [{"tunnel": "primary"}, {"tunnel": "backup"}]}"#;
     let Json(body) = body.map_err(|r| ApiError::bad_body(r, EXAMPLE))?;
+    // The store normalises and checks the name's syntax; the policy is
+    // checked on the same normal form.
+    let normal = body
+        .hostname
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    state
+        .route_policy
+        .check(&normal)
+        .map_err(|refusal| ApiError::new(StatusCode::BAD_REQUEST, refusal.to_string()))?;
     let route = match (body.tunnel, body.tunnels) {
         (Some(name), None) => {
             let tunnel = state.find_tunnel(&name).await?;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::Router;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -15,6 +16,9 @@ use super::*;
 use crate::registry::Registry;
 use crate::routes::RouteTable;
 use crate::secrets::{bootstrap_admin_token, TunnelSecrets};
+
+/// The admin routers' body timeout in these tests.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 struct Api {
     _dir: tempfile::TempDir,
@@ -48,8 +52,12 @@ impl Api {
             registry: Registry::new(),
             token_edges: vec!["127.0.0.1:7844".into(), "127.0.0.2:7844".into()],
             ca_pin: ca_pin(b"ca"),
+            route_policy: crate::routes::RoutePolicy {
+                domain: Some("example.com".into()),
+                outside_domain: false,
+            },
         };
-        let app = router(state.clone());
+        let app = router(state.clone(), BODY_TIMEOUT);
         Self {
             _dir: dir,
             state,
@@ -253,7 +261,7 @@ async fn token_is_refused_when_the_key_no_longer_matches() {
     api.create("office").await;
     let mut state = api.state.clone();
     state.secrets = Arc::new(TunnelSecrets::from_key([9; 32]));
-    let app = router(state);
+    let app = router(state, BODY_TIMEOUT);
     let req = axum::http::Request::builder()
         .uri("/v1/tunnels/office/token")
         .header(header::AUTHORIZATION, format!("Bearer {}", api.token))
@@ -377,4 +385,122 @@ async fn bad_requests_get_json_sentences() {
     let (status, body) = api.call("PUT", "/v1/tunnels", None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     error(&body);
+}
+
+#[tokio::test]
+async fn a_body_that_stops_short_is_answered_408_after_the_timeout() {
+    let api = Api::new().await;
+    let app = router(api.state.clone(), std::time::Duration::from_millis(200));
+    // Half a JSON body, then nothing: what a client whose Content-Length
+    // promises more than it sends looks like to the handler.
+    let half = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"{\"name\": ",
+    ))])
+    .chain(futures_util::stream::pending());
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/tunnels")
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.token))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(half))
+        .unwrap();
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(30), app.oneshot(req))
+        .await
+        .expect("the API answers a stalled body instead of waiting for it")
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("did not arrive"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_answered_413() {
+    let api = Api::new().await;
+    let big = vec![b' '; BODY_LIMIT + 1];
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/tunnels")
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.token))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(big))
+        .unwrap();
+    let (status, v) = api.send(req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(v["error"].as_str().unwrap().contains("larger than"), "{v}");
+}
+
+#[tokio::test]
+async fn durations_past_a_year_are_refused_with_a_sentence() {
+    let api = Api::new().await;
+    let (status, v) = api
+        .call(
+            "POST",
+            "/v1/access/service-tokens",
+            Some(json!({"name": "ci", "duration_days": 9_000_000_000_000_000_000u64 / 1_000})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("give 1 to 366 days"),
+        "{v}"
+    );
+    let (status, v) = api
+        .call(
+            "POST",
+            "/v1/access/service-tokens",
+            Some(json!({"name": "ci", "duration_days": 366})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+
+    let (status, v) = api
+        .call(
+            "POST",
+            "/v1/access/apps",
+            Some(json!({"name": "wiki", "hostnames": ["wiki.example.com"], "session_duration_secs": u64::MAX})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("longer than a year"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn routes_outside_the_domain_or_over_a_public_suffix_are_refused() {
+    let api = Api::new().await;
+    api.create("office").await;
+    for (host, says) in [
+        ("*.test", "a public suffix"),
+        ("*.co.uk", "a public suffix"),
+        ("app.example.org", "not under the edge's domain example.com"),
+    ] {
+        let (status, body) = api
+            .call(
+                "POST",
+                "/v1/routes",
+                Some(json!({"tunnel": "office", "hostname": host})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{host}: {body}");
+        assert!(error(&body).contains(says), "{host}: {body}");
+        assert!(api
+            .state
+            .routes
+            .lookup(host.trim_start_matches("*."))
+            .is_none());
+    }
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/routes",
+            Some(json!({"tunnel": "office", "hostname": "*.apps.example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

@@ -241,26 +241,47 @@ pub(crate) fn response(
     Ok(resp)
 }
 
-/// The value for an HTTP → HTTPS redirect's `Location`.
+/// The value for an HTTP → HTTPS redirect's `Location`, for a request
+/// whose `Host` is a host name the edge serves (`serves`); never any other
+/// name, so the edge cannot be made to redirect elsewhere.
 pub(crate) fn https_location(
     host_header: Option<&HeaderValue>,
     path: &str,
     https_port: u16,
-) -> Option<String> {
-    let host = strip_port(host_header?.to_str().ok()?);
+    serves: impl Fn(&str) -> bool,
+) -> Result<String, EdgeFailure> {
+    let raw = host_header
+        .and_then(|h| h.to_str().ok())
+        .ok_or(EdgeFailure::NoHost)?;
+    let host = strip_port(raw).trim_end_matches('.').to_ascii_lowercase();
     if host.is_empty() {
-        return None;
+        return Err(EdgeFailure::NoHost);
     }
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    Some(if https_port == 443 {
+    if !is_host_name(&host) {
+        return Err(EdgeFailure::BadRequest {
+            reason: "the Host header is not a host name".into(),
+        });
+    }
+    if !serves(&host) {
+        return Err(EdgeFailure::UnknownHost { host });
+    }
+    Ok(if https_port == 443 {
         format!("https://{host}{path}")
     } else {
         format!("https://{host}:{https_port}{path}")
     })
+}
+
+/// Whether `host` (lower-case) is a DNS name: labels of letters, digits,
+/// `-` and `_`, 1 to 63 bytes each, 253 in all.
+fn is_host_name(host: &str) -> bool {
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        })
 }
 
 #[cfg(test)]
@@ -293,14 +314,46 @@ mod tests {
 
     #[test]
     fn redirect_location() {
-        let h = HeaderValue::from_static("app.example.com:8080");
+        let served = |h: &str| h == "app.example.com";
+        let h = HeaderValue::from_static("App.Example.com:8080");
         assert_eq!(
-            https_location(Some(&h), "/a?b", 8443).unwrap(),
+            https_location(Some(&h), "/a?b", 8443, served).unwrap(),
             "https://app.example.com:8443/a?b"
         );
         assert_eq!(
-            https_location(Some(&h), "/", 443).unwrap(),
+            https_location(Some(&h), "/", 443, served).unwrap(),
             "https://app.example.com/"
+        );
+    }
+
+    #[test]
+    fn redirects_only_names_the_edge_serves() {
+        let served = |h: &str| h == "app.example.com";
+        let loc = |host: &'static str| {
+            https_location(Some(&HeaderValue::from_static(host)), "/", 443, served)
+        };
+        assert_eq!(
+            loc("other.example.com"),
+            Err(EdgeFailure::UnknownHost {
+                host: "other.example.com".into()
+            })
+        );
+        for bad in [
+            "evil.invalid/x?",
+            "a b",
+            "app.example.com@evil.invalid",
+            "a..b",
+            "[::1",
+        ] {
+            assert!(
+                matches!(loc(bad), Err(EdgeFailure::BadRequest { .. })),
+                "{bad}: {:?}",
+                loc(bad)
+            );
+        }
+        assert_eq!(
+            https_location(None, "/", 443, served),
+            Err(EdgeFailure::NoHost)
         );
     }
 }

@@ -48,7 +48,7 @@ pub use verifier::VerifierError;
 pub(crate) struct PgListener {
     pub(crate) ctx: Arc<EdgeCtx>,
     pub(crate) tls: Arc<rustls::ServerConfig>,
-    pub(crate) handshake_timeout: Duration,
+    pub(crate) startup_timeout: Duration,
     cancels: CancelKeys,
 }
 
@@ -56,12 +56,12 @@ impl PgListener {
     pub(crate) fn new(
         ctx: Arc<EdgeCtx>,
         tls: Arc<rustls::ServerConfig>,
-        handshake_timeout: Duration,
+        startup_timeout: Duration,
     ) -> Arc<Self> {
         Arc::new(PgListener {
             ctx,
             tls,
-            handshake_timeout,
+            startup_timeout,
             cancels: CancelKeys::default(),
         })
     }
@@ -69,15 +69,9 @@ impl PgListener {
 
 /// Accepts PostgreSQL clients until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, pg: Arc<PgListener>) {
+    let mut backoff = crate::accept::AcceptBackoff::new("postgres");
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed on the PostgreSQL listener");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = backoff.accept(&listener).await;
         let _ = tcp.set_nodelay(true);
         let pg = pg.clone();
         tokio::spawn(async move { pg.handle(tcp, peer).await });
@@ -96,7 +90,7 @@ impl PgListener {
                 let tls = tls.clone();
                 async move { Some(tls) }
             },
-            self.handshake_timeout,
+            self.startup_timeout,
         )
         .await;
         let (mut stream, ready) = match negotiated {

@@ -28,7 +28,13 @@ pub struct Edge {
 impl Edge {
     /// Starts an edge on ephemeral ports in `dir`.
     pub async fn start(dir: &Path) -> Edge {
-        Edge::try_start_on(dir, "127.0.0.1:0", "127.0.0.1:0")
+        Edge::start_with_env(dir, &[]).await
+    }
+
+    /// [`Edge::start`] with extra environment variables (`WARREN_*`
+    /// settings).
+    pub async fn start_with_env(dir: &Path, envs: &[(&str, &str)]) -> Edge {
+        Edge::try_start_on(dir, "127.0.0.1:0", "127.0.0.1:0", envs)
             .await
             .unwrap_or_else(|log| panic!("the edge exited before it was ready:\n{log}"))
     }
@@ -53,7 +59,7 @@ impl Edge {
             );
             let tunnel = format!("127.0.0.1:{}", leases[0].port);
             let https = format!("127.0.0.1:{}", leases[1].port);
-            match Edge::try_start_on(dir, &tunnel, &https).await {
+            match Edge::try_start_on(dir, &tunnel, &https, &[]).await {
                 Ok(edge) => return Edge { leases, ..edge },
                 Err(log) => assert!(
                     log.contains("Address already in use") && attempt < ports::START_ATTEMPTS,
@@ -79,7 +85,7 @@ impl Edge {
         let dir = self.dir.parent().unwrap().to_path_buf();
         let (tunnel, https) = (self.tunnel.to_string(), self.https.to_string());
         let leases = std::mem::take(&mut self.leases);
-        let edge = Edge::try_start_on(&dir, &tunnel, &https)
+        let edge = Edge::try_start_on(&dir, &tunnel, &https, &[])
             .await
             .unwrap_or_else(|log| panic!("the edge did not start again:\n{log}"));
         Edge { leases, ..edge }
@@ -87,7 +93,12 @@ impl Edge {
 
     /// Starts an edge with the given tunnel and HTTPS addresses; waits
     /// until it is ready. `Err(its log)` if it exited first.
-    async fn try_start_on(dir: &Path, tunnel: &str, https: &str) -> Result<Edge, String> {
+    async fn try_start_on(
+        dir: &Path,
+        tunnel: &str,
+        https: &str,
+        envs: &[(&str, &str)],
+    ) -> Result<Edge, String> {
         let data = dir.join("edge");
         let data_s = data.display().to_string();
         let _ = std::fs::remove_file(data.join("edge.json"));
@@ -110,7 +121,7 @@ impl Edge {
                 "--listen-postgres",
                 "127.0.0.1:0",
             ],
-            &[],
+            envs,
             dir,
         );
         let ready = data.join("edge.json");
