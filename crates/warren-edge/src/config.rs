@@ -50,6 +50,12 @@ pub struct EdgeConfig {
     pub allow_routes_outside_domain: bool,
     /// How long audit entries are kept (default 90 days).
     pub audit_retention: Duration,
+    /// What a new connection gets while the audit log cannot be written
+    /// (default: refused).
+    pub audit_on_failure: crate::audit::OnAuditFailure,
+    /// At shutdown, how long to wait for open sessions to record their
+    /// entries and for the queue to be written (default 10 s).
+    pub audit_drain_timeout: Duration,
     /// How old the newest identity-token signing key may get before a new
     /// one is made at start (default 30 days).
     pub signing_key_rotation: Duration,
@@ -82,6 +88,9 @@ pub struct PartialEdgeConfig {
     /// Seconds.
     pub pg_startup_timeout: Option<u64>,
     pub allow_routes_outside_domain: Option<bool>,
+    pub audit_on_failure: Option<crate::audit::OnAuditFailure>,
+    /// Seconds.
+    pub audit_drain_timeout: Option<u64>,
     /// Days.
     pub audit_retention_days: Option<u64>,
     /// Days.
@@ -153,6 +162,8 @@ impl PartialEdgeConfig {
                 .allow_routes_outside_domain
                 .or(lower.allow_routes_outside_domain),
             audit_retention_days: self.audit_retention_days.or(lower.audit_retention_days),
+            audit_on_failure: self.audit_on_failure.or(lower.audit_on_failure),
+            audit_drain_timeout: self.audit_drain_timeout.or(lower.audit_drain_timeout),
             signing_key_rotation_days: self
                 .signing_key_rotation_days
                 .or(lower.signing_key_rotation_days),
@@ -171,6 +182,7 @@ impl PartialEdgeConfig {
         let handshake_timeout = secs(self.handshake_timeout, 10, "handshake-timeout")?;
         let header_read_timeout = secs(self.header_read_timeout, 30, "header-read-timeout")?;
         let pg_startup_timeout = secs(self.pg_startup_timeout, 10, "pg-startup-timeout")?;
+        let audit_drain_timeout = secs(self.audit_drain_timeout, 10, "audit-drain-timeout")?;
         let domain = self
             .domain
             .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
@@ -207,6 +219,8 @@ impl PartialEdgeConfig {
             header_read_timeout,
             pg_startup_timeout,
             allow_routes_outside_domain: self.allow_routes_outside_domain.unwrap_or(false),
+            audit_on_failure: self.audit_on_failure.unwrap_or_default(),
+            audit_drain_timeout,
             audit_retention: Duration::from_secs(
                 self.audit_retention_days
                     .unwrap_or(90)

@@ -45,6 +45,7 @@ mod upstream;
 
 pub use access::AccessSettings;
 
+pub use audit::OnAuditFailure;
 pub use config::{EdgeConfig, PartialEdgeConfig};
 pub use pg::VerifierError;
 pub use server::{run, BoundAddrs, EdgeError, Listeners};

@@ -45,6 +45,9 @@ pub(crate) enum EdgeFailure {
     BadServiceToken,
     /// Too many bad service-token secrets from this address.
     TooManyAttempts,
+    /// The audit log cannot be written, so nothing that needs an entry is
+    /// let through.
+    AuditUnavailable,
     /// Sign-in is needed but no identity provider is set up.
     NoIdentityProvider { app: String },
     /// The identity provider could not be used.
@@ -66,6 +69,7 @@ impl EdgeFailure {
                 }
             }
             Failure::Upstream(e) => EdgeFailure::from_upstream(e, host),
+            Failure::AuditUnavailable => EdgeFailure::AuditUnavailable,
         }
     }
 
@@ -121,7 +125,9 @@ impl EdgeFailure {
             Self::NotProtected { .. } | Self::AccessDenied { .. } => StatusCode::FORBIDDEN,
             Self::SignInRequired { .. } | Self::BadServiceToken => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            Self::NoIdentityProvider { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoIdentityProvider { .. } | Self::AuditUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::IdentityProvider { .. } => StatusCode::BAD_GATEWAY,
         }
     }
@@ -152,6 +158,7 @@ impl EdgeFailure {
             Self::BadServiceToken => "bad-service-token",
             Self::TooManyAttempts => "too-many-attempts",
             Self::NoIdentityProvider { .. } => "no-identity-provider",
+            Self::AuditUnavailable => "audit-unavailable",
             Self::IdentityProvider { .. } => "identity-provider-error",
         }
     }
@@ -187,6 +194,7 @@ impl EdgeFailure {
             ),
             Self::BadServiceToken => "The service token was not accepted: its client id or secret is wrong, or it was revoked or has expired; check the Warren-Access-Client-Id and Warren-Access-Client-Secret you send.".into(),
             Self::TooManyAttempts => "Too many wrong service-token secrets came from your address; wait a minute before trying again.".into(),
+            Self::AuditUnavailable => "The edge cannot write its audit log right now, so it lets no new connection through rather than serve it unrecorded; try again in a minute (an administrator should check the edge's log and the disk of its data directory).".into(),
             Self::NoIdentityProvider { app } => format!(
                 "{app} needs a signed-in user, but no identity provider is set up; an administrator can add one with `warren access idp add`."
             ),

@@ -190,7 +190,7 @@ pub async fn run(
     if crate::access::keys::ensure_current(&store, cfg.signing_key_rotation).await? {
         tracing::info!("made a new identity-token signing key");
     }
-    let audit = AuditSink::start(store.clone(), cfg.audit_retention);
+    let audit = AuditSink::start(store.clone(), cfg.audit_retention, cfg.audit_on_failure);
     let access = Access::start(
         store.clone(),
         audit.clone(),
@@ -265,7 +265,7 @@ pub async fn run(
             registry: registry.clone(),
             stream_timeout: cfg.stream_timeout,
         },
-        audit,
+        audit: audit.clone(),
         access: access.clone(),
         ca: ca.clone(),
         postgres_port: bound.postgres.map(|a| a.port()),
@@ -350,6 +350,14 @@ pub async fn run(
         tunnel_listener.wait_idle(),
     )
     .await;
+    // Sessions cut by the close record why they ended; every entry
+    // queued is written before the store closes.
+    match audit.drain(cfg.audit_drain_timeout).await {
+        Ok(()) => tracing::info!("the audit log is written up to date"),
+        Err(e) => tracing::error!(
+            "shutting down before the audit log was complete: {e}; raise --audit-drain-timeout"
+        ),
+    }
     store.close().await;
     let _ = std::fs::remove_file(dir.join("edge.json"));
     Ok(())

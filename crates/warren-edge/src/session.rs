@@ -136,6 +136,9 @@ pub(crate) enum Failure {
     CertificateInvalid(crate::access::pgcert::CertificateError),
     /// No stream to a connector could be had, or it failed.
     Upstream(UpstreamError),
+    /// The audit log cannot be written, and this session would need an
+    /// entry (`--audit-on-failure refuse`).
+    AuditUnavailable,
 }
 
 impl From<UpstreamError> for Failure {
@@ -192,6 +195,9 @@ pub(crate) struct Session {
     registration: Option<Registration>,
     /// A PostgreSQL session's cancel key, once the database sent it.
     pub(crate) cancel_key: Mutex<Option<crate::pg::CancelKeyGuard>>,
+    /// This session may write audit entries until it drops; shutdown
+    /// waits for it (see [`AuditSink::drain`]).
+    _owed: crate::audit::Owed,
 }
 
 impl Session {
@@ -204,6 +210,12 @@ impl Session {
         source: SocketAddr,
     ) -> Result<Session, Failure> {
         let route = ctx.routes.lookup(&host).ok_or(Failure::UnknownHost)?;
+        // A connection always gets an entry, and a request to a route
+        // that is not public may (its access decision): refused while the
+        // audit log cannot be written, rather than served unaudited.
+        if (front.is_connection() || !route.public) && !ctx.audit.admits() {
+            return Err(Failure::AuditUnavailable);
+        }
         Ok(Session {
             id: uuid::Uuid::new_v4().simple().to_string(),
             front,
@@ -217,6 +229,7 @@ impl Session {
             live: None,
             registration: None,
             cancel_key: Mutex::new(None),
+            _owed: ctx.audit.owe(),
         })
     }
 

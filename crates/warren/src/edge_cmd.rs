@@ -63,6 +63,15 @@ pub(crate) struct EdgeArgs {
     /// refused.
     #[arg(long, env = "WARREN_ALLOW_ROUTES_OUTSIDE_DOMAIN")]
     allow_routes_outside_domain: bool,
+    /// While the audit log cannot be written: `refuse` new connections
+    /// that need an entry, or `serve` them and queue their entries
+    /// [default: refuse].
+    #[arg(long, env = "WARREN_AUDIT_ON_FAILURE", value_parser = ["refuse", "serve"])]
+    audit_on_failure: Option<String>,
+    /// Seconds to wait at shutdown for open sessions' audit entries to be
+    /// written [default: 10].
+    #[arg(long, env = "WARREN_AUDIT_DRAIN_TIMEOUT")]
+    audit_drain_timeout: Option<u64>,
     /// Days audit entries are kept [default: 90].
     #[arg(long, env = "WARREN_AUDIT_RETENTION_DAYS")]
     audit_retention_days: Option<u64>,
@@ -94,6 +103,11 @@ impl EdgeArgs {
             header_read_timeout: self.header_read_timeout,
             pg_startup_timeout: self.pg_startup_timeout,
             allow_routes_outside_domain: self.allow_routes_outside_domain.then_some(true),
+            audit_on_failure: self.audit_on_failure.as_deref().map(|v| match v {
+                "serve" => warren_edge::OnAuditFailure::Serve,
+                _ => warren_edge::OnAuditFailure::Refuse,
+            }),
+            audit_drain_timeout: self.audit_drain_timeout,
             audit_retention_days: self.audit_retention_days,
             signing_key_rotation_days: self.signing_key_rotation_days,
         };

@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the public edge: tunnel, HTTPS, HTTP and admin listeners.
-    Edge(EdgeArgs),
+    Edge(Box<EdgeArgs>),
     /// Manage tunnels and run a connector.
     Tunnel {
         #[command(subcommand)]

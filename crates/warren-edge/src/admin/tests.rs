@@ -38,7 +38,11 @@ impl Api {
         let routes = RouteTable::new();
         let access = crate::access::Access::start(
             store.clone(),
-            crate::audit::AuditSink::start(store.clone(), std::time::Duration::from_secs(3600)),
+            crate::audit::AuditSink::start(
+                store.clone(),
+                std::time::Duration::from_secs(3600),
+                crate::audit::OnAuditFailure::Refuse,
+            ),
             routes.clone(),
             Default::default(),
         )

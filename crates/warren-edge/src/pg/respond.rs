@@ -78,6 +78,7 @@ fn session(host: &str, f: &Failure, had_cert: bool) -> (&'static str, String) {
         // Service tokens travel in headers, never to this listener.
         Failure::Refused(Refusal::BadServiceToken { .. } | Refusal::TooManyAttempts { .. }) => (INVALID_AUTHORIZATION, "the credentials were not accepted".into()),
         Failure::Upstream(e) => (UNABLE_TO_CONNECT, upstream(host, e)),
+        Failure::AuditUnavailable => (CANNOT_CONNECT_NOW, "the Warren edge cannot write its audit log right now, so it lets no new connection through; try again in a minute".into()),
     }
 }
 
