@@ -1,32 +1,62 @@
-//! What every accept loop of the edge does when `accept()` fails: wait,
-//! longer each time it fails again, and say so in the log once per
-//! interval rather than once per failure.
+//! What every TCP listener of the edge does before it hands a connection
+//! over: respect the connection limits, and survive `accept()` failures.
 //!
-//! `accept()` fails mostly when the process is out of file descriptors
-//! (`EMFILE`); retrying at once burns a core and floods the log while
-//! nothing can get better until connections close.
+//! - **A global cap** ([`ConnLimits`], `--max-connections`): at most that
+//!   many client connections across all listeners, set below the process's
+//!   file-descriptor limit, so the edge never runs out of descriptors for
+//!   its store and its tunnels. At the cap, listeners stop accepting (the
+//!   kernel's backlog holds newcomers) until a connection closes.
+//! - **A per-source cap on unauthenticated connections**
+//!   (`--max-unauthenticated-per-source`): connections from one address on
+//!   one listener that have not yet shown they are a client (finished the
+//!   TLS handshake and sent their first bytes; for PostgreSQL, their
+//!   startup): one address cannot hold every slot with silent sockets.
+//! - **`accept()` failures** (mostly `EMFILE`): wait, longer each time, and
+//!   say so once per interval rather than once per failure; retrying at
+//!   once burns a core while nothing can get better.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// First wait after a failed accept.
 const FIRST_WAIT: Duration = Duration::from_millis(10);
 /// Longest wait between two attempts.
 const MAX_WAIT: Duration = Duration::from_secs(1);
-/// At most one log line per listener per this interval.
+/// At most one log line per listener and condition per this interval.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Says whether a log line is due: the first time, then once per
+/// [`LOG_EVERY`], counting the occurrences it did not log.
+#[derive(Debug, Default)]
+pub(crate) struct LogEvery {
+    logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl LogEvery {
+    /// One more occurrence at `now`: `Some(occurrences since the last
+    /// line)` when a line is due.
+    pub(crate) fn due(&mut self, now: Instant) -> Option<u64> {
+        self.unlogged += 1;
+        let due = self.logged.is_none_or(|t| now >= t + LOG_EVERY);
+        due.then(|| {
+            self.logged = Some(now);
+            std::mem::take(&mut self.unlogged)
+        })
+    }
+}
 
 /// The state of one listener's failed accepts.
 #[derive(Debug)]
 pub(crate) struct AcceptBackoff {
-    /// Which listener, for the log line.
-    what: &'static str,
     wait: Duration,
-    /// When the last line was logged, and failures since.
-    logged: Option<Instant>,
-    unlogged: u64,
+    log: LogEvery,
 }
 
 /// What to do after a failed accept.
@@ -39,12 +69,10 @@ pub(crate) struct AfterFailure {
 }
 
 impl AcceptBackoff {
-    pub(crate) fn new(what: &'static str) -> Self {
+    pub(crate) fn new() -> Self {
         AcceptBackoff {
-            what,
             wait: FIRST_WAIT,
-            logged: None,
-            unlogged: 0,
+            log: LogEvery::default(),
         }
     }
 
@@ -57,28 +85,141 @@ impl AcceptBackoff {
     pub(crate) fn failed(&mut self, now: Instant) -> AfterFailure {
         let wait = self.wait;
         self.wait = (self.wait * 2).min(MAX_WAIT);
-        self.unlogged += 1;
-        let due = self.logged.is_none_or(|t| now >= t + LOG_EVERY);
-        let log = due.then(|| {
-            self.logged = Some(now);
-            std::mem::take(&mut self.unlogged)
+        AfterFailure {
+            wait,
+            log: self.log.due(now),
+        }
+    }
+}
+
+/// The edge's connection caps, shared by all its listeners.
+#[derive(Clone)]
+pub(crate) struct ConnLimits {
+    global: Arc<Semaphore>,
+    max: usize,
+    per_source: usize,
+    full: Arc<Mutex<LogEvery>>,
+}
+
+impl ConnLimits {
+    pub(crate) fn new(max: usize, per_source: usize) -> Self {
+        ConnLimits {
+            global: Arc::new(Semaphore::new(max)),
+            max,
+            per_source,
+            full: Arc::default(),
+        }
+    }
+}
+
+/// One listener's accept loop.
+pub(crate) struct Acceptor {
+    listener: TcpListener,
+    /// Which listener, for log lines.
+    what: &'static str,
+    backoff: AcceptBackoff,
+    limits: ConnLimits,
+    sources: Arc<Sources>,
+}
+
+/// A connection the limits let in.
+pub(crate) struct Accepted {
+    pub(crate) tcp: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// Its place under the global cap: keep it as long as the connection.
+    pub(crate) slot: OwnedSemaphorePermit,
+    /// Its place among its address's unauthenticated connections: drop it
+    /// once the client has shown it is one.
+    pub(crate) unauthenticated: Unauthenticated,
+}
+
+impl Acceptor {
+    pub(crate) fn new(listener: TcpListener, what: &'static str, limits: ConnLimits) -> Self {
+        let sources = Arc::new(Sources {
+            max: limits.per_source,
+            counts: Mutex::default(),
+            log: Mutex::default(),
         });
-        AfterFailure { wait, log }
+        Acceptor {
+            listener,
+            what,
+            backoff: AcceptBackoff::new(),
+            limits,
+            sources,
+        }
+    }
+
+    /// The next connection within the limits, waiting out failures and a
+    /// full edge.
+    pub(crate) async fn next(&mut self) -> Accepted {
+        loop {
+            let slot = match self.limits.global.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    let due = self
+                        .limits
+                        .full
+                        .lock()
+                        .expect("log lock")
+                        .due(Instant::now());
+                    if let Some(times) = due {
+                        tracing::warn!(
+                            listener = self.what,
+                            max = self.limits.max,
+                            times,
+                            "the edge holds as many connections as --max-connections allows; new ones wait until one closes (raise it, and `ulimit -n`, if this is normal load)"
+                        );
+                    }
+                    self.limits
+                        .global
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the connection semaphore is never closed")
+                }
+            };
+            let (tcp, peer) = self.accept().await;
+            match Sources::enter(&self.sources, peer.ip()) {
+                Some(unauthenticated) => {
+                    return Accepted {
+                        tcp,
+                        peer,
+                        slot,
+                        unauthenticated,
+                    }
+                }
+                None => {
+                    let due = self
+                        .sources
+                        .log
+                        .lock()
+                        .expect("log lock")
+                        .due(Instant::now());
+                    if let Some(times) = due {
+                        tracing::warn!(
+                            listener = self.what,
+                            source = %peer.ip(),
+                            max = self.sources.max,
+                            times,
+                            "an address holds as many connections that have not yet sent anything as --max-unauthenticated-per-source allows; closing its new ones"
+                        );
+                    }
+                    drop(tcp);
+                }
+            }
+        }
     }
 
     /// Accepts the next connection, waiting out failures.
-    pub(crate) async fn accept(
-        &mut self,
-        listener: &TcpListener,
-    ) -> (TcpStream, std::net::SocketAddr) {
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
         loop {
-            match listener.accept().await {
+            match self.listener.accept().await {
                 Ok(a) => {
-                    self.succeeded();
+                    self.backoff.succeeded();
                     return a;
                 }
                 Err(e) => {
-                    let after = self.failed(Instant::now());
+                    let after = self.backoff.failed(Instant::now());
                     if let Some(n) = after.log {
                         tracing::warn!(
                             listener = self.what,
@@ -94,13 +235,75 @@ impl AcceptBackoff {
     }
 }
 
+/// Unauthenticated connections per source address on one listener.
+struct Sources {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+    log: Mutex<LogEvery>,
+}
+
+impl Sources {
+    fn enter(this: &Arc<Sources>, ip: IpAddr) -> Option<Unauthenticated> {
+        let mut counts = this.counts.lock().expect("source counts lock");
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= this.max {
+            return None;
+        }
+        *n += 1;
+        Some(Unauthenticated {
+            sources: Some(this.clone()),
+            ip,
+        })
+    }
+}
+
+/// One connection counted against its address until it drops.
+pub(crate) struct Unauthenticated {
+    sources: Option<Arc<Sources>>,
+    ip: IpAddr,
+}
+
+impl Drop for Unauthenticated {
+    fn drop(&mut self) {
+        let Some(sources) = self.sources.take() else {
+            return;
+        };
+        let mut counts = sources.counts.lock().expect("source counts lock");
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The descriptors a process may have open (its soft `RLIMIT_NOFILE`),
+/// if the system says.
+pub(crate) fn fd_limit() -> Option<u64> {
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+/// Descriptors kept out of `--max-connections`' default: the store, the
+/// tunnel socket, log files, certificates being read.
+pub(crate) const FD_RESERVE: u64 = 256;
+
+/// `--max-connections` when it is not given: the descriptor limit less
+/// [`FD_RESERVE`], at least 64 (and 16 384 when the limit is unknown).
+pub(crate) fn default_max_connections(fd_limit: Option<u64>) -> usize {
+    let n = fd_limit.map_or(16_384, |l| l.saturating_sub(FD_RESERVE).max(64));
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn waits_grow_to_a_second_and_reset_after_a_success() {
-        let mut b = AcceptBackoff::new("test");
+        let mut b = AcceptBackoff::new();
         let t = Instant::now();
         let waits: Vec<_> = (0..9).map(|_| b.failed(t).wait).collect();
         assert_eq!(waits[0], FIRST_WAIT);
@@ -112,7 +315,7 @@ mod tests {
 
     #[test]
     fn one_line_per_interval_counting_what_it_did_not_log() {
-        let mut b = AcceptBackoff::new("test");
+        let mut b = AcceptBackoff::new();
         let t = Instant::now();
         assert_eq!(b.failed(t).log, Some(1));
         for i in 1..100 {
@@ -120,5 +323,49 @@ mod tests {
         }
         assert_eq!(b.failed(t + LOG_EVERY).log, Some(100));
         assert_eq!(b.failed(t + LOG_EVERY).log, None);
+    }
+
+    #[test]
+    fn an_address_gets_its_cap_and_its_slots_back_as_connections_drop() {
+        let sources = Arc::new(Sources {
+            max: 2,
+            counts: Mutex::default(),
+            log: Mutex::default(),
+        });
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let first = Sources::enter(&sources, a).unwrap();
+        let _second = Sources::enter(&sources, a).unwrap();
+        assert!(Sources::enter(&sources, a).is_none(), "a third from a");
+        let _other = Sources::enter(&sources, b).expect("another address is not affected");
+        drop(first);
+        assert!(Sources::enter(&sources, a).is_some());
+    }
+
+    #[test]
+    fn the_default_cap_stays_below_the_descriptor_limit() {
+        assert_eq!(default_max_connections(Some(1024)), 768);
+        assert_eq!(default_max_connections(Some(100)), 64);
+        assert_eq!(default_max_connections(None), 16_384);
+    }
+
+    #[tokio::test]
+    async fn at_the_global_cap_the_next_connection_waits_for_a_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut acceptor = Acceptor::new(listener, "test", ConnLimits::new(1, 8));
+        let _c1 = TcpStream::connect(addr).await.unwrap();
+        let _c2 = TcpStream::connect(addr).await.unwrap();
+        let first = acceptor.next().await;
+        let waiting = tokio::time::timeout(Duration::from_millis(200), acceptor.next()).await;
+        assert!(
+            waiting.is_err(),
+            "a second connection while the only slot is held"
+        );
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(10), acceptor.next())
+            .await
+            .expect("the slot came back");
+        assert_eq!(second.peer.ip(), addr.ip());
     }
 }

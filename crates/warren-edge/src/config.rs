@@ -48,6 +48,12 @@ pub struct EdgeConfig {
     /// Whether the admin API may route names outside `domain` (default:
     /// no; see [`crate::routes::RoutePolicy`]).
     pub allow_routes_outside_domain: bool,
+    /// Client connections the edge holds at most, across its TCP
+    /// listeners; `None`: the file-descriptor limit less a reserve.
+    pub max_connections: Option<usize>,
+    /// Connections one address may hold on one listener before it has
+    /// finished its TLS handshake and sent its first bytes (default 256).
+    pub max_unauthenticated_per_source: usize,
     /// How long audit entries are kept (default 90 days).
     pub audit_retention: Duration,
     /// What a new connection gets while the audit log cannot be written
@@ -88,6 +94,8 @@ pub struct PartialEdgeConfig {
     /// Seconds.
     pub pg_startup_timeout: Option<u64>,
     pub allow_routes_outside_domain: Option<bool>,
+    pub max_connections: Option<usize>,
+    pub max_unauthenticated_per_source: Option<usize>,
     pub audit_on_failure: Option<crate::audit::OnAuditFailure>,
     /// Seconds.
     pub audit_drain_timeout: Option<u64>,
@@ -113,6 +121,8 @@ pub enum ConfigError {
     BadPostgresListen(String),
     #[error("{0} is 0 seconds, which would close every connection at once; give at least 1")]
     ZeroTimeout(&'static str),
+    #[error("{0} is 0, which would refuse every connection; give at least 1")]
+    ZeroCount(&'static str),
     #[error("--domain {0} is a public suffix (a top-level domain, or one like co.uk that no one organisation owns), and the edge would serve certificates for every name under it; give a domain you own, such as example.com")]
     PublicSuffixDomain(String),
 }
@@ -163,6 +173,10 @@ impl PartialEdgeConfig {
                 .or(lower.allow_routes_outside_domain),
             audit_retention_days: self.audit_retention_days.or(lower.audit_retention_days),
             audit_on_failure: self.audit_on_failure.or(lower.audit_on_failure),
+            max_connections: self.max_connections.or(lower.max_connections),
+            max_unauthenticated_per_source: self
+                .max_unauthenticated_per_source
+                .or(lower.max_unauthenticated_per_source),
             audit_drain_timeout: self.audit_drain_timeout.or(lower.audit_drain_timeout),
             signing_key_rotation_days: self
                 .signing_key_rotation_days
@@ -191,6 +205,16 @@ impl PartialEdgeConfig {
                 return Err(ConfigError::PublicSuffixDomain(d.clone()));
             }
         }
+        let count = |v: Option<usize>, name: &'static str| match v {
+            Some(0) => Err(ConfigError::ZeroCount(name)),
+            v => Ok(v),
+        };
+        let max_connections = count(self.max_connections, "max-connections")?;
+        let max_unauthenticated_per_source = count(
+            self.max_unauthenticated_per_source,
+            "max-unauthenticated-per-source",
+        )?
+        .unwrap_or(256);
         let addr = |a: Option<SocketAddr>, d: &str| {
             a.unwrap_or_else(|| d.parse().expect("default address"))
         };
@@ -220,6 +244,8 @@ impl PartialEdgeConfig {
             pg_startup_timeout,
             allow_routes_outside_domain: self.allow_routes_outside_domain.unwrap_or(false),
             audit_on_failure: self.audit_on_failure.unwrap_or_default(),
+            max_connections,
+            max_unauthenticated_per_source,
             audit_drain_timeout,
             audit_retention: Duration::from_secs(
                 self.audit_retention_days

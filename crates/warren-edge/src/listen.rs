@@ -14,10 +14,9 @@ use http::{header, Response, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
 use warren_transport::body::{empty, BoxBody};
 
-use crate::accept::AcceptBackoff;
+use crate::accept::{Acceptor, Unauthenticated};
 use crate::routes::ServedNames;
 use crate::session::EdgeCtx;
 
@@ -71,19 +70,27 @@ const FIRST_BYTES: usize = 24;
 
 /// A stream whose first `remaining` bytes must arrive before a deadline:
 /// a read after it fails with `TimedOut`, which ends the connection. Once
-/// they have arrived, reads pass through untimed.
+/// they have arrived, reads pass through untimed, and the connection no
+/// longer counts against its address's unauthenticated connections.
 struct ReadDeadline<S> {
     inner: S,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     remaining: usize,
+    unauthenticated: Option<Unauthenticated>,
 }
 
 impl<S> ReadDeadline<S> {
-    fn new(inner: S, first_bytes: usize, within: Duration) -> Self {
+    fn new(
+        inner: S,
+        first_bytes: usize,
+        within: Duration,
+        unauthenticated: Unauthenticated,
+    ) -> Self {
         ReadDeadline {
             inner,
             deadline: (first_bytes > 0).then(|| Box::pin(tokio::time::sleep(within))),
             remaining: first_bytes,
+            unauthenticated: Some(unauthenticated),
         }
     }
 }
@@ -109,6 +116,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadDeadline<S> {
             this.remaining = this.remaining.saturating_sub(buf.filled().len() - before);
             if this.remaining == 0 {
                 this.deadline = None;
+                this.unauthenticated = None;
             }
         }
         read
@@ -149,21 +157,22 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ReadDeadline<S> {
 /// HTTP/1 as ALPN chose (HTTP/1 when the client offered none), each with
 /// its first bytes timed.
 pub(crate) async fn serve_https(
-    listener: TcpListener,
+    mut listener: Acceptor,
     acceptor: tokio_rustls::TlsAcceptor,
     ctx: Arc<EdgeCtx>,
     handshake_timeout: Duration,
     header_read_timeout: Duration,
 ) {
-    let mut backoff = AcceptBackoff::new("https");
     let builders = Arc::new(Builders::new(header_read_timeout));
     loop {
-        let (tcp, peer) = backoff.accept(&listener).await;
+        let accepted = listener.next().await;
+        let (tcp, peer) = (accepted.tcp, accepted.peer);
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let ctx = ctx.clone();
         let builders = builders.clone();
         tokio::spawn(async move {
+            let _slot = accepted.slot;
             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
@@ -185,7 +194,12 @@ pub(crate) async fn serve_https(
             });
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let builder = if h2 { &builders.h2 } else { &builders.h1 };
-            let io = ReadDeadline::new(tls, FIRST_BYTES, header_read_timeout);
+            let io = ReadDeadline::new(
+                tls,
+                FIRST_BYTES,
+                header_read_timeout,
+                accepted.unauthenticated,
+            );
             if let Err(e) = builder
                 .serve_connection_with_upgrades(TokioIo::new(io), service)
                 .await
@@ -199,16 +213,19 @@ pub(crate) async fn serve_https(
 /// The HTTP listener: redirects a request for a name the edge serves to
 /// HTTPS, and answers any other with the edge's page (400 or 404).
 pub(crate) async fn serve_redirect(
-    listener: TcpListener,
+    mut listener: Acceptor,
     https_port: u16,
     names: ServedNames,
     header_read_timeout: Duration,
 ) {
-    let mut backoff = AcceptBackoff::new("http");
     loop {
-        let (tcp, _) = backoff.accept(&listener).await;
+        let accepted = listener.next().await;
+        let tcp = accepted.tcp;
         let names = names.clone();
         tokio::spawn(async move {
+            // Nothing on this listener is ever more than a redirect: the
+            // whole connection counts as unauthenticated.
+            let _held = (accepted.slot, accepted.unauthenticated);
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let names = names.clone();
                 async move {
@@ -245,17 +262,18 @@ pub(crate) async fn serve_redirect(
 /// The admin API's listener: HTTP/1 with the same head timeout as the
 /// public ones (the router times the body itself, see `admin::router`).
 pub(crate) async fn serve_admin(
-    listener: TcpListener,
+    mut listener: Acceptor,
     router: axum::Router,
     header_read_timeout: Duration,
 ) {
-    let mut backoff = AcceptBackoff::new("admin");
     let builder = Arc::new(Builders::new(header_read_timeout).h1);
     loop {
-        let (tcp, peer) = backoff.accept(&listener).await;
+        let accepted = listener.next().await;
+        let (tcp, peer) = (accepted.tcp, accepted.peer);
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let builder = builder.clone();
         tokio::spawn(async move {
+            let _held = (accepted.slot, accepted.unauthenticated);
             if let Err(e) = builder.serve_connection(TokioIo::new(tcp), service).await {
                 tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use warren_store::Store;
 
+use crate::accept::{Acceptor, ConnLimits};
 use crate::access::Access;
 use crate::admin::{self, AdminState};
 use crate::audit::AuditSink;
@@ -157,6 +158,10 @@ impl Listeners {
     }
 }
 
+/// Connections the admin API holds at most (its own cap: the public
+/// listeners being full does not lock the operator out).
+const ADMIN_CONNECTIONS: usize = 64;
+
 /// Runs the edge on `listeners` until `shutdown` resolves.
 pub async fn run(
     cfg: EdgeConfig,
@@ -272,6 +277,24 @@ pub async fn run(
     });
     // The native PostgreSQL listener: certificates by SNI from the CA,
     // optional client certificates from it too.
+    // One cap over the public listeners, below the descriptor limit; the
+    // admin API has its own, so a full edge can still be managed.
+    let fd_limit = crate::accept::fd_limit();
+    let max_connections = cfg
+        .max_connections
+        .unwrap_or_else(|| crate::accept::default_max_connections(fd_limit));
+    let limits = ConnLimits::new(max_connections, cfg.max_unauthenticated_per_source);
+    tracing::info!(
+        max_connections,
+        fd_limit = fd_limit.map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
+        max_unauthenticated_per_source = cfg.max_unauthenticated_per_source,
+        "connection limits"
+    );
+    if let Some(fds) = fd_limit {
+        if u64::try_from(max_connections).unwrap_or(u64::MAX) > fds {
+            tracing::warn!(max_connections, fd_limit = fds, "--max-connections is above the file-descriptor limit, so accept() can fail before the cap is reached; lower it or raise `ulimit -n`");
+        }
+    }
     let pg_task = match listeners.postgres {
         Some(l) => {
             let verifier = crate::pg::OptionalClientCert::new(ca.cert_der())?;
@@ -291,7 +314,10 @@ pub async fn run(
                 Arc::new(tls),
                 cfg.pg_startup_timeout,
             );
-            Some(tokio::spawn(crate::pg::serve(l, ctx)))
+            Some(tokio::spawn(crate::pg::serve(
+                Acceptor::new(l, "postgres", limits.clone()),
+                ctx,
+            )))
         }
         None => None,
     };
@@ -310,20 +336,24 @@ pub async fn run(
             },
         )),
         tokio::spawn(crate::listen::serve_https(
-            listeners.https,
+            Acceptor::new(listeners.https, "https", limits.clone()),
             tokio_rustls::TlsAcceptor::from(Arc::new(https_tls)),
             proxy_ctx,
             cfg.handshake_timeout,
             cfg.header_read_timeout,
         )),
         tokio::spawn(crate::listen::serve_redirect(
-            listeners.http,
+            Acceptor::new(listeners.http, "http", limits.clone()),
             bound.https.port(),
             ServedNames::new(cfg.domain.clone(), routes.clone()),
             cfg.header_read_timeout,
         )),
         tokio::spawn(crate::listen::serve_admin(
-            listeners.admin,
+            Acceptor::new(
+                listeners.admin,
+                "admin",
+                ConnLimits::new(ADMIN_CONNECTIONS, ADMIN_CONNECTIONS),
+            ),
             admin::router(admin_state, cfg.header_read_timeout),
             cfg.header_read_timeout,
         )),

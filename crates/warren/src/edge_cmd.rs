@@ -72,6 +72,14 @@ pub(crate) struct EdgeArgs {
     /// written [default: 10].
     #[arg(long, env = "WARREN_AUDIT_DRAIN_TIMEOUT")]
     audit_drain_timeout: Option<u64>,
+    /// Client connections held at most across the TCP listeners; at the
+    /// cap new ones wait [default: the file-descriptor limit less 256].
+    #[arg(long, env = "WARREN_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Connections one address may hold on one listener before it has
+    /// sent its first bytes (after TLS); more are closed [default: 256].
+    #[arg(long, env = "WARREN_MAX_UNAUTHENTICATED_PER_SOURCE")]
+    max_unauthenticated_per_source: Option<usize>,
     /// Days audit entries are kept [default: 90].
     #[arg(long, env = "WARREN_AUDIT_RETENTION_DAYS")]
     audit_retention_days: Option<u64>,
@@ -108,6 +116,8 @@ impl EdgeArgs {
                 _ => warren_edge::OnAuditFailure::Refuse,
             }),
             audit_drain_timeout: self.audit_drain_timeout,
+            max_connections: self.max_connections,
+            max_unauthenticated_per_source: self.max_unauthenticated_per_source,
             audit_retention_days: self.audit_retention_days,
             signing_key_rotation_days: self.signing_key_rotation_days,
         };

@@ -79,6 +79,7 @@ fn main() -> std::process::ExitCode {
             }
     );
     init_logging(if quiet { "warn" } else { "info" });
+    raise_fd_limit();
     warren_transport::tls::install_provider();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -93,6 +94,17 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {}", cli_error::sentence(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft file-descriptor limit to the hard one: an edge holds a
+/// descriptor per client connection, a connector one per origin
+/// connection, and the usual soft default (1024) is far below what either
+/// needs under load. The edge's `--max-connections` is derived from it.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "file-descriptor limit"),
+        Err(e) => tracing::warn!("cannot raise the file-descriptor limit: {e}"),
     }
 }
 

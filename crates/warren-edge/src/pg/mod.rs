@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use warren_pg::negotiate::Policy;
 use warren_pg::track::BackendEvent;
 use warren_pg::{BackendTracker, NegotiationError};
@@ -68,20 +67,30 @@ impl PgListener {
 }
 
 /// Accepts PostgreSQL clients until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, pg: Arc<PgListener>) {
-    let mut backoff = crate::accept::AcceptBackoff::new("postgres");
+pub(crate) async fn serve(mut listener: crate::accept::Acceptor, pg: Arc<PgListener>) {
     loop {
-        let (tcp, peer) = backoff.accept(&listener).await;
-        let _ = tcp.set_nodelay(true);
+        let accepted = listener.next().await;
+        let _ = accepted.tcp.set_nodelay(true);
         let pg = pg.clone();
-        tokio::spawn(async move { pg.handle(tcp, peer).await });
+        tokio::spawn(async move {
+            let _slot = accepted.slot;
+            pg.handle(accepted.tcp, accepted.peer, accepted.unauthenticated)
+                .await
+        });
     }
 }
 
 impl PgListener {
     /// A fresh connection: negotiation (the sans-IO core, driven by
     /// `warren_transport::pg`), then the session.
-    async fn handle(self: Arc<Self>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    /// `unauthenticated` counts the client against its address until its
+    /// startup has arrived.
+    async fn handle(
+        self: Arc<Self>,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        unauthenticated: crate::accept::Unauthenticated,
+    ) {
         let tls = self.tls.clone();
         let negotiated = warren_transport::pg::negotiate(
             tcp,
@@ -93,6 +102,7 @@ impl PgListener {
             self.startup_timeout,
         )
         .await;
+        drop(unauthenticated);
         let (mut stream, ready) = match negotiated {
             Negotiated::Startup(stream, ready) => (stream, ready),
             Negotiated::Cancel(_, c) => return self.cancel(c.request, c.raw, peer).await,
