@@ -192,8 +192,10 @@ impl AccessTcp {
     /// Accepts local connections on `listener` and carries each through
     /// the edge, until the future is dropped.
     pub async fn serve(&self, listener: TcpListener) -> Result<(), AccessError> {
+        let mut backoff = warren_transport::accept::AcceptBackoff::new();
         loop {
-            let (local, peer) = listener.accept().await?;
+            let (local, peer) =
+                warren_transport::accept::accept(&listener, &mut backoff, "access tcp").await;
             let _ = local.set_nodelay(true);
             let this = self.clone();
             tokio::spawn(async move {

@@ -11,9 +11,8 @@
 //!   one listener that have not yet shown they are a client (finished the
 //!   TLS handshake and sent their first bytes; for PostgreSQL, their
 //!   startup): one address cannot hold every slot with silent sockets.
-//! - **`accept()` failures** (mostly `EMFILE`): wait, longer each time, and
-//!   say so once per interval rather than once per failure; retrying at
-//!   once burns a core while nothing can get better.
+//! - **`accept()` failures** (mostly `EMFILE`): waited out by
+//!   `warren_transport::accept`, with one log line per interval.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,74 +22,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-
-/// First wait after a failed accept.
-const FIRST_WAIT: Duration = Duration::from_millis(10);
-/// Longest wait between two attempts.
-const MAX_WAIT: Duration = Duration::from_secs(1);
-/// At most one log line per listener and condition per this interval.
-const LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// Says whether a log line is due: the first time, then once per
-/// [`LOG_EVERY`], counting the occurrences it did not log.
-#[derive(Debug, Default)]
-pub(crate) struct LogEvery {
-    logged: Option<Instant>,
-    unlogged: u64,
-}
-
-impl LogEvery {
-    /// One more occurrence at `now`: `Some(occurrences since the last
-    /// line)` when a line is due.
-    pub(crate) fn due(&mut self, now: Instant) -> Option<u64> {
-        self.unlogged += 1;
-        let due = self.logged.is_none_or(|t| now >= t + LOG_EVERY);
-        due.then(|| {
-            self.logged = Some(now);
-            std::mem::take(&mut self.unlogged)
-        })
-    }
-}
-
-/// The state of one listener's failed accepts.
-#[derive(Debug)]
-pub(crate) struct AcceptBackoff {
-    wait: Duration,
-    log: LogEvery,
-}
-
-/// What to do after a failed accept.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct AfterFailure {
-    /// How long to wait before accepting again.
-    pub(crate) wait: Duration,
-    /// `Some(failures since the last line)` when a line is due now.
-    pub(crate) log: Option<u64>,
-}
-
-impl AcceptBackoff {
-    pub(crate) fn new() -> Self {
-        AcceptBackoff {
-            wait: FIRST_WAIT,
-            log: LogEvery::default(),
-        }
-    }
-
-    /// A connection was accepted: the next failure waits briefly again.
-    pub(crate) fn succeeded(&mut self) {
-        self.wait = FIRST_WAIT;
-    }
-
-    /// An accept failed at `now`.
-    pub(crate) fn failed(&mut self, now: Instant) -> AfterFailure {
-        let wait = self.wait;
-        self.wait = (self.wait * 2).min(MAX_WAIT);
-        AfterFailure {
-            wait,
-            log: self.log.due(now),
-        }
-    }
-}
+use warren_transport::accept::{accept, AcceptBackoff, LogEvery};
 
 /// The edge's connection caps, shared by all its listeners.
 #[derive(Clone)]
@@ -99,15 +31,25 @@ pub(crate) struct ConnLimits {
     max: usize,
     per_source: usize,
     full: Arc<Mutex<LogEvery>>,
+    /// TCP keep-alive on every accepted connection: idle this long, the
+    /// kernel probes the client, and closes the socket of one that is gone
+    /// (a laptop suspended mid-session) after a few unanswered probes.
+    keepalive: Duration,
 }
 
+/// Between two keep-alive probes, and how many go unanswered before the
+/// kernel gives up on the client.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 5;
+
 impl ConnLimits {
-    pub(crate) fn new(max: usize, per_source: usize) -> Self {
+    pub(crate) fn new(max: usize, per_source: usize, keepalive: Duration) -> Self {
         ConnLimits {
             global: Arc::new(Semaphore::new(max)),
             max,
             per_source,
             full: Arc::default(),
+            keepalive,
         }
     }
 }
@@ -179,6 +121,13 @@ impl Acceptor {
                 }
             };
             let (tcp, peer) = self.accept().await;
+            let probes = socket2::TcpKeepalive::new()
+                .with_time(self.limits.keepalive)
+                .with_interval(KEEPALIVE_INTERVAL)
+                .with_retries(KEEPALIVE_RETRIES);
+            if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&probes) {
+                tracing::debug!(%peer, error = %e, "cannot set TCP keep-alive");
+            }
             match Sources::enter(&self.sources, peer.ip()) {
                 Some(unauthenticated) => {
                     return Accepted {
@@ -210,28 +159,8 @@ impl Acceptor {
         }
     }
 
-    /// Accepts the next connection, waiting out failures.
     async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        loop {
-            match self.listener.accept().await {
-                Ok(a) => {
-                    self.backoff.succeeded();
-                    return a;
-                }
-                Err(e) => {
-                    let after = self.backoff.failed(Instant::now());
-                    if let Some(n) = after.log {
-                        tracing::warn!(
-                            listener = self.what,
-                            error = %e,
-                            failures = n,
-                            "accepting connections failed; waiting before the next attempt (out of file descriptors? raise `ulimit -n`)"
-                        );
-                    }
-                    tokio::time::sleep(after.wait).await;
-                }
-            }
-        }
+        accept(&self.listener, &mut self.backoff, self.what).await
     }
 }
 
@@ -302,30 +231,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn waits_grow_to_a_second_and_reset_after_a_success() {
-        let mut b = AcceptBackoff::new();
-        let t = Instant::now();
-        let waits: Vec<_> = (0..9).map(|_| b.failed(t).wait).collect();
-        assert_eq!(waits[0], FIRST_WAIT);
-        assert!(waits.windows(2).all(|w| w[1] >= w[0]));
-        assert_eq!(*waits.last().unwrap(), MAX_WAIT);
-        b.succeeded();
-        assert_eq!(b.failed(t).wait, FIRST_WAIT);
-    }
-
-    #[test]
-    fn one_line_per_interval_counting_what_it_did_not_log() {
-        let mut b = AcceptBackoff::new();
-        let t = Instant::now();
-        assert_eq!(b.failed(t).log, Some(1));
-        for i in 1..100 {
-            assert_eq!(b.failed(t + Duration::from_millis(i)).log, None);
-        }
-        assert_eq!(b.failed(t + LOG_EVERY).log, Some(100));
-        assert_eq!(b.failed(t + LOG_EVERY).log, None);
-    }
-
-    #[test]
     fn an_address_gets_its_cap_and_its_slots_back_as_connections_drop() {
         let sources = Arc::new(Sources {
             max: 2,
@@ -350,10 +255,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn accepted_connections_get_tcp_keepalive_probes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let keepalive = Duration::from_secs(42);
+        let mut acceptor = Acceptor::new(listener, "test", ConnLimits::new(4, 4, keepalive));
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let accepted = acceptor.next().await;
+        let sock = socket2::SockRef::from(&accepted.tcp);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), keepalive);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
+    }
+
+    #[tokio::test]
     async fn at_the_global_cap_the_next_connection_waits_for_a_slot() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut acceptor = Acceptor::new(listener, "test", ConnLimits::new(1, 8));
+        let mut acceptor = Acceptor::new(
+            listener,
+            "test",
+            ConnLimits::new(1, 8, Duration::from_secs(60)),
+        );
         let _c1 = TcpStream::connect(addr).await.unwrap();
         let _c2 = TcpStream::connect(addr).await.unwrap();
         let first = acceptor.next().await;

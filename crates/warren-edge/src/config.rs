@@ -48,6 +48,11 @@ pub struct EdgeConfig {
     /// Whether the admin API may route names outside `domain` (default:
     /// no; see [`crate::routes::RoutePolicy`]).
     pub allow_routes_outside_domain: bool,
+    /// How long a client connection may be idle before the kernel starts
+    /// probing whether the client is still there (TCP keep-alive, every
+    /// listener; a gone client is closed about a minute later; default
+    /// 60 s).
+    pub client_keepalive: Duration,
     /// Client connections the edge holds at most, across its TCP
     /// listeners; `None`: the file-descriptor limit less a reserve.
     pub max_connections: Option<usize>,
@@ -96,6 +101,8 @@ pub struct PartialEdgeConfig {
     pub allow_routes_outside_domain: Option<bool>,
     pub max_connections: Option<usize>,
     pub max_unauthenticated_per_source: Option<usize>,
+    /// Seconds.
+    pub client_keepalive: Option<u64>,
     pub audit_on_failure: Option<crate::audit::OnAuditFailure>,
     /// Seconds.
     pub audit_drain_timeout: Option<u64>,
@@ -174,6 +181,7 @@ impl PartialEdgeConfig {
             audit_retention_days: self.audit_retention_days.or(lower.audit_retention_days),
             audit_on_failure: self.audit_on_failure.or(lower.audit_on_failure),
             max_connections: self.max_connections.or(lower.max_connections),
+            client_keepalive: self.client_keepalive.or(lower.client_keepalive),
             max_unauthenticated_per_source: self
                 .max_unauthenticated_per_source
                 .or(lower.max_unauthenticated_per_source),
@@ -197,6 +205,7 @@ impl PartialEdgeConfig {
         let header_read_timeout = secs(self.header_read_timeout, 30, "header-read-timeout")?;
         let pg_startup_timeout = secs(self.pg_startup_timeout, 10, "pg-startup-timeout")?;
         let audit_drain_timeout = secs(self.audit_drain_timeout, 10, "audit-drain-timeout")?;
+        let client_keepalive = secs(self.client_keepalive, 60, "client-keepalive")?;
         let domain = self
             .domain
             .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
@@ -246,6 +255,7 @@ impl PartialEdgeConfig {
             audit_on_failure: self.audit_on_failure.unwrap_or_default(),
             max_connections,
             max_unauthenticated_per_source,
+            client_keepalive,
             audit_drain_timeout,
             audit_retention: Duration::from_secs(
                 self.audit_retention_days

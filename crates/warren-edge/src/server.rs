@@ -283,7 +283,11 @@ pub async fn run(
     let max_connections = cfg
         .max_connections
         .unwrap_or_else(|| crate::accept::default_max_connections(fd_limit));
-    let limits = ConnLimits::new(max_connections, cfg.max_unauthenticated_per_source);
+    let limits = ConnLimits::new(
+        max_connections,
+        cfg.max_unauthenticated_per_source,
+        cfg.client_keepalive,
+    );
     tracing::info!(
         max_connections,
         fd_limit = fd_limit.map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
@@ -352,7 +356,7 @@ pub async fn run(
             Acceptor::new(
                 listeners.admin,
                 "admin",
-                ConnLimits::new(ADMIN_CONNECTIONS, ADMIN_CONNECTIONS),
+                ConnLimits::new(ADMIN_CONNECTIONS, ADMIN_CONNECTIONS, cfg.client_keepalive),
             ),
             admin::router(admin_state, cfg.header_read_timeout),
             cfg.header_read_timeout,

@@ -18,11 +18,13 @@
 //!   reads (never past the frame, so raw bytes that follow stay unread).
 //! - [`body`]: HTTP bodies carried as body frames, both directions.
 //! - [`file`]: reading a config file with a bound on its size.
+//! - [`accept`]: an accept loop that waits out `accept()` failures.
 //!
 //! All of it is cancel-safe only where a function's doc says so.
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod body;
 pub mod clock;
 pub mod conn;

@@ -72,6 +72,11 @@ pub(crate) struct EdgeArgs {
     /// written [default: 10].
     #[arg(long, env = "WARREN_AUDIT_DRAIN_TIMEOUT")]
     audit_drain_timeout: Option<u64>,
+    /// Seconds a client connection may be idle before TCP keep-alive
+    /// probes check that the client is still there (a gone one is closed
+    /// about a minute later) [default: 60].
+    #[arg(long, env = "WARREN_CLIENT_KEEPALIVE")]
+    client_keepalive: Option<u64>,
     /// Client connections held at most across the TCP listeners; at the
     /// cap new ones wait [default: the file-descriptor limit less 256].
     #[arg(long, env = "WARREN_MAX_CONNECTIONS")]
@@ -117,6 +122,7 @@ impl EdgeArgs {
             }),
             audit_drain_timeout: self.audit_drain_timeout,
             max_connections: self.max_connections,
+            client_keepalive: self.client_keepalive,
             max_unauthenticated_per_source: self.max_unauthenticated_per_source,
             audit_retention_days: self.audit_retention_days,
             signing_key_rotation_days: self.signing_key_rotation_days,
