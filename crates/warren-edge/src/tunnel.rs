@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use warren_proto::answered::{Answered, AnsweredConfig};
 use warren_proto::close::CloseCode;
 use warren_proto::control::{ControlMessage, RefuseCode, Refused as Refuse, Register};
 use warren_proto::session::{
@@ -135,6 +136,7 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
                         conn.clone(),
                     ));
                     ctx.registry.insert(tc.clone());
+                    tokio::spawn(close_when_unanswered(conn.clone(), ctx.quic.answered()));
                     tracing::info!(%remote, tunnel = %name, connector_id = %reg.connector_id, conn_index = reg.conn_index, version = %reg.connector_version, protocol = session.version().unwrap_or(1), "connector connection registered");
                     registered = Some((tc, reg, name));
                 }
@@ -198,6 +200,30 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
     }
     if let Some((tc, reg, _)) = registered {
         ctx.registry.remove(&reg.tunnel_id, &tc.id);
+    }
+}
+
+/// Closes `conn` once its peer has left packets unanswered for longer
+/// than `rule` allows (a killed replica, a path cut without a word): the
+/// registry drops it at once, so new streams go to live connections, and
+/// streams caught on it fail and are retried elsewhere where that is safe
+/// (`warren_proto::retry`), instead of waiting for the idle timeout.
+async fn close_when_unanswered(conn: TunnelConnection, rule: AnsweredConfig) {
+    let mut answered = Answered::new(rule, conn.counters());
+    loop {
+        tokio::select! {
+            _ = conn.closed() => return,
+            () = tokio::time::sleep(rule.sample_every) => {}
+        }
+        if let Some(waited) = answered.observe(now(), conn.counters()) {
+            tracing::warn!(
+                remote = %conn.remote_address(),
+                waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                "the connector has not answered anything for a while; closing the connection so new streams go elsewhere"
+            );
+            conn.close(CloseCode::PeerDead, b"unanswered");
+            return;
+        }
     }
 }
 

@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod answered;
 pub mod close;
 pub mod codec;
 pub mod control;

@@ -313,6 +313,49 @@ impl TunnelConnection {
             ConnInner::Quic(c) => c.rtt(),
         }
     }
+
+    /// What [`warren_proto::answered`] needs to tell whether the peer still
+    /// answers: ack-eliciting frames sent (every frame but ACK and
+    /// PADDING; QUIC's keep-alive PINGs included), datagrams received, the
+    /// round-trip estimate.
+    pub fn counters(&self) -> warren_proto::answered::Counters {
+        match &self.0 {
+            ConnInner::Quic(c) => {
+                let s = c.stats();
+                let f = &s.frame_tx;
+                let eliciting = [
+                    f.ack_frequency,
+                    f.crypto,
+                    f.data_blocked,
+                    f.datagram,
+                    f.immediate_ack,
+                    f.max_data,
+                    f.max_stream_data,
+                    f.max_streams_bidi,
+                    f.max_streams_uni,
+                    f.new_connection_id,
+                    f.new_token,
+                    f.path_challenge,
+                    f.path_response,
+                    f.ping,
+                    f.reset_stream,
+                    f.retire_connection_id,
+                    f.stream_data_blocked,
+                    f.streams_blocked_bidi,
+                    f.streams_blocked_uni,
+                    f.stop_sending,
+                    f.stream,
+                ]
+                .iter()
+                .sum();
+                warren_proto::answered::Counters {
+                    eliciting_sent: eliciting,
+                    received: s.udp_rx.datagrams,
+                    rtt: s.path.rtt,
+                }
+            }
+        }
+    }
 }
 
 /// The sending half of a stream. Dropping it without [`SendStream::finish`]

@@ -24,6 +24,15 @@ pub struct QuicSettings {
     /// sending a PING restarts the idle timer (RFC 9000 §10.1), so the
     /// timer may start up to one interval after the last packet arrived.
     pub keep_alive: Duration,
+    /// QUIC PING interval on a connection that has sent nothing else: the
+    /// peer's acknowledgements of these are what lets the edge notice a
+    /// dead peer within `unanswered` plus this, long before `idle_timeout`.
+    pub probe_every: Duration,
+    /// The edge closes a connection whose peer has left ack-eliciting
+    /// packets unanswered this long (or four round trips, if longer; see
+    /// `warren_proto::answered`), so new streams go elsewhere and caught
+    /// ones are retried.
+    pub unanswered: Duration,
     /// Streams the peer may have open at once.
     pub max_streams: u32,
     /// Per-stream receive window, in bytes.
@@ -38,6 +47,8 @@ impl Default for QuicSettings {
             // 7 s + 2 s: a dead path is noticed by both ends within 9 s.
             idle_timeout: Duration::from_secs(7),
             keep_alive: Duration::from_secs(2),
+            probe_every: Duration::from_millis(300),
+            unanswered: Duration::from_millis(500),
             max_streams: 4096,
             stream_window: 4 * 1024 * 1024,
             conn_window: 32 * 1024 * 1024,
@@ -55,6 +66,14 @@ impl QuicSettings {
         }
     }
 
+    /// The rule the edge applies to its connections' answers.
+    pub fn answered(&self) -> warren_proto::answered::AnsweredConfig {
+        warren_proto::answered::AnsweredConfig {
+            min_wait: self.unanswered,
+            ..Default::default()
+        }
+    }
+
     /// The quinn transport config for these settings.
     fn transport(&self) -> Arc<TransportConfig> {
         let mut t = TransportConfig::default();
@@ -62,7 +81,7 @@ impl QuicSettings {
             IdleTimeout::try_from(self.idle_timeout)
                 .unwrap_or(IdleTimeout::from(VarInt::from_u32(7_000))),
         ));
-        t.keep_alive_interval(Some(self.keep_alive));
+        t.keep_alive_interval(Some(self.probe_every.min(self.keep_alive)));
         t.max_concurrent_bidi_streams(VarInt::from_u32(self.max_streams));
         t.max_concurrent_uni_streams(VarInt::from_u32(16));
         t.stream_receive_window(VarInt::from_u32(self.stream_window));

@@ -78,6 +78,69 @@ async fn a_silent_path_is_declared_dead_by_both_ends_and_redialled() {
     edge.stop().await;
 }
 
+/// A replica that dies without a word (its path goes silent) stops getting
+/// streams long before the idle timeout: the edge closes a connection whose
+/// peer leaves its packets unanswered, and requests caught on it are
+/// retried on the live one. The idle timeout here is a minute, longer than
+/// the test's deadline, so only the answered rule can have removed it.
+#[tokio::test]
+async fn a_silently_dead_replica_stops_getting_requests_before_the_idle_timeout() {
+    let quic = QuicSettings {
+        idle_timeout: Duration::from_secs(60),
+        keep_alive: Duration::from_secs(20),
+        ..QuicSettings::default()
+    };
+    let edge = InProcEdge::start(&[HOST], quic.clone()).await;
+    let relay = UdpRelay::start(edge.bound.tunnel).await;
+    let url = format!("http://{}", origins::http_echo().await);
+    // Two replicas: one straight to the edge, one through the relay.
+    let mut live = InProcConnector::start(
+        &edge.token,
+        &[edge.bound.tunnel],
+        &url,
+        1,
+        Duration::from_secs(5),
+        quic.clone(),
+    );
+    let mut dying = InProcConnector::start(
+        &edge.token,
+        &[relay.addr],
+        &url,
+        1,
+        Duration::from_secs(5),
+        quic.clone(),
+    );
+    live.wait_up(1, DEADLINE).await;
+    dying.wait_up(1, DEADLINE).await;
+    assert_eq!(edge.status().await.1, vec![1, 1]);
+
+    relay.set_blackhole(true);
+    // Every request succeeds: one sent to the dead replica is retried on
+    // the live one once the edge gives up on it (a GET may be replayed).
+    // (DEADLINE bounds the test, well under the idle timeout: without the
+    // rule a request caught on the dead replica waits for the minute.)
+    tokio::time::timeout(DEADLINE, async {
+        for i in 0..20 {
+            let (status, body) = edge.get(HOST, &format!("/after-{i}")).await;
+            assert_eq!(status, 200, "request {i}: {body}");
+        }
+    })
+    .await
+    .expect("requests after the replica died were answered before the idle timeout");
+    eventually(
+        "the dead replica's connection closed by the edge",
+        DEADLINE,
+        || async {
+            let v = edge.tunnel_info().await;
+            let conns = v["connections"].as_array()?.clone();
+            let live = live.addr.to_string();
+            (conns.len() == 1 && conns[0]["remote"].as_str() == Some(live.as_str())).then_some(())
+        },
+    )
+    .await;
+    edge.stop().await;
+}
+
 /// A connector with fewer connections up than it keeps makes the tunnel
 /// degraded (here its second edge address never answers).
 #[tokio::test]
