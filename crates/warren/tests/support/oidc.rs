@@ -2,7 +2,10 @@
 //! npm `oidc-provider` package) and a headless Chromium driven by
 //! `browser.js` (playwright-core), both installed by `scripts/test-deps.sh`
 //! (tests that need them carry `cfg_attr(warren_missing_oidc, ignore)`, see
-//! [`super::deps`]).
+//! [`super::deps`]). [`Provider::start_controlled`] turns on the provider's
+//! test control (`tamper.js`: the next ID token breaks one validation
+//! rule), and [`sign_in`] drives a sign-in through the edge with curl,
+//! without a browser.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::deps::{self, require, Dep};
-use super::DEADLINE;
+use super::{curl, Edge, DEADLINE};
 
 /// The fixture directory.
 pub fn fixtures() -> PathBuf {
@@ -36,6 +39,16 @@ impl Provider {
     /// Starts the provider accepting these redirect URIs; waits for its
     /// readiness line.
     pub async fn start(redirect_uris: &[String], log_dir: &Path) -> Provider {
+        Provider::start_with(redirect_uris, log_dir, false).await
+    }
+
+    /// [`Provider::start`] with the test control on (`TEST_CONTROL=1`):
+    /// see [`Provider::tamper_next`].
+    pub async fn start_controlled(redirect_uris: &[String], log_dir: &Path) -> Provider {
+        Provider::start_with(redirect_uris, log_dir, true).await
+    }
+
+    async fn start_with(redirect_uris: &[String], log_dir: &Path, control: bool) -> Provider {
         require(Dep::Oidc);
         let log = std::fs::File::create(log_dir.join("oidc-provider.log")).unwrap();
         let mut child = Command::new("node")
@@ -45,6 +58,7 @@ impl Provider {
             .env("CLIENT_ID", CLIENT_ID)
             .env("CLIENT_SECRET", CLIENT_SECRET)
             .env("REDIRECT_URIS", redirect_uris.join(","))
+            .env("TEST_CONTROL", if control { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -65,6 +79,142 @@ impl Provider {
             issuer: v["issuer"].as_str().unwrap().to_owned(),
         }
     }
+
+    /// Arms `tamper` (a name in `tamper.js`) for the next ID token the
+    /// token endpoint issues. Needs [`Provider::start_controlled`].
+    pub async fn tamper_next(&self, tamper: &str) {
+        let body = serde_json::json!({ "tamper": tamper }).to_string();
+        let url = format!("{}/test/next-id-token", self.issuer);
+        let r = curl(&[
+            "-sS",
+            "-i",
+            "--max-time",
+            "10",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            &body,
+            &url,
+        ])
+        .await;
+        assert_eq!(r.status, 200, "arming {tamper}: {} {}", r.body, r.stderr);
+    }
+
+    /// The test control's state: `pending`, `applied` (every tamper used,
+    /// in order), `jwks_fetches`, `rotated_published`.
+    pub async fn state(&self) -> Value {
+        let url = format!("{}/test/state", self.issuer);
+        let r = curl(&["-sS", "-i", "--max-time", "10", &url]).await;
+        assert_eq!(r.status, 200, "{} {}", r.body, r.stderr);
+        serde_json::from_str(&r.body).expect("the test control's state")
+    }
+}
+
+/// Where a curl-driven sign-in ended.
+#[derive(Debug)]
+pub struct SignIn {
+    pub status: u16,
+    pub url: String,
+    /// The last page, HTML entities decoded.
+    pub text: String,
+}
+
+/// Opens `https://host{path}` at `edge` as a browser would (`Accept:
+/// text/html`, cookies kept, redirects followed), signs in as `user` on
+/// the provider's login form, and follows the redirects back to the edge:
+/// its callback's page (a refusal), or the page signed in to. No browser:
+/// curl with a cookie jar in `dir`.
+pub async fn sign_in(
+    edge: &Edge,
+    host: &str,
+    path: &str,
+    user: (&str, &str),
+    dir: &Path,
+) -> SignIn {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let jar = dir.join(format!("cookies-{n}.txt")).display().to_string();
+    let port = edge.https.port();
+    let resolve = format!("{host}:{port}:127.0.0.1");
+    let ca = edge.ca.display().to_string();
+    let common = [
+        "-sS",
+        "-L",
+        "--max-redirs",
+        "20",
+        "--max-time",
+        "60",
+        "--cacert",
+        &ca,
+        "--resolve",
+        &resolve,
+        "-c",
+        &jar,
+        "-b",
+        &jar,
+        "-H",
+        "accept: text/html",
+        "-w",
+        "\n%{http_code} %{url_effective}",
+    ];
+    let start = format!("https://{host}:{port}{path}");
+    let mut args = common.to_vec();
+    args.push(&start);
+    let (status, login, form) = page(&args).await;
+    assert!(
+        status == 200 && login.contains("/interaction/") && form.contains("name=\"username\""),
+        "{start} did not lead to the provider's login form: {status} {login}\n{form}"
+    );
+    let (username, password) = (
+        format!("username={}", user.0),
+        format!("password={}", user.1),
+    );
+    let submit = format!("{login}/login");
+    let mut args = common.to_vec();
+    args.extend([
+        "--data-urlencode",
+        &username,
+        "--data-urlencode",
+        &password,
+        &submit,
+    ]);
+    let (status, url, body) = page(&args).await;
+    SignIn {
+        status,
+        url,
+        text: unescape(&body),
+    }
+}
+
+/// curl `args` (ending in `-w "\n%{http_code} %{url_effective}"`): the
+/// last response's status, URL and body.
+async fn page(args: &[&str]) -> (u16, String, String) {
+    require(Dep::Curl);
+    let o = tokio::time::timeout(
+        Duration::from_secs(90),
+        Command::new("curl").args(args).output(),
+    )
+    .await
+    .expect("curl timed out")
+    .expect("run curl");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "curl {args:?} failed: {}\n{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (body, last) = out.rsplit_once('\n').expect("curl's -w line");
+    let (status, url) = last.split_once(' ').expect("status and URL");
+    (status.parse().unwrap_or(0), url.to_owned(), body.to_owned())
+}
+
+/// Text with the HTML entities the edge's pages use decoded.
+fn unescape(html: &str) -> String {
+    html.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }
 
 /// What the browser saw.

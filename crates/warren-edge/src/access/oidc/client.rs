@@ -12,16 +12,20 @@ use http::{header, Method, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use warren_store::IdpRow;
 
 use super::encode;
+use super::idtoken::{self, Expect, Head};
 
 /// Largest document read from the identity provider.
 const MAX_IDP_BODY: usize = 1024 * 1024;
 /// How long discovery documents and key sets are cached.
 const CACHE_TTL: Duration = Duration::from_secs(600);
+/// How often an unknown key id may have a provider's key set fetched
+/// again before the cache expires (a token naming keys that do not exist
+/// must not have the edge hammer the provider).
+const KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The parts of the provider's discovery document the flow uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +43,9 @@ type Cached = (Instant, Discovery, Option<JwkSet>);
 pub struct IdpClient {
     timeout: Duration,
     cache: Mutex<HashMap<String, Cached>>,
+    /// When each provider's key set was last fetched again for an
+    /// unknown key id.
+    refetched: Mutex<HashMap<String, Instant>>,
 }
 
 /// Why talking to the identity provider failed.
@@ -48,7 +55,7 @@ pub enum IdpError {
     Failed(String),
 }
 
-fn failed(what: impl std::fmt::Display) -> IdpError {
+pub(super) fn failed(what: impl std::fmt::Display) -> IdpError {
     IdpError::Failed(what.to_string())
 }
 
@@ -57,6 +64,21 @@ impl IdpClient {
         IdpClient {
             timeout,
             cache: Mutex::new(HashMap::new()),
+            refetched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `issuer`'s key set may be fetched again for an unknown key
+    /// id now (at most once per [`KEY_REFETCH_INTERVAL`]); if so, the
+    /// time is taken, so concurrent sign-ins fetch it once.
+    fn may_refetch_keys(&self, issuer: &str) -> bool {
+        let mut last = self.refetched.lock().expect("idp refetch times");
+        match last.get(issuer) {
+            Some(at) if at.elapsed() < KEY_REFETCH_INTERVAL => false,
+            _ => {
+                last.insert(issuer.to_owned(), Instant::now());
+                true
+            }
         }
     }
 
@@ -225,24 +247,13 @@ struct TokenAnswer {
     id_token: String,
 }
 
-/// The ID token's claims Warren reads.
-#[derive(Deserialize)]
-struct IdClaims {
-    sub: String,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    email_verified: Option<bool>,
-    #[serde(default)]
-    nonce: Option<String>,
-    #[serde(flatten)]
-    rest: HashMap<String, serde_json::Value>,
-}
-
 /// Code → verified ID token → (email, groups, subject): the code is
 /// exchanged at the token endpoint (client secret + PKCE `verifier`),
-/// and the ID token is verified against the provider's JWKS (algorithm,
-/// signature, issuer, audience, expiry, `nonce`).
+/// and the ID token is verified against the provider's JWKS by the rules
+/// of OpenID Connect Core §3.1.3.7 (see `idtoken`). A key id not in the
+/// cached key set has the set fetched again, at most once per
+/// [`KEY_REFETCH_INTERVAL`], so that a provider's key rotation needs no
+/// restart.
 pub(super) async fn exchange(
     client: &IdpClient,
     idp: &IdpRow,
@@ -277,47 +288,37 @@ pub(super) async fn exchange(
         .await?;
     let answer: TokenAnswer = serde_json::from_slice(&answer)
         .map_err(|e| failed(format!("the token endpoint's answer has no ID token ({e})")))?;
-    let header = jsonwebtoken::decode_header(&answer.id_token)
-        .map_err(|e| failed(format!("the ID token does not parse ({e})")))?;
-    const ALLOWED: &[Algorithm] = &[
-        Algorithm::RS256,
-        Algorithm::RS384,
-        Algorithm::RS512,
-        Algorithm::PS256,
-        Algorithm::ES256,
-        Algorithm::ES384,
-        Algorithm::EdDSA,
-    ];
-    if !ALLOWED.contains(&header.alg) {
-        return Err(failed(format!(
-            "the ID token is signed with {:?}, which Warren does not accept",
-            header.alg
-        )));
-    }
-    let find = |set: &JwkSet| match &header.kid {
-        Some(kid) => set.find(kid).cloned(),
-        None => set.keys.first().cloned(),
-    };
-    let jwk = match find(&keys) {
+    let head = Head::parse(&answer.id_token)?;
+    let jwk = match head.key(&keys)? {
         Some(k) => k,
         None => {
+            let kid = head.kid.as_deref().unwrap_or("for its algorithm");
+            if !client.may_refetch_keys(&idp.issuer) {
+                return Err(failed(format!(
+                    "the ID token's key {kid} is not in the provider's key set, which was fetched again less than {} s ago; if the identity provider has just rotated its keys, sign in again in a minute",
+                    KEY_REFETCH_INTERVAL.as_secs()
+                )));
+            }
+            tracing::info!(idp = %idp.name, %kid, "a key not in the cached key set; fetching it again");
             let (_, fresh) = client.discover(idp, true).await?;
-            find(&fresh)
-                .ok_or_else(|| failed("the ID token's key is not in the provider's key set"))?
+            head.key(&fresh)?.ok_or_else(|| {
+                failed(format!(
+                    "the ID token's key {kid} is not in the provider's key set, even fetched again; it was not issued by the identity provider, or the provider does not publish its signing key"
+                ))
+            })?
         }
     };
-    let key = DecodingKey::from_jwk(&jwk)
-        .map_err(|e| failed(format!("the provider's key is unusable ({e})")))?;
-    let mut v = Validation::new(header.alg);
-    v.set_audience(&[&idp.client_id]);
-    v.set_issuer(&[&disc.issuer]);
-    v.leeway = 60;
-    let claims = jsonwebtoken::decode::<IdClaims>(&answer.id_token, &key, &v)
-        .map_err(|e| failed(format!("the ID token is not valid ({e})")))?
-        .claims;
-    if claims.nonce.as_deref() != Some(nonce) {
-        return Err(failed("the ID token's nonce does not match this sign-in"));
-    }
+    let claims = idtoken::verify(
+        &answer.id_token,
+        &head,
+        &jwk,
+        &Expect {
+            issuer: &disc.issuer,
+            client_id: &idp.client_id,
+            nonce,
+            now: crate::audit::now(),
+        },
+    )?;
     let email = claims.email.filter(|e| e.contains('@')).ok_or_else(|| {
         failed("the identity provider did not give an email address; add the email scope")
     })?;

@@ -7,17 +7,21 @@
 //!    edge signs, so any edge process can finish the flow.
 //! 2. [`callback`] on `https://HOST/.warren/callback`: the code is
 //!    exchanged at the token endpoint (client secret + PKCE verifier), the
-//!    ID token is verified against the provider's JWKS (signature, issuer,
-//!    audience, expiry, nonce), a session is recorded in the store, and the
-//!    browser gets the session cookie (HttpOnly, Secure, SameSite=Lax) and
-//!    is sent back where it started — or, for `warren access login`, the
-//!    token is handed to the CLI's loopback listener.
+//!    ID token is verified against the provider's JWKS by every rule of
+//!    OpenID Connect Core §3.1.3.7 (`idtoken`: signature and algorithm,
+//!    issuer, audiences and `azp`, `exp`, `iat`, nonce; an unknown key id
+//!    has the key set fetched again), a session is recorded in the store,
+//!    and the browser gets the session cookie (HttpOnly, Secure,
+//!    SameSite=Lax) and is sent back where it started — or, for `warren
+//!    access login`, the token is handed to the CLI's loopback listener.
 //! 3. [`logout`]: the session is revoked and the cookie cleared.
 //!
-//! `client` talks to the provider ([`IdpClient`]); `signin` holds the
-//! handlers and cookies; `query` the query-string helpers both use.
+//! `client` talks to the provider ([`IdpClient`]); `idtoken` checks ID
+//! tokens; `signin` holds the handlers and cookies; `query` the
+//! query-string helpers both use.
 
 mod client;
+mod idtoken;
 mod query;
 mod signin;
 
