@@ -139,6 +139,11 @@ impl Proc {
         }
     }
 
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
