@@ -184,14 +184,20 @@ pub(crate) async fn serve_https(
                     return;
                 }
             };
-            let service = service_fn(move |req| {
-                let ctx = ctx.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        crate::http::handle(ctx, req, peer, "https").await,
-                    )
-                }
-            });
+            let activity = Arc::new(Activity::new());
+            let service = {
+                let activity = activity.clone();
+                service_fn(move |req| {
+                    let ctx = ctx.clone();
+                    let busy = activity.enter();
+                    async move {
+                        let _busy = busy;
+                        Ok::<_, std::convert::Infallible>(
+                            crate::http::handle(ctx, req, peer, "https").await,
+                        )
+                    }
+                })
+            };
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let builder = if h2 { &builders.h2 } else { &builders.h1 };
             let io = ReadDeadline::new(
@@ -200,13 +206,70 @@ pub(crate) async fn serve_https(
                 header_read_timeout,
                 accepted.unauthenticated,
             );
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-                .await
-            {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            tokio::pin!(conn);
+            // HTTP/1 times the wait for the next request itself; an HTTP/2
+            // connection that answers pings but starts no request for
+            // `header_read_timeout` gets a GOAWAY (streams still open, such
+            // as a long download, finish first).
+            let mut closing = false;
+            let ended = loop {
+                let wait = activity.idle_left(header_read_timeout);
+                tokio::select! {
+                    r = conn.as_mut() => break r,
+                    () = tokio::time::sleep(wait), if h2 && !closing => {
+                        if activity.idle_left(header_read_timeout).is_zero() {
+                            tracing::debug!(%peer, "closing an idle HTTP/2 connection");
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
             }
         });
+    }
+}
+
+/// Requests a connection is handling, and when it last started or
+/// finished one.
+struct Activity {
+    state: std::sync::Mutex<(usize, tokio::time::Instant)>,
+}
+
+/// One request being handled, until it drops.
+struct Busy(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            state: std::sync::Mutex::new((0, tokio::time::Instant::now())),
+        }
+    }
+
+    fn enter(self: &Arc<Self>) -> Busy {
+        let mut s = self.state.lock().expect("activity lock");
+        *s = (s.0 + 1, tokio::time::Instant::now());
+        Busy(self.clone())
+    }
+
+    /// How much longer the connection may stay idle: `timeout` while a
+    /// request is being handled, zero once it has been idle that long.
+    fn idle_left(&self, timeout: Duration) -> Duration {
+        let (busy, last) = *self.state.lock().expect("activity lock");
+        if busy > 0 {
+            return timeout;
+        }
+        timeout.saturating_sub(last.elapsed())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut s = self.0.state.lock().expect("activity lock");
+        *s = (s.0 - 1, tokio::time::Instant::now());
     }
 }
 

@@ -128,6 +128,22 @@ async fn every_listener_closes_slow_and_silent_clients_while_others_are_served()
         dribble(tls, &[]).await
     };
     let admin_silent = async { dribble(tcp(edge.admin).await, &[]).await };
+    // A real HTTP/2 client that finishes its handshake and answers pings,
+    // but never sends a request.
+    let h2_idle = async {
+        let tls = edge_tls_stream(&edge, "a.example.com", &[b"h2"]).await;
+        let (_send, conn) =
+            hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(tls),
+            )
+            .await
+            .expect("an HTTP/2 handshake with the edge");
+        match tokio::time::timeout(BOUND, conn).await {
+            Ok(_) => (End::Closed, Vec::new()),
+            Err(_) => (End::Open, Vec::new()),
+        }
+    };
     let head = endless_head();
     let https_slow_head = async {
         let tls = edge_tls_stream(&edge, "a.example.com", &[b"http/1.1"]).await;
@@ -164,11 +180,12 @@ async fn every_listener_closes_slow_and_silent_clients_while_others_are_served()
         edge.curl("nothing-here.example.com", "/", &[]).await
     };
 
-    let (a, b, b2, g2, c, d, e, f, g, other) = tokio::join!(
+    let (a, b, b2, g2, h, c, d, e, f, g, other) = tokio::join!(
         https_no_handshake,
         https_silent,
         https_h2_silent,
         admin_silent,
+        h2_idle,
         https_slow_head,
         http_slow_head,
         pg_slow_startup,
@@ -186,6 +203,7 @@ async fn every_listener_closes_slow_and_silent_clients_while_others_are_served()
         ("HTTPS, silent after TLS", &b),
         ("HTTPS, silent after TLS with ALPN h2", &b2),
         ("admin, silent", &g2),
+        ("HTTPS, HTTP/2 handshake done and then no request", &h),
         ("HTTPS, request head a byte at a time", &c),
         ("HTTP redirect, request head a byte at a time", &d),
         ("PostgreSQL, StartupMessage a byte at a time", &e),
