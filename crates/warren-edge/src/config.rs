@@ -53,6 +53,12 @@ pub struct EdgeConfig {
     /// listener; a gone client is closed about a minute later; default
     /// 60 s).
     pub client_keepalive: Duration,
+    /// A spliced connection (`access tcp`, PostgreSQL, an upgraded HTTP
+    /// connection such as a WebSocket) that carries nothing either way
+    /// this long is closed; `None` (the default): never, since idle SSH
+    /// sessions and pooled database connections are normal and TCP
+    /// keep-alive closes the dead ones.
+    pub idle_timeout: Option<Duration>,
     /// Client connections the edge holds at most, across its TCP
     /// listeners; `None`: the file-descriptor limit less a reserve.
     pub max_connections: Option<usize>,
@@ -103,6 +109,8 @@ pub struct PartialEdgeConfig {
     pub max_unauthenticated_per_source: Option<usize>,
     /// Seconds.
     pub client_keepalive: Option<u64>,
+    /// Seconds; 0: never.
+    pub idle_timeout: Option<u64>,
     pub audit_on_failure: Option<crate::audit::OnAuditFailure>,
     /// Seconds.
     pub audit_drain_timeout: Option<u64>,
@@ -182,6 +190,7 @@ impl PartialEdgeConfig {
             audit_on_failure: self.audit_on_failure.or(lower.audit_on_failure),
             max_connections: self.max_connections.or(lower.max_connections),
             client_keepalive: self.client_keepalive.or(lower.client_keepalive),
+            idle_timeout: self.idle_timeout.or(lower.idle_timeout),
             max_unauthenticated_per_source: self
                 .max_unauthenticated_per_source
                 .or(lower.max_unauthenticated_per_source),
@@ -256,6 +265,10 @@ impl PartialEdgeConfig {
             max_connections,
             max_unauthenticated_per_source,
             client_keepalive,
+            idle_timeout: self
+                .idle_timeout
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
             audit_drain_timeout,
             audit_retention: Duration::from_secs(
                 self.audit_retention_days

@@ -274,6 +274,7 @@ pub async fn run(
         access: access.clone(),
         ca: ca.clone(),
         postgres_port: bound.postgres.map(|a| a.port()),
+        idle_timeout: cfg.idle_timeout,
     });
     // The native PostgreSQL listener: certificates by SNI from the CA,
     // optional client certificates from it too.

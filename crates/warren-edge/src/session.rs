@@ -23,7 +23,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use warren_proto::stream::{ClientInfo, StreamRequest, TcpRequest};
@@ -48,6 +48,9 @@ pub(crate) struct EdgeCtx {
     pub(crate) ca: Arc<Ca>,
     /// The native PostgreSQL listener's port, told to `access pg-cert`.
     pub(crate) postgres_port: Option<u16>,
+    /// A spliced connection that carries no byte either way this long is
+    /// closed (`--idle-timeout`; `None`: never).
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 /// The front end a session came in through.
@@ -147,6 +150,28 @@ impl From<UpstreamError> for Failure {
     }
 }
 
+/// Resolves once `traffic` has not moved for `timeout` (never for `None`).
+async fn idle_for(traffic: &Traffic, timeout: Option<Duration>) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    let moved = || traffic.up() + traffic.down();
+    let mut last = (moved(), tokio::time::Instant::now());
+    loop {
+        let left = timeout.saturating_sub(last.1.elapsed());
+        if left.is_zero() {
+            return;
+        }
+        // Check at least a few times per timeout, so a connection closes
+        // within a quarter of it past the mark.
+        tokio::time::sleep(left.min(timeout / 4).max(Duration::from_millis(10))).await;
+        let now = moved();
+        if now != last.0 {
+            last = (now, tokio::time::Instant::now());
+        }
+    }
+}
+
 /// How a proxied connection ended.
 #[derive(Debug)]
 pub(crate) enum End {
@@ -162,6 +187,8 @@ pub(crate) enum End {
     TunnelReset,
     /// Set up failed after the stream was open (named for the log).
     SetupFailed(&'static str),
+    /// Nothing moved either way for the idle timeout.
+    Idle(Duration),
 }
 
 impl End {
@@ -198,6 +225,8 @@ pub(crate) struct Session {
     /// This session may write audit entries until it drops; shutdown
     /// waits for it (see [`AuditSink::drain`]).
     _owed: crate::audit::Owed,
+    /// See [`EdgeCtx::idle_timeout`].
+    idle_timeout: Option<Duration>,
 }
 
 impl Session {
@@ -230,6 +259,7 @@ impl Session {
             registration: None,
             cancel_key: Mutex::new(None),
             _owed: ctx.audit.owe(),
+            idle_timeout: ctx.idle_timeout,
         })
     }
 
@@ -424,7 +454,8 @@ impl Session {
     }
 
     /// Phase 4, proxy: bytes both ways between the client and the tunnel
-    /// stream, counted, until both ends finish or access is withdrawn.
+    /// stream, counted, until both ends finish, access is withdrawn, or
+    /// nothing moved for the idle timeout.
     pub(crate) async fn splice<CR, CW, CI, TR, TW, TI>(
         &self,
         client: Side<CR, CW, CI>,
@@ -438,7 +469,18 @@ impl Session {
         TW: ChunkWrite,
         TI: Inspect,
     {
-        End::from_splice(copy::splice(client, tunnel, &self.traffic, self.revoked()).await)
+        let idle = std::sync::atomic::AtomicBool::new(false);
+        let stop = async {
+            tokio::select! {
+                () = self.revoked() => {}
+                () = idle_for(&self.traffic, self.idle_timeout) => idle.store(true, std::sync::atomic::Ordering::Relaxed),
+            }
+        };
+        let spliced = copy::splice(client, tunnel, &self.traffic, stop).await;
+        match (spliced, idle.load(std::sync::atomic::Ordering::Relaxed)) {
+            (Spliced::Stopped, true) => End::Idle(self.idle_timeout.unwrap_or_default()),
+            (spliced, _) => End::from_splice(spliced),
+        }
     }
 
     /// Phase 5, finish: the connection's one audit entry (what it carried,
@@ -461,6 +503,7 @@ impl Session {
             (End::OriginClosed, None) => "the origin side closed".to_owned(),
             (End::TunnelReset, None) => "the tunnel stream was reset".to_owned(),
             (End::SetupFailed(what), None) => (*what).to_owned(),
+            (End::Idle(after), None) => format!("idle for {} s", after.as_secs()),
         };
         let destination = format!("{} {reported}", self.front.destination())
             .trim_end()

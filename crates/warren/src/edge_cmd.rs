@@ -77,6 +77,11 @@ pub(crate) struct EdgeArgs {
     /// about a minute later) [default: 60].
     #[arg(long, env = "WARREN_CLIENT_KEEPALIVE")]
     client_keepalive: Option<u64>,
+    /// Seconds a spliced connection (access tcp, PostgreSQL, WebSocket)
+    /// may carry nothing either way before it is closed; 0: never
+    /// [default: 0].
+    #[arg(long, env = "WARREN_IDLE_TIMEOUT")]
+    idle_timeout: Option<u64>,
     /// Client connections held at most across the TCP listeners; at the
     /// cap new ones wait [default: the file-descriptor limit less 256].
     #[arg(long, env = "WARREN_MAX_CONNECTIONS")]
@@ -123,6 +128,7 @@ impl EdgeArgs {
             audit_drain_timeout: self.audit_drain_timeout,
             max_connections: self.max_connections,
             client_keepalive: self.client_keepalive,
+            idle_timeout: self.idle_timeout,
             max_unauthenticated_per_source: self.max_unauthenticated_per_source,
             audit_retention_days: self.audit_retention_days,
             signing_key_rotation_days: self.signing_key_rotation_days,
