@@ -30,6 +30,8 @@ mod admin;
 mod audit;
 pub mod ca;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 mod http;
 mod listen;
 mod pages;

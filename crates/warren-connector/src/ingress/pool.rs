@@ -2,6 +2,7 @@
 //! are spread over them and how their health is checked. Parsing only;
 //! the runtime side is [`crate::pool`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use super::parse::{get, key_text, kind, scalar_text, untag, Warnings};
 use super::{service, ConfigError, Service};
 
 /// The origins of a `service: pool` rule and how to use them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OriginPool {
     /// The origins in config order: all [`Service::Http`] or all
     /// [`Service::Tcp`], never empty, no duplicates. The rule's
@@ -25,7 +26,7 @@ pub struct OriginPool {
 }
 
 /// `steering:`, which healthy origin serves a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Steering {
     /// `round_robin` (the default): each healthy origin in turn.
     RoundRobin,
@@ -38,7 +39,7 @@ pub enum Steering {
 }
 
 /// `hashOn:`, the key of `steering: hash`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HashOn {
     /// `header:NAME`: the first value of this request header (the name is
     /// stored lower-case).
@@ -50,7 +51,7 @@ pub enum HashOn {
 }
 
 /// `healthCheck:`, the active checks of every origin of a pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HealthCheck {
     /// HTTP pools: the path (and query) requested with `GET`, `/` by
     /// default; 2xx and 3xx answers pass. `None` for TCP pools, which are
@@ -228,6 +229,10 @@ fn parse_origins(map: &Mapping, rule: usize) -> Result<Vec<(String, Service)>, C
         return Err(ConfigError::EmptyPool { rule });
     }
     let mut origins: Vec<(String, Service)> = Vec::with_capacity(list.len());
+    // Where each origin is first listed: duplicates are found in one pass,
+    // so a pool of tens of thousands of origins (a config at the size
+    // bound) loads in linear time, not by comparing every pair.
+    let mut first_at: HashMap<Service, usize> = HashMap::with_capacity(list.len());
     for item in list {
         let Some(written) = scalar_text(item) else {
             return Err(ConfigError::Shape(format!(
@@ -248,7 +253,7 @@ fn parse_origins(map: &Mapping, rule: usize) -> Result<Vec<(String, Service)>, C
             Ok(_) | Err(ConfigError::UnknownScheme { .. }) => return Err(kind_error()),
             Err(e) => return Err(e),
         };
-        if let Some((first, _)) = origins.iter().find(|(_, s)| s == &service) {
+        if let Some((first, _)) = first_at.get(&service).map(|&at| &origins[at]) {
             return Err(bad(
                 rule,
                 "origins",
@@ -267,6 +272,7 @@ fn parse_origins(map: &Mapping, rule: usize) -> Result<Vec<(String, Service)>, C
                 return Err(ConfigError::MixedPool { rule, http, tcp });
             }
         }
+        first_at.insert(service.clone(), origins.len());
         origins.push((written, service));
     }
     Ok(origins)

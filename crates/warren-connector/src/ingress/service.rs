@@ -8,7 +8,7 @@ use super::hostname::{is_host_char, split_host_port};
 use super::{ConfigError, OriginPool};
 
 /// Where a rule sends requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Service {
     /// `http://host[:port]` or `https://host[:port]`.
     Http {
