@@ -31,6 +31,12 @@ pub struct AnsweredConfig {
     pub rtts: u32,
 }
 
+/// A sample that comes this many intervals after the one before says this
+/// end was not running (a starved process, a suspended machine): its
+/// transport may not have read what arrived meanwhile, so the wait starts
+/// again rather than blaming the peer.
+const LATE_SAMPLE: u32 = 3;
+
 impl Default for AnsweredConfig {
     fn default() -> Self {
         AnsweredConfig {
@@ -60,6 +66,8 @@ pub struct Answered {
     last: Counters,
     /// When the oldest send still without any answer after it was seen.
     waiting_since: Option<Instant>,
+    /// When the last sample was taken.
+    sampled_at: Option<Instant>,
 }
 
 impl Answered {
@@ -69,6 +77,7 @@ impl Answered {
             config,
             last: start,
             waiting_since: None,
+            sampled_at: None,
         }
     }
 
@@ -77,10 +86,19 @@ impl Answered {
     ///
     /// Anything received answers everything seen sent before it; when both
     /// moved since the last sample, the send is taken to be the later one
-    /// (waiting starts now), so a reply is never missed.
+    /// (waiting starts now), so a reply is never missed. A sample much later
+    /// than [`AnsweredConfig::sample_every`] after the one before restarts
+    /// the wait: this end was not running, so it cannot tell.
     pub fn observe(&mut self, now: Instant, c: Counters) -> Option<Duration> {
+        let late = self.sampled_at.is_some_and(|at| {
+            now.saturating_duration_since(at) > self.config.sample_every * LATE_SAMPLE
+        });
+        self.sampled_at = Some(now);
         if c.received != self.last.received {
             self.waiting_since = None;
+        }
+        if late && self.waiting_since.is_some() {
+            self.waiting_since = Some(now);
         }
         if c.eliciting_sent != self.last.eliciting_sent && self.waiting_since.is_none() {
             self.waiting_since = Some(now);
@@ -168,6 +186,23 @@ mod tests {
     }
 
     #[test]
+    fn a_late_sample_restarts_the_wait() {
+        // This end was starved for two seconds: the peer's answers may be
+        // sitting unread in the socket, so that is no reason to give up.
+        let t0 = start();
+        let mut a = Answered::new(AnsweredConfig::default(), c(10, 10));
+        assert_eq!(a.observe(at(t0, 100), c(11, 10)), None);
+        assert_eq!(a.observe(at(t0, 2100), c(11, 10)), None, "late: restarted");
+        for ms in (2200..=2600).step_by(100) {
+            assert_eq!(a.observe(at(t0, ms), c(11, 10)), None, "500 ms is allowed");
+        }
+        assert!(
+            a.observe(at(t0, 2700), c(11, 10)).is_some(),
+            "samples on time again: a silent peer is still noticed"
+        );
+    }
+
+    #[test]
     fn slow_paths_get_a_few_round_trips() {
         let t0 = start();
         let slow = |sent, received| Counters {
@@ -177,7 +212,9 @@ mod tests {
         };
         let mut a = Answered::new(AnsweredConfig::default(), slow(0, 0));
         assert_eq!(a.observe(at(t0, 0), slow(1, 0)), None);
-        assert_eq!(a.observe(at(t0, 1100), slow(1, 0)), None, "4 × 300 ms");
+        for ms in (100..=1200).step_by(100) {
+            assert_eq!(a.observe(at(t0, ms), slow(1, 0)), None, "4 × 300 ms");
+        }
         assert!(a.observe(at(t0, 1300), slow(1, 0)).is_some());
     }
 }

@@ -48,7 +48,7 @@ impl Default for QuicSettings {
             idle_timeout: Duration::from_secs(7),
             keep_alive: Duration::from_secs(2),
             probe_every: Duration::from_millis(300),
-            unanswered: Duration::from_millis(500),
+            unanswered: Duration::from_millis(1500),
             max_streams: 4096,
             stream_window: 4 * 1024 * 1024,
             conn_window: 32 * 1024 * 1024,
