@@ -1,23 +1,34 @@
 //! Warren's client side: `warren access tcp`.
 //!
 //! Each local connection (or stdin/stdout, for an SSH `ProxyCommand`) is
-//! carried to the edge as a WebSocket upgrade on `/.warren/tcp` of the
-//! target hostname, over TLS with SNI = that hostname. The edge asks the
-//! tunnel's connector to dial the hostname's TCP origin before it accepts
-//! the upgrade, so a refusal arrives as an HTTP answer whose sentence this
-//! client prints.
+//! carried to the edge by one of two carriers ([`Transport`]):
 //!
-//! On the WebSocket, binary messages carry bytes, an empty binary message
-//! is end-of-stream in that direction (TCP half-close), a Close ends both.
+//! - **QUIC** ([`quic`]): one warm connection to the edge's QUIC listener
+//!   (UDP, by default on the HTTPS port), one stream per local connection.
+//!   The fast path: no handshake per connection, one encryption, no
+//!   framing on the bytes.
+//! - **WebSocket**: an upgrade on `/.warren/tcp` of the target hostname,
+//!   over TLS with SNI = that hostname, per local connection; works
+//!   wherever HTTPS does. Binary messages carry bytes, an empty binary
+//!   message is end-of-stream in that direction (TCP half-close), a Close
+//!   ends both.
+//!
+//! `auto` (the default) uses QUIC and falls back to the WebSocket for a
+//! while when the edge cannot be reached over UDP. Either way the edge
+//! asks the tunnel's connector to dial the hostname's TCP origin before it
+//! answers, so a refusal arrives as an answer whose sentence this client
+//! prints.
 
 #![forbid(unsafe_code)]
 
 pub mod edge_http;
 pub mod login;
 pub mod pgcert;
+pub mod quic;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -52,6 +63,8 @@ pub enum AccessError {
     WebSocket(String),
     #[error("the connection through the edge broke: {0}")]
     Carrier(std::io::Error),
+    #[error("QUIC to the edge failed: {0}; `--transport websocket` carries connections over HTTPS instead")]
+    Quic(String),
     #[error("\"{0}\" is not a valid hostname")]
     BadHostname(String),
     #[error(transparent)]
@@ -78,27 +91,61 @@ pub enum Credentials {
 }
 
 impl Credentials {
+    /// The credentials as header names and values (what an upgrade
+    /// carries in its headers and a QUIC access request in its frame).
+    pub fn pairs(&self) -> Vec<(String, Vec<u8>)> {
+        let pair = |name: &str, value: &str| (name.to_owned(), value.as_bytes().to_vec());
+        match self {
+            Credentials::None => Vec::new(),
+            Credentials::ServiceToken { id, secret } => vec![
+                pair("warren-access-client-id", id),
+                pair("warren-access-client-secret", secret),
+            ],
+            Credentials::Token(t) => vec![pair("warren-access-token", t)],
+        }
+    }
+
     /// Adds the credentials' headers to a request.
     pub fn apply(&self, h: &mut http::HeaderMap) -> Result<(), AccessError> {
-        let value = |v: &str| {
-            http::HeaderValue::from_str(v).map_err(|_| {
+        for (name, value) in self.pairs() {
+            let value = http::HeaderValue::from_bytes(&value).map_err(|_| {
                 AccessError::WebSocket(
                     "the credentials contain characters a header cannot carry".into(),
                 )
-            })
-        };
-        match self {
-            Credentials::None => {}
-            Credentials::ServiceToken { id, secret } => {
-                h.insert("warren-access-client-id", value(id)?);
-                h.insert("warren-access-client-secret", value(secret)?);
-            }
-            Credentials::Token(t) => {
-                h.insert("warren-access-token", value(t)?);
-            }
+            })?;
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .expect("credential header names are valid");
+            h.insert(name, value);
         }
         Ok(())
     }
+}
+
+/// Which carrier takes local connections to the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// QUIC when the edge answers over UDP, else the WebSocket (tried
+    /// again over QUIC after [`QUIC_RETRY_AFTER`]).
+    #[default]
+    Auto,
+    /// QUIC only.
+    Quic,
+    /// The WebSocket over HTTPS only.
+    WebSocket,
+}
+
+/// How long `auto` keeps to the WebSocket after QUIC failed.
+pub const QUIC_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A local connection's way to the edge, once the edge said yes.
+pub enum EdgeLink {
+    /// A stream of the QUIC connection.
+    Quic(
+        warren_transport::conn::SendStream,
+        warren_transport::conn::RecvStream,
+    ),
+    /// A WebSocket of its own.
+    WebSocket(Box<WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -119,6 +166,10 @@ pub struct AccessTcp {
     server_name: ServerName<'static>,
     tls: Arc<rustls::ClientConfig>,
     credentials: Credentials,
+    transport: Transport,
+    quic: Option<Arc<quic::QuicCarrier>>,
+    /// Until when `auto` uses the WebSocket (QUIC failed before then).
+    quic_down_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl AccessTcp {
@@ -134,7 +185,77 @@ impl AccessTcp {
             server_name,
             tls: Arc::new(tls),
             credentials: Credentials::None,
+            transport: Transport::WebSocket,
+            quic: None,
+            quic_down_until: Arc::default(),
         })
+    }
+
+    /// Carries connections as `transport` says, over `quic` where it
+    /// says QUIC (`None`: the WebSocket only).
+    pub fn with_transport(
+        mut self,
+        transport: Transport,
+        quic: Option<Arc<quic::QuicCarrier>>,
+    ) -> Self {
+        self.transport = transport;
+        self.quic = quic;
+        self
+    }
+
+    /// Whether `auto` should try QUIC now.
+    fn quic_up(&self) -> bool {
+        let down = self.quic_down_until.lock().expect("quic state lock");
+        down.is_none_or(|until| Instant::now() >= until)
+    }
+
+    fn quic_failed(&self, why: &AccessError) {
+        let mut down = self.quic_down_until.lock().expect("quic state lock");
+        if down.is_none_or(|until| Instant::now() >= until) {
+            tracing::warn!(
+                "{why}; carrying connections over the WebSocket for the next {} s",
+                QUIC_RETRY_AFTER.as_secs()
+            );
+        }
+        *down = Some(Instant::now() + QUIC_RETRY_AFTER);
+    }
+
+    /// Opens one way to the hostname's TCP service, by the carrier
+    /// `transport` picks.
+    pub async fn open(&self) -> Result<EdgeLink, AccessError> {
+        let quic = match (self.transport, &self.quic) {
+            (Transport::WebSocket, _) | (Transport::Auto, None) => None,
+            (Transport::Quic, None) => {
+                return Err(AccessError::Quic(
+                    "no QUIC address for the edge is known".into(),
+                ))
+            }
+            (Transport::Quic, Some(q)) => Some((q, false)),
+            (Transport::Auto, Some(q)) => self.quic_up().then_some((q, true)),
+        };
+        if let Some((q, fall_back)) = quic {
+            match q.open(&self.hostname, &self.credentials).await {
+                Ok((send, recv)) => return Ok(EdgeLink::Quic(send, recv)),
+                Err(e @ AccessError::Refused { .. }) => return Err(e),
+                Err(e) if fall_back => self.quic_failed(&e),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(EdgeLink::WebSocket(Box::new(self.connect().await?)))
+    }
+
+    /// In `auto` and `quic`, makes the QUIC connection ahead of the first
+    /// local connection (and, in `auto`, learns early whether UDP works).
+    pub async fn warm(&self) {
+        let Some(q) = &self.quic else { return };
+        if self.transport == Transport::WebSocket {
+            return;
+        }
+        match q.warm().await {
+            Ok(()) => tracing::debug!(edge = %q.addr(), "QUIC connection to the edge is up"),
+            Err(e) if self.transport == Transport::Auto => self.quic_failed(&e),
+            Err(e) => tracing::warn!("{e}"),
+        }
     }
 
     /// The TLS settings for the edge.
@@ -192,6 +313,10 @@ impl AccessTcp {
     /// Accepts local connections on `listener` and carries each through
     /// the edge, until the future is dropped.
     pub async fn serve(&self, listener: TcpListener) -> Result<(), AccessError> {
+        {
+            let this = self.clone();
+            tokio::spawn(async move { this.warm().await });
+        }
         let mut backoff = warren_transport::accept::AcceptBackoff::new();
         loop {
             let (local, peer) =
@@ -199,10 +324,10 @@ impl AccessTcp {
             let _ = local.set_nodelay(true);
             let this = self.clone();
             tokio::spawn(async move {
-                match this.connect().await {
-                    Ok(ws) => {
+                match this.open().await {
+                    Ok(link) => {
                         let (r, w) = local.into_split();
-                        if let Err(e) = pump(ws, r, w).await {
+                        if let Err(e) = pump_link(link, r, w).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     }
@@ -214,8 +339,28 @@ impl AccessTcp {
 
     /// Carries stdin/stdout through the edge (for SSH `ProxyCommand`).
     pub async fn stdio(&self) -> Result<(), AccessError> {
-        let ws = self.connect().await?;
-        pump(ws, tokio::io::stdin(), tokio::io::stdout()).await
+        let link = self.open().await?;
+        pump_link(link, tokio::io::stdin(), tokio::io::stdout()).await
+    }
+}
+
+/// Moves bytes between the edge and a local reader/writer until both
+/// directions have ended.
+pub async fn pump_link<R, W>(link: EdgeLink, local_r: R, local_w: W) -> Result<(), AccessError>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    match link {
+        EdgeLink::Quic(send, recv) => {
+            pump_side(
+                warren_transport::copy::stream_side(send, recv),
+                local_r,
+                local_w,
+            )
+            .await
+        }
+        EdgeLink::WebSocket(ws) => pump(*ws, local_r, local_w).await,
     }
 }
 
@@ -238,9 +383,23 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
+    pump_side(warren_transport::ws::side(ws), local_r, local_w).await
+}
+
+/// Moves bytes between one side of the edge and a local reader/writer.
+async fn pump_side<ER, EW, R, W>(
+    edge: warren_transport::copy::Side<ER, EW>,
+    local_r: R,
+    local_w: W,
+) -> Result<(), AccessError>
+where
+    ER: warren_transport::copy::ChunkRead,
+    EW: warren_transport::copy::ChunkWrite,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
     use warren_transport::copy::{self, Ended, IoRead, IoWrite, Side, Spliced, Traffic};
     let local = Side::new(IoRead::new(local_r), IoWrite::new(local_w));
-    let edge = warren_transport::ws::side(ws);
     let traffic = Traffic::default();
     match copy::splice(local, edge, &traffic, std::future::pending()).await {
         Spliced::Done { up, down } => match (up, down) {

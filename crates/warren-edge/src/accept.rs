@@ -54,6 +54,30 @@ impl ConnLimits {
     }
 }
 
+impl ConnLimits {
+    /// A place under the global cap for a connection that arrived by
+    /// other means than an [`Acceptor`] (a QUIC access client), if there
+    /// is one now; `None` (logged, at most every so often) when the edge
+    /// is full.
+    pub(crate) fn try_slot(&self, what: &'static str) -> Option<OwnedSemaphorePermit> {
+        match self.global.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                let due = self.full.lock().expect("log lock").due(Instant::now());
+                if let Some(times) = due {
+                    tracing::warn!(
+                        listener = what,
+                        max = self.max,
+                        times,
+                        "the edge holds as many connections as --max-connections allows; refusing new ones until one closes (raise it, and `ulimit -n`, if this is normal load)"
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
 /// One listener's accept loop.
 pub(crate) struct Acceptor {
     listener: TcpListener,

@@ -24,6 +24,8 @@ pub struct EdgeConfig {
     pub listen_admin: SocketAddr,
     /// The native PostgreSQL listener; `None`: off.
     pub listen_postgres: Option<SocketAddr>,
+    /// The QUIC listener for `warren access tcp` (UDP).
+    pub listen_quic: QuicListen,
     /// A fixed certificate for the HTTPS listener instead of per-SNI ones.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -80,6 +82,18 @@ pub struct EdgeConfig {
     pub quic: QuicSettings,
 }
 
+/// Where the QUIC listener for `warren access tcp` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuicListen {
+    /// UDP on the HTTPS listener's address and port (as HTTP/3 is), so a
+    /// client finds it at the address it already knows (the default).
+    SameAsHttps,
+    /// UDP on this address.
+    At(SocketAddr),
+    /// No QUIC listener: `access tcp` uses its WebSocket carrier.
+    Off,
+}
+
 /// The same settings, each optional; what a file or the flags provide.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -92,6 +106,10 @@ pub struct PartialEdgeConfig {
     pub listen_admin: Option<SocketAddr>,
     /// An address, or `off`.
     pub listen_postgres: Option<String>,
+    /// An address, `https` (UDP on the HTTPS listener's address), or `off`.
+    pub listen_quic: Option<String>,
+    /// Bytes (1200-65527).
+    pub quic_max_udp_payload: Option<u16>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -134,6 +152,10 @@ pub enum ConfigError {
     HalfTls,
     #[error("--listen-postgres {0:?} is neither an address such as 0.0.0.0:5433 nor off")]
     BadPostgresListen(String),
+    #[error("--listen-quic {0:?} is neither an address such as 0.0.0.0:8443, nor https (UDP on the HTTPS listener's address), nor off")]
+    BadQuicListen(String),
+    #[error("--quic-max-udp-payload {0} is outside 1200-65527 bytes (QUIC needs 1200; UDP carries at most 65527)")]
+    BadUdpPayload(u16),
     #[error("{0} is 0 seconds, which would close every connection at once; give at least 1")]
     ZeroTimeout(&'static str),
     #[error("{0} is 0, which would refuse every connection; give at least 1")]
@@ -172,6 +194,8 @@ impl PartialEdgeConfig {
             listen_http: self.listen_http.or(lower.listen_http),
             listen_admin: self.listen_admin.or(lower.listen_admin),
             listen_postgres: self.listen_postgres.or(lower.listen_postgres),
+            listen_quic: self.listen_quic.or(lower.listen_quic),
+            quic_max_udp_payload: self.quic_max_udp_payload.or(lower.quic_max_udp_payload),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             advertise: if self.advertise.is_empty() {
@@ -233,6 +257,13 @@ impl PartialEdgeConfig {
             "max-unauthenticated-per-source",
         )?
         .unwrap_or(256);
+        let mut quic = QuicSettings::default();
+        if let Some(bytes) = self.quic_max_udp_payload {
+            if !(1200..=65_527).contains(&bytes) {
+                return Err(ConfigError::BadUdpPayload(bytes));
+            }
+            quic.max_udp_payload = bytes;
+        }
         let addr = |a: Option<SocketAddr>, d: &str| {
             a.unwrap_or_else(|| d.parse().expect("default address"))
         };
@@ -251,6 +282,14 @@ impl PartialEdgeConfig {
                 Some(a) => Some(
                     a.parse()
                         .map_err(|_| ConfigError::BadPostgresListen(a.to_owned()))?,
+                ),
+            },
+            listen_quic: match self.listen_quic.as_deref() {
+                None | Some("https") => QuicListen::SameAsHttps,
+                Some("off") => QuicListen::Off,
+                Some(a) => QuicListen::At(
+                    a.parse()
+                        .map_err(|_| ConfigError::BadQuicListen(a.to_owned()))?,
                 ),
             },
             tls_cert: self.tls_cert,
@@ -281,7 +320,7 @@ impl PartialEdgeConfig {
                     .saturating_mul(86_400),
             ),
             access: crate::access::AccessSettings::default(),
-            quic: QuicSettings::default(),
+            quic,
         })
     }
 }

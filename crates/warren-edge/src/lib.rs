@@ -42,6 +42,7 @@ pub mod secrets;
 mod server;
 mod session;
 mod tcp;
+mod tcp_quic;
 mod tunnel;
 mod upstream;
 

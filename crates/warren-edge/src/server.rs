@@ -14,7 +14,7 @@ use crate::access::Access;
 use crate::admin::{self, AdminState};
 use crate::audit::AuditSink;
 use crate::ca::{Ca, CaError, SniResolver};
-use crate::config::EdgeConfig;
+use crate::config::{EdgeConfig, QuicListen};
 use crate::registry::Registry;
 use crate::routes::{RoutePolicy, RouteTable, ServedNames};
 use crate::secrets::{self, TunnelSecrets};
@@ -95,6 +95,9 @@ pub struct BoundAddrs {
     /// The native PostgreSQL listener, when on.
     #[serde(default)]
     pub postgres: Option<SocketAddr>,
+    /// The QUIC listener for `warren access tcp` (UDP), when on.
+    #[serde(default)]
+    pub quic: Option<SocketAddr>,
     /// Path of the CA certificate clients can trust.
     pub ca: String,
 }
@@ -109,20 +112,46 @@ pub struct Listeners {
     pub admin: TcpListener,
     /// The native PostgreSQL listener; `None`: off.
     pub postgres: Option<TcpListener>,
+    /// UDP, for `warren access tcp` over QUIC; `None`: off.
+    pub quic: Option<std::net::UdpSocket>,
 }
 
 impl Listeners {
     /// Binds the addresses in `cfg`.
     pub async fn bind(cfg: &EdgeConfig) -> Result<Listeners, EdgeError> {
-        let tunnel =
-            std::net::UdpSocket::bind(cfg.listen_tunnel).map_err(|source| EdgeError::Bind {
-                what: "tunnel",
-                addr: cfg.listen_tunnel,
-                source,
-            })?;
+        let tunnel = bind_udp(cfg.listen_tunnel, "tunnel")?;
+        let https = bind(cfg.listen_https, "https").await?;
+        let quic = match cfg.listen_quic {
+            QuicListen::Off => None,
+            QuicListen::At(addr) => Some(bind_udp(addr, "quic")?),
+            QuicListen::SameAsHttps => {
+                let at = https.local_addr().map_err(|source| EdgeError::LocalAddr {
+                    what: "https",
+                    source,
+                })?;
+                match std::net::UdpSocket::bind(at) {
+                    Ok(s) => Some(s),
+                    // An HTTPS listener on port 0 got a port whose UDP
+                    // twin is taken: any free port will do, edge.json
+                    // says which.
+                    Err(e) if cfg.listen_https.port() == 0 => {
+                        tracing::debug!(%at, error = %e, "UDP twin of the HTTPS port is taken; QUIC listens on another port");
+                        Some(bind_udp(SocketAddr::new(at.ip(), 0), "quic")?)
+                    }
+                    Err(source) => {
+                        return Err(EdgeError::Bind {
+                            what: "quic (UDP on the HTTPS address; choose another with --listen-quic, or --listen-quic off)",
+                            addr: at,
+                            source,
+                        })
+                    }
+                }
+            }
+        };
         Ok(Listeners {
             tunnel,
-            https: bind(cfg.listen_https, "https").await?,
+            https,
+            quic,
             http: bind(cfg.listen_http, "http").await?,
             admin: bind(cfg.listen_admin, "admin").await?,
             postgres: match cfg.listen_postgres {
@@ -152,6 +181,16 @@ impl Listeners {
                 .postgres
                 .as_ref()
                 .map(|l| tcp(l, "postgres"))
+                .transpose()?,
+            quic: self
+                .quic
+                .as_ref()
+                .map(|s| {
+                    s.local_addr().map_err(|source| EdgeError::LocalAddr {
+                        what: "quic",
+                        source,
+                    })
+                })
                 .transpose()?,
             ca,
         })
@@ -244,6 +283,10 @@ pub async fn run(
                 routes.clone(),
             )?)),
     };
+    // The QUIC access listener presents the same certificates, in TLS 1.3
+    // with its own ALPN.
+    let mut access_tls = https_tls.clone();
+    access_tls.alpn_protocols = vec![warren_proto::access::ALPN.to_vec()];
     https_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
 
     let advertise = if cfg.advertise.is_empty() {
@@ -327,6 +370,24 @@ pub async fn run(
         None => None,
     };
 
+    let quic_listener = match listeners.quic {
+        Some(socket) => Some(Arc::new(QuicListener::new(
+            socket,
+            access_tls,
+            &cfg.quic.access(),
+        )?)),
+        None => None,
+    };
+    let quic_task = quic_listener.clone().map(|l| {
+        tokio::spawn(crate::tcp_quic::serve(
+            l,
+            Arc::new(crate::tcp_quic::QuicAccess {
+                ctx: proxy_ctx.clone(),
+                limits: limits.clone(),
+                request_timeout: cfg.handshake_timeout,
+            }),
+        ))
+    });
     let tasks = [
         tokio::spawn(tunnel::serve(
             tunnel_listener.clone(),
@@ -368,7 +429,7 @@ pub async fn run(
         path: dir.join("edge.json").display().to_string(),
         source,
     })?;
-    tracing::info!(tunnel = %bound.tunnel, https = %bound.https, http = %bound.http, admin = %bound.admin, "edge ready");
+    tracing::info!(tunnel = %bound.tunnel, https = %bound.https, quic = ?bound.quic, http = %bound.http, admin = %bound.admin, "edge ready");
 
     shutdown.await;
     tracing::info!("edge shutting down");
@@ -376,7 +437,13 @@ pub async fn run(
         warren_proto::close::CloseCode::EdgeShutdown,
         b"edge shutting down",
     );
-    for t in tasks.into_iter().chain(pg_task) {
+    if let Some(l) = &quic_listener {
+        l.close(
+            warren_proto::close::CloseCode::EdgeShutdown,
+            b"edge shutting down",
+        );
+    }
+    for t in tasks.into_iter().chain(pg_task).chain(quic_task) {
         t.abort();
     }
     // Let the close frames leave before the process exits.
@@ -429,6 +496,10 @@ fn write_ready_file(dir: &Path, bound: &BoundAddrs) -> std::io::Result<()> {
         serde_json::to_vec_pretty(bound).expect("addresses serialize"),
     )?;
     std::fs::rename(tmp, dir.join("edge.json"))
+}
+
+fn bind_udp(addr: SocketAddr, what: &'static str) -> Result<std::net::UdpSocket, EdgeError> {
+    std::net::UdpSocket::bind(addr).map_err(|source| EdgeError::Bind { what, addr, source })
 }
 
 async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, EdgeError> {

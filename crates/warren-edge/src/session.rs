@@ -63,6 +63,9 @@ pub(crate) enum Front {
     EdgeEndpoint,
     /// `warren access tcp`: a byte stream over a WebSocket.
     Tcp,
+    /// `warren access tcp`: a byte stream as one stream of the client's
+    /// QUIC connection (`tcp_quic.rs`).
+    TcpQuic,
     /// The native PostgreSQL listener.
     Postgres,
 }
@@ -72,20 +75,20 @@ impl Front {
     fn decision_kind(self) -> &'static str {
         match self {
             Front::Http => "request",
-            Front::EdgeEndpoint | Front::Tcp | Front::Postgres => "decision",
+            Front::EdgeEndpoint | Front::Tcp | Front::TcpQuic | Front::Postgres => "decision",
         }
     }
 
     /// Whether the session is a connection with an entry of its own at
     /// the end (and reports from the connector).
     fn is_connection(self) -> bool {
-        matches!(self, Front::Tcp | Front::Postgres)
+        matches!(self, Front::Tcp | Front::TcpQuic | Front::Postgres)
     }
 
     /// What its connection entries name as the destination.
     fn destination(self) -> &'static str {
         match self {
-            Front::Tcp => "tcp",
+            Front::Tcp | Front::TcpQuic => "tcp",
             Front::Postgres => "postgres",
             Front::Http | Front::EdgeEndpoint => "",
         }
@@ -96,6 +99,7 @@ impl Front {
         match self {
             Front::Http | Front::EdgeEndpoint => "https",
             Front::Tcp => "wss",
+            Front::TcpQuic => "quic",
             // The client is on TLS (to the native listener).
             Front::Postgres => "postgres+tls",
         }
@@ -423,7 +427,7 @@ impl Session {
                 id: self.id.clone(),
             });
             let path = match self.front {
-                Front::Tcp => crate::tcp::TCP_PATH,
+                Front::Tcp | Front::TcpQuic => crate::tcp::TCP_PATH,
                 _ => "/",
             };
             self.watch(&ctx.access, path);

@@ -15,6 +15,8 @@
 //! - [`close`]: the connection close codes ([`close::CloseCode`]) and
 //!   stream reset codes ([`close::ResetCode`]) both ends use.
 //! - [`token`]: the tunnel token a connector needs to run.
+//! - [`access`]: the access carrier, `warren access tcp`'s streams over
+//!   one QUIC connection to the edge (request with credentials, answer).
 //!
 //! and so is how the two ends behave, as state machines a thin tokio task
 //! drives (bytes and events in with the time, frames, events and the next
@@ -43,6 +45,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod answered;
 pub mod close;
 pub mod codec;

@@ -39,7 +39,26 @@ pub struct QuicSettings {
     pub stream_window: u32,
     /// Per-connection receive window, in bytes.
     pub conn_window: u32,
+    /// Largest UDP payload this end accepts and that path MTU discovery
+    /// searches up to (RFC 8899; quinn starts at 1200 bytes and probes
+    /// upward, so a path that carries less costs a few lost probes, never
+    /// a broken connection). Larger packets mean fewer packets, syscalls
+    /// and acknowledgements per byte where the path allows them (loopback,
+    /// jumbo frames); the cost is a receive buffer per endpoint that grows
+    /// with it.
+    pub max_udp_payload: u16,
 }
+
+/// See [`QuicSettings::max_udp_payload`]: the largest payload that still
+/// lets quinn send its batches of up to 10 packets as one segmentation
+/// offload (GSO) send, which carries at most 64 KiB.
+pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = GSO_MAX_PAYLOAD;
+
+/// Above this payload, 10 segments pass the 64 KiB one UDP send carries
+/// and the kernel refuses the batch (EMSGSIZE, which quinn takes for a lost
+/// probe), so segmentation offload is turned off: each packet is then its
+/// own send, of up to `max_udp_payload` bytes.
+pub const GSO_MAX_PAYLOAD: u16 = 6_500;
 
 impl Default for QuicSettings {
     fn default() -> Self {
@@ -52,11 +71,27 @@ impl Default for QuicSettings {
             max_streams: 4096,
             stream_window: 4 * 1024 * 1024,
             conn_window: 32 * 1024 * 1024,
+            max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
         }
     }
 }
 
 impl QuicSettings {
+    /// The settings of an access client's connection to the edge
+    /// (`warren access tcp` over QUIC) with `self`'s packet size and
+    /// windows: it stays up while idle, with a PING every 10 s, and is
+    /// given up after 30 s without an answer (a laptop that sleeps, a
+    /// network that changes); at most 1024 streams at once.
+    pub fn access(&self) -> QuicSettings {
+        QuicSettings {
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(10),
+            probe_every: Duration::from_secs(10),
+            max_streams: 1024,
+            ..self.clone()
+        }
+    }
+
     /// The same timers for the control stream's own keep-alive
     /// (`warren_proto::liveness`), so both rules agree.
     pub fn liveness(&self) -> warren_proto::liveness::LivenessConfig {
@@ -87,7 +122,24 @@ impl QuicSettings {
         t.stream_receive_window(VarInt::from_u32(self.stream_window));
         t.receive_window(VarInt::from_u32(self.conn_window));
         t.send_window(u64::from(self.conn_window));
+        let mut mtu = quinn::MtuDiscoveryConfig::default();
+        mtu.upper_bound(self.max_udp_payload);
+        t.mtu_discovery_config(Some(mtu));
+        t.enable_segmentation_offload(self.max_udp_payload <= GSO_MAX_PAYLOAD);
         Arc::new(t)
+    }
+
+    /// The quinn endpoint config for these settings.
+    fn endpoint(&self) -> Result<quinn::EndpointConfig, SetupError> {
+        let mut e = quinn::EndpointConfig::default();
+        e.max_udp_payload_size(self.max_udp_payload.max(1200))
+            .map_err(|_| {
+                SetupError::Socket(std::io::Error::other(format!(
+                    "a maximum UDP payload of {} bytes is out of range (1200-65527)",
+                    self.max_udp_payload
+                )))
+            })?;
+        Ok(e)
     }
 }
 
@@ -126,11 +178,12 @@ pub enum DialError {
 fn endpoint(
     socket: std::net::UdpSocket,
     server: Option<quinn::ServerConfig>,
+    settings: &QuicSettings,
 ) -> Result<quinn::Endpoint, SetupError> {
     let runtime = quinn::default_runtime()
         .ok_or_else(|| SetupError::Socket(std::io::Error::other("no async runtime for QUIC")))?;
     Ok(quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        settings.endpoint()?,
         server,
         socket,
         runtime,
@@ -154,7 +207,7 @@ impl QuicListener {
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server.transport_config(settings.transport());
         Ok(QuicListener {
-            endpoint: endpoint(socket, Some(server))?,
+            endpoint: endpoint(socket, Some(server), settings)?,
         })
     }
 
@@ -214,7 +267,7 @@ impl QuicDialer {
             .map_err(|e| SetupError::Tls(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(settings.transport());
-        let mut endpoint = endpoint(socket, None)?;
+        let mut endpoint = endpoint(socket, None, settings)?;
         endpoint.set_default_client_config(client);
         Ok(QuicDialer { endpoint })
     }

@@ -59,6 +59,20 @@ pub(crate) struct AccessTcpArgs {
     /// How long to wait for that sign-in.
     #[arg(long, default_value = "5m", value_parser = duration)]
     login_timeout: Duration,
+    /// How connections reach the edge: `quic` (one warm QUIC connection
+    /// over UDP, a stream per connection), `websocket` (a WebSocket over
+    /// HTTPS per connection), or `auto`: QUIC, falling back to the
+    /// WebSocket for a minute whenever QUIC cannot reach the edge.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "quic", "websocket"])]
+    transport: String,
+    /// The edge's QUIC listener, HOST:PORT [default: the --edge address,
+    /// over UDP].
+    #[arg(long)]
+    edge_quic: Option<String>,
+    /// How long the QUIC handshake with the edge may take before `auto`
+    /// falls back to the WebSocket.
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    quic_handshake_timeout: Duration,
 }
 
 #[derive(Args)]
@@ -265,7 +279,36 @@ async fn access_tcp(args: AccessTcpArgs) -> anyhow::Result<()> {
             credentials = warren_access::Credentials::Token(token);
         }
     }
-    let access = access.with_credentials(credentials);
+    let transport = match args.transport.as_str() {
+        "quic" => warren_access::Transport::Quic,
+        "websocket" => warren_access::Transport::WebSocket,
+        _ => warren_access::Transport::Auto,
+    };
+    let quic = match transport {
+        warren_access::Transport::WebSocket => None,
+        _ => {
+            let target = args.edge_quic.clone().unwrap_or_else(|| edge.clone());
+            let timeouts = warren_access::quic::QuicTimeouts {
+                handshake: args.quic_handshake_timeout,
+                ..Default::default()
+            };
+            match tokio::net::lookup_host(&target).await.map(|mut a| a.next()) {
+                Ok(Some(addr)) => Some(warren_access::quic::QuicCarrier::new(
+                    addr, &host, &trust, timeouts,
+                )?),
+                Ok(None) | Err(_) if transport == warren_access::Transport::Auto => {
+                    tracing::warn!("cannot resolve {target} for QUIC; using the WebSocket");
+                    None
+                }
+                Ok(None) | Err(_) => bail!(
+                    "cannot resolve the edge's QUIC address {target}; check --edge-quic (or --edge)"
+                ),
+            }
+        }
+    };
+    let access = access
+        .with_credentials(credentials)
+        .with_transport(transport, quic);
     match &args.url {
         None => Ok(access.stdio().await?),
         Some(url) => {

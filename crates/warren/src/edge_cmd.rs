@@ -33,6 +33,16 @@ pub(crate) struct EdgeArgs {
     /// [default: 0.0.0.0:5433].
     #[arg(long, env = "WARREN_LISTEN_POSTGRES")]
     listen_postgres: Option<String>,
+    /// QUIC listener for `warren access tcp` (UDP): an address, `https`
+    /// (UDP on --listen-https's address and port), or `off` [default: https].
+    #[arg(long, env = "WARREN_LISTEN_QUIC")]
+    listen_quic: Option<String>,
+    /// Largest UDP payload QUIC accepts and path MTU discovery probes up
+    /// to, in bytes (tunnel and access listeners; 1200-65527; larger means
+    /// fewer packets per byte where the path carries them; above 6500 each
+    /// packet is sent on its own, without segmentation offload) [default: 6500].
+    #[arg(long, env = "WARREN_QUIC_MAX_UDP_PAYLOAD")]
+    quic_max_udp_payload: Option<u16>,
     /// PEM certificate chain for the HTTPS listener (instead of the local CA).
     #[arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -113,6 +123,8 @@ impl EdgeArgs {
             listen_http: self.listen_http,
             listen_admin: self.listen_admin,
             listen_postgres: self.listen_postgres,
+            listen_quic: self.listen_quic,
+            quic_max_udp_payload: self.quic_max_udp_payload,
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
             advertise: self.advertise,

@@ -481,8 +481,17 @@ async fn access_tcp_to_postgres_with_service_tokens_and_revocation() {
         .wait_log("The service token was not accepted")
         .await;
 
-    // A policy change that no longer allows an open session closes it.
-    let with_ops = AccessTcp::start_with(e, db, s.path(), &ops.env()).await;
+    // A policy change that no longer allows an open session closes it
+    // (the sessions above went over QUIC, `auto`'s first choice; this one
+    // goes over the WebSocket).
+    let with_ops = AccessTcp::ready(AccessTcp::spawn_with(
+        e,
+        db,
+        s.path(),
+        &ops.env(),
+        &["--transport", "websocket"],
+    ))
+    .await;
     let session = sleeping_psql(&pg, with_ops.addr.port(), "ops").await;
     let t0 = tokio::time::Instant::now();
     e.ok(&["access", "policy", "remove", "db", "ops"]).await;

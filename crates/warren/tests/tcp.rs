@@ -1,5 +1,6 @@
 //! `warren access tcp`: local listener and stdio, half-close, PROXY
-//! protocol, refusals.
+//! protocol, refusals, over both carriers (QUIC and the WebSocket), and
+//! `auto`'s fallback from one to the other.
 
 mod support;
 
@@ -16,12 +17,26 @@ async fn access_tcp_carries_bytes_with_half_close() {
         &format!("  - hostname: echo.example.com\n    service: tcp://{echo}\n"),
     )
     .await;
-    let access = AccessTcp::start(&s.edge, "echo.example.com", s.path()).await;
+    for transport in ["quic", "websocket"] {
+        let access =
+            AccessTcp::start_over(&s.edge, "echo.example.com", s.path(), transport, &[]).await;
+        if let Err(why) = several_connections_echo_with_half_close(access.addr).await {
+            panic!(
+                "over {transport}: {why}\naccess log:\n{}\nedge log:\n{}",
+                access.proc.logs(),
+                s.edge.proc.logs()
+            );
+        }
+    }
+}
 
-    // Several connections at once, each with its own bytes.
+/// Several connections at once, each with its own bytes, each echoed whole
+/// and then closed by the origin after it saw the client's half-close.
+async fn several_connections_echo_with_half_close(
+    addr: std::net::SocketAddr,
+) -> Result<(), String> {
     let mut tasks = Vec::new();
     for i in 0..4u8 {
-        let addr = access.addr;
         tasks.push(tokio::spawn(async move {
             let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
             let payload: Vec<u8> = (0..300_000u32).map(|j| (j as u8).wrapping_add(i)).collect();
@@ -33,16 +48,90 @@ async fn access_tcp_carries_bytes_with_half_close() {
             let mut got = Vec::new();
             let read = r.read_to_end(&mut got);
             let (_, n) = tokio::join!(write, read);
-            n.unwrap();
+            n.map_err(|e| format!("connection {i}: {e}"))?;
             // Everything echoed, then the origin's marker sent after it saw
             // our FIN: half-close crossed the tunnel both ways.
-            assert_eq!(&got[..payload.len()], &payload[..]);
-            assert_eq!(&got[payload.len()..], b"<eof>");
+            let mut want = payload;
+            want.extend_from_slice(b"<eof>");
+            if got != want {
+                return Err(format!(
+                    "connection {i} got {} bytes, not {} (first difference at {:?})",
+                    got.len(),
+                    want.len(),
+                    got.iter().zip(&want).position(|(a, b)| a != b)
+                ));
+            }
+            Ok(())
         }));
     }
     for t in tasks {
-        t.await.unwrap();
+        t.await.unwrap()?;
     }
+    Ok(())
+}
+
+/// Where the edge does not answer over UDP, `auto` carries connections
+/// over the WebSocket instead, says so once, and keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_to_the_websocket_when_quic_gets_no_answer() {
+    let echo = origins::tcp_echo().await;
+    let s = Stack::start(
+        &["echo.example.com"],
+        &format!("  - hostname: echo.example.com\n    service: tcp://{echo}\n"),
+    )
+    .await;
+    // A UDP port that takes packets and never answers: a network that
+    // drops QUIC.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let access = AccessTcp::start_over(
+        &s.edge,
+        "echo.example.com",
+        s.path(),
+        "auto",
+        &[
+            "--edge-quic",
+            &silent_addr,
+            "--quic-handshake-timeout",
+            "300ms",
+        ],
+    )
+    .await;
+    several_connections_echo_with_half_close(access.addr)
+        .await
+        .unwrap_or_else(|why| panic!("{why}\n{}", access.proc.logs()));
+    let log = access.proc.logs();
+    assert!(
+        log.contains("carrying connections over the WebSocket"),
+        "{log}"
+    );
+    // Only QUIC: the same network is an error that says what to do.
+    let o = support::warren(
+        &[
+            "access",
+            "tcp",
+            "--hostname",
+            "echo.example.com",
+            "--edge",
+            &s.edge.https.to_string(),
+            "--ca-cert",
+            &s.edge.ca.display().to_string(),
+            "--transport",
+            "quic",
+            "--edge-quic",
+            &silent_addr,
+            "--quic-handshake-timeout",
+            "300ms",
+        ],
+        &[],
+    )
+    .await;
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("UDP may be blocked") && o.stderr.contains("--transport websocket"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,23 +201,44 @@ async fn refusals_reach_the_client_as_sentences() {
         "  - hostname: web.example.com\n    service: hello_world\n",
     )
     .await;
+    let quic = s.edge.quic.expect("the edge listens for QUIC").to_string();
+    let stdio = |host: &'static str, transport: &'static str| {
+        let (edge, ca, quic) = (
+            s.edge.https.to_string(),
+            s.edge.ca.display().to_string(),
+            quic.clone(),
+        );
+        async move {
+            support::warren(
+                &[
+                    "access",
+                    "tcp",
+                    "--hostname",
+                    host,
+                    "--edge",
+                    &edge,
+                    "--ca-cert",
+                    &ca,
+                    "--transport",
+                    transport,
+                    "--edge-quic",
+                    &quic,
+                ],
+                &[],
+            )
+            .await
+        }
+    };
     // A hostname served by HTTP is not a TCP service.
-    let o = support::warren(
-        &[
-            "access",
-            "tcp",
-            "--hostname",
-            "web.example.com",
-            "--edge",
-            &s.edge.https.to_string(),
-            "--ca-cert",
-            &s.edge.ca.display().to_string(),
-        ],
-        &[],
-    )
-    .await;
-    assert_ne!(o.code, 0);
-    assert!(o.stderr.contains("not a TCP service"), "{}", o.stderr);
+    for transport in ["quic", "websocket"] {
+        let o = stdio("web.example.com", transport).await;
+        assert_ne!(o.code, 0);
+        assert!(
+            o.stderr.contains("not a TCP service"),
+            "{transport}: {}",
+            o.stderr
+        );
+    }
 
     // A route whose tunnel has no connector.
     assert_eq!(s.edge.cli(&["tunnel", "create", "idle"]).await.code, 0);
@@ -146,24 +256,13 @@ async fn refusals_reach_the_client_as_sentences() {
             .code,
         0
     );
-    let o = support::warren(
-        &[
-            "access",
-            "tcp",
-            "--hostname",
-            "db.example.com",
-            "--edge",
-            &s.edge.https.to_string(),
-            "--ca-cert",
-            &s.edge.ca.display().to_string(),
-        ],
-        &[],
-    )
-    .await;
-    assert_ne!(o.code, 0);
-    assert!(
-        o.stderr.contains("has no connected connector"),
-        "{}",
-        o.stderr
-    );
+    for transport in ["quic", "websocket"] {
+        let o = stdio("db.example.com", transport).await;
+        assert_ne!(o.code, 0);
+        assert!(
+            o.stderr.contains("has no connected connector"),
+            "{transport}: {}",
+            o.stderr
+        );
+    }
 }

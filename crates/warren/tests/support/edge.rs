@@ -19,6 +19,8 @@ pub struct Edge {
     pub admin: SocketAddr,
     /// The native PostgreSQL listener.
     pub postgres: Option<SocketAddr>,
+    /// The QUIC listener for `access tcp`.
+    pub quic: Option<SocketAddr>,
     pub ca: PathBuf,
     pub token: String,
     /// The tunnel and HTTPS ports of an edge that can start again on them.
@@ -154,6 +156,7 @@ impl Edge {
             http: addr("http"),
             admin: addr("admin"),
             postgres: v["postgres"].as_str().and_then(|a| a.parse().ok()),
+            quic: v["quic"].as_str().and_then(|a| a.parse().ok()),
             ca: PathBuf::from(v["ca"].as_str().unwrap()),
             proc,
             dir: data,

@@ -60,29 +60,58 @@ impl AccessTcp {
         AccessTcp::ready(AccessTcp::spawn(edge, host, log_dir, envs)).await
     }
 
+    /// [`AccessTcp::start`] over one carrier (`--transport quic` or
+    /// `websocket`), plus any other flags.
+    pub async fn start_over(
+        edge: &Edge,
+        host: &str,
+        log_dir: &Path,
+        transport: &str,
+        extra: &[&str],
+    ) -> AccessTcp {
+        let mut args = vec!["--transport", transport];
+        args.extend_from_slice(extra);
+        AccessTcp::ready(AccessTcp::spawn_with(edge, host, log_dir, &[], &args)).await
+    }
+
     /// Starts `warren access tcp` without waiting for it to listen (it may
     /// first ask for a sign-in; it never starts a browser here).
     pub fn spawn(edge: &Edge, host: &str, log_dir: &Path, envs: &[(&str, &str)]) -> Proc {
+        AccessTcp::spawn_with(edge, host, log_dir, envs, &[])
+    }
+
+    /// [`AccessTcp::spawn`] with extra flags. The client is told the
+    /// edge's QUIC address unless `extra` names one.
+    pub fn spawn_with(
+        edge: &Edge,
+        host: &str,
+        log_dir: &Path,
+        envs: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Proc {
         let ca = edge.ca.display().to_string();
         let e = edge.https.to_string();
-        Proc::spawn(
+        let quic = edge.quic.map(|q| q.to_string());
+        let mut args = vec![
             "access",
-            &[
-                "access",
-                "tcp",
-                "--hostname",
-                host,
-                "--url",
-                "127.0.0.1:0",
-                "--edge",
-                &e,
-                "--ca-cert",
-                &ca,
-                "--no-browser",
-            ],
-            envs,
-            log_dir,
-        )
+            "tcp",
+            "--hostname",
+            host,
+            "--url",
+            "127.0.0.1:0",
+            "--edge",
+            &e,
+            "--ca-cert",
+            &ca,
+            "--no-browser",
+        ];
+        if let Some(q) = &quic {
+            if !extra.contains(&"--edge-quic") {
+                args.extend(["--edge-quic", q]);
+            }
+        }
+        args.extend_from_slice(extra);
+        Proc::spawn("access", &args, envs, log_dir)
     }
 
     /// Waits until a spawned `access tcp` listens.
