@@ -55,6 +55,17 @@ impl ConnLimits {
 }
 
 impl ConnLimits {
+    /// A count of unauthenticated connections per source address for a
+    /// listener that has no [`Acceptor`] (the QUIC access listener), with
+    /// the same cap (`--max-unauthenticated-per-source`).
+    pub(crate) fn sources(&self) -> Arc<Sources> {
+        Arc::new(Sources {
+            max: self.per_source,
+            counts: Mutex::default(),
+            log: Mutex::default(),
+        })
+    }
+
     /// A place under the global cap for a connection that arrived by
     /// other means than an [`Acceptor`] (a QUIC access client), if there
     /// is one now; `None` (logged, at most every so often) when the edge
@@ -189,14 +200,16 @@ impl Acceptor {
 }
 
 /// Unauthenticated connections per source address on one listener.
-struct Sources {
+pub(crate) struct Sources {
     max: usize,
     counts: Mutex<HashMap<IpAddr, usize>>,
     log: Mutex<LogEvery>,
 }
 
 impl Sources {
-    fn enter(this: &Arc<Sources>, ip: IpAddr) -> Option<Unauthenticated> {
+    /// A place among `ip`'s unauthenticated connections, if it has fewer
+    /// than the cap.
+    pub(crate) fn enter(this: &Arc<Sources>, ip: IpAddr) -> Option<Unauthenticated> {
         let mut counts = this.counts.lock().expect("source counts lock");
         let n = counts.entry(ip).or_insert(0);
         if *n >= this.max {

@@ -11,10 +11,12 @@
 //! the edge, and no WebSocket framing or second TLS layer on the bytes.
 //!
 //! Bounds: the connection count shares the public listeners' cap
-//! (`--max-connections`); a connection must open its first stream and
-//! send its request within `--handshake-timeout`, and every later request
-//! within the same time after its stream opens; requests are at most one
-//! header frame (64 KiB); streams per connection are QUIC's own limit.
+//! (`--max-connections`); an address may hold at most
+//! `--max-unauthenticated-per-source` connections that have not yet sent
+//! a request; a connection must open its first stream and send its
+//! request within `--handshake-timeout`, and every later request within
+//! the same time after its stream opens; requests are at most one header
+//! frame (64 KiB); streams per connection are QUIC's own limit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +30,7 @@ use warren_transport::copy;
 use warren_transport::framed::{expect_frame, FrameError};
 use warren_transport::quic::QuicListener;
 
-use crate::accept::ConnLimits;
+use crate::accept::{ConnLimits, Sources, Unauthenticated};
 use crate::pages::EdgeFailure;
 use crate::session::{EdgeCtx, End, Front, Presented, Session};
 use crate::tcp::TCP_PATH;
@@ -45,16 +47,21 @@ pub(crate) struct QuicAccess {
 
 /// Accepts access clients until the listener is closed.
 pub(crate) async fn serve(listener: Arc<QuicListener>, front: Arc<QuicAccess>) {
+    let sources = front.limits.sources();
     while let Some(incoming) = listener.accept().await {
+        let remote = incoming.remote_address();
+        // Dropping an attempt refuses it; the client falls back or
+        // retries.
         let Some(slot) = front.limits.try_slot("quic") else {
-            // Dropping an attempt refuses it; the client falls back or
-            // retries.
+            continue;
+        };
+        let Some(unauthenticated) = Sources::enter(&sources, remote.ip()) else {
+            tracing::debug!(%remote, "too many QUIC access connections from this address that have not asked for anything; refusing one");
             continue;
         };
         let front = front.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let remote = incoming.remote_address();
             let conn = match tokio::time::timeout(front.request_timeout, incoming.establish()).await
             {
                 Ok(Ok(c)) => c,
@@ -67,16 +74,23 @@ pub(crate) async fn serve(listener: Arc<QuicListener>, front: Arc<QuicAccess>) {
                     return;
                 }
             };
-            connection(conn, remote, &front).await;
+            connection(conn, remote, &front, unauthenticated).await;
         });
     }
 }
 
 /// Serves one access client's streams until its connection ends.
-async fn connection(conn: TunnelConnection, remote: SocketAddr, front: &Arc<QuicAccess>) {
+async fn connection(
+    conn: TunnelConnection,
+    remote: SocketAddr,
+    front: &Arc<QuicAccess>,
+    unauthenticated: Unauthenticated,
+) {
     // A connection that never asks for anything is closed, as a TCP
-    // connection that never sends a request is.
+    // connection that never sends a request is; one that has opened a
+    // stream no longer counts against its address.
     let first = tokio::time::timeout(front.request_timeout, conn.accept_stream()).await;
+    drop(unauthenticated);
     let mut next = match first {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {

@@ -63,11 +63,11 @@ pub(crate) struct AccessTcpArgs {
     /// over UDP, a stream per connection), `websocket` (a WebSocket over
     /// HTTPS per connection), or `auto`: QUIC, falling back to the
     /// WebSocket for a minute whenever QUIC cannot reach the edge.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "quic", "websocket"])]
+    #[arg(long, env = "WARREN_ACCESS_TRANSPORT", default_value = "auto", value_parser = ["auto", "quic", "websocket"])]
     transport: String,
     /// The edge's QUIC listener, HOST:PORT [default: the --edge address,
     /// over UDP].
-    #[arg(long)]
+    #[arg(long, env = "WARREN_EDGE_QUIC")]
     edge_quic: Option<String>,
     /// How long the QUIC handshake with the edge may take before `auto`
     /// falls back to the WebSocket.
