@@ -24,9 +24,11 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
+# The binaries cargo builds: CARGO_TARGET_DIR when set, else target/.
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 cargo build --release -q -p warren -p warren-bench
-W=$ROOT/target/release/warren
-LG=$ROOT/target/release/warren-loadgen
+W=$TARGET/release/warren
+LG=$TARGET/release/warren-loadgen
 
 TMP=$(mktemp -d /tmp/warren-bench.XXXXXX)
 PIDS=()
