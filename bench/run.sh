@@ -16,6 +16,7 @@
 #
 #   bash bench/run.sh              # full run
 #   BENCH_QUICK=1 bash bench/run.sh
+#   bash bench/run.sh --check      # then compare with docs/benchmarks.md's reference ratios
 #
 # Writes bench/out/results.md and bench/out/results.json. Everything runs on
 # 127.0.0.1; every load is bounded in time or count; everything started here
@@ -24,8 +25,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
+CHECK=0
 for arg in "$@"; do
   case $arg in
+    --check) CHECK=1 ;;
     -h | --help) sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
@@ -563,4 +566,5 @@ RC=0
 python3 bench/report.py "$RES" bench/out/results.md bench/out/results.json || RC=$?
 cat bench/out/results.md
 echo "($((SECONDS - STARTED)) s; bench/out/results.md, bench/out/results.json)" >&2
+if [ "$CHECK" = 1 ]; then python3 bench/check.py bench/out/results.json docs/benchmarks.md || RC=$?; fi
 exit "$RC"
