@@ -21,16 +21,21 @@ import sys
 HEADING = "Reference ratios for --check"
 
 
+def die(msg):
+    print(f"--check: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 def tolerance():
     raw = os.environ.get("BENCH_TOLERANCE", "0.10").strip()
     try:
         t = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        sys.exit(f"BENCH_TOLERANCE={raw!r} is not a number (0.10 or 10%)")
+        die(f"BENCH_TOLERANCE={raw!r} is not a number (0.10 or 10%)")
     if t >= 1:  # "10" meant 10%
         t /= 100
     if not 0 <= t < 1:
-        sys.exit(f"BENCH_TOLERANCE={raw!r} must be between 0 and 1 (or 0% and 100%)")
+        die(f"BENCH_TOLERANCE={raw!r} must be between 0 and 1 (or 0% and 100%)")
     return t
 
 
@@ -40,11 +45,11 @@ def reference(doc_path):
     try:
         start = next(i for i, l in enumerate(lines) if l.lstrip("#").strip() == HEADING and l.startswith("#"))
     except StopIteration:
-        sys.exit(f"{doc_path}: no heading {HEADING!r}")
+        die(f"{doc_path}: no heading {HEADING!r}")
     i = start + 1
     while i < len(lines) and not lines[i].startswith("```"):
         if lines[i].startswith("#"):
-            sys.exit(f"{doc_path}: no fenced block under {HEADING!r}")
+            die(f"{doc_path}: no fenced block under {HEADING!r}")
         i += 1
     refs = {}
     for n, line in enumerate(lines[i + 1:], start=i + 2):
@@ -55,9 +60,9 @@ def reference(doc_path):
             continue
         m = re.fullmatch(r"(\S+)\s+(higher|lower)\s+([0-9.eE+-]+)", line)
         if not m:
-            sys.exit(f"{doc_path}:{n}: expected `ID higher|lower VALUE`, got {line!r}")
+            die(f"{doc_path}:{n}: expected `ID higher|lower VALUE`, got {line!r}")
         refs[m.group(1)] = (m.group(2), float(m.group(3)))
-    sys.exit(f"{doc_path}: the block under {HEADING!r} is not closed")
+    die(f"{doc_path}: the block under {HEADING!r} is not closed")
 
 
 def main():
