@@ -64,10 +64,11 @@ if [ ${#need[@]} -gt 0 ]; then
   POLICY_RC=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; POLICY_RC=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   echo "installing ${need[*]} ..." >&2
   { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; } >&2
-  if [ -n "$POLICY_RC" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  if [ -n "$POLICY_RC" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
 
 # rathole 0.5 from crates.io, into a project-local root (git-ignored),
@@ -95,19 +96,23 @@ LG=$TARGET/release/warren-loadgen
 # --- processes and cleanup -----------------------------------------------
 TMP=$(mktemp -d /tmp/warren-bench.XXXXXX)
 PIDS=()
+# ours PID: PID is still a child of this script (a process that has ended
+# and been reaped may have left its number to someone else's).
+ours() { [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2)" = "$$" ]; }
 cleanup() {
   set +e
   local p left=()
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
     p=${PIDS[i]}
+    ours "$p" || continue
     # sshd's per-connection processes are children of the listener.
     if [ -n "${SSHD_PID:-}" ] && [ "$p" = "$SSHD_PID" ]; then pkill -TERM -P "$p" 2>/dev/null; fi
     kill "$p" 2>/dev/null && left+=("$p")
   done
   local end=$((SECONDS + 10))
   for p in "${left[@]}"; do
-    while kill -0 "$p" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
-    kill -9 "$p" 2>/dev/null
+    while ours "$p" && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
+    if ours "$p"; then kill -9 "$p" 2>/dev/null; fi
   done
   if [ -n "${PGDATA_DIR:-}" ]; then runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1; fi
   rm -rf "$TMP"
