@@ -48,15 +48,52 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         count: usize,
     },
+    /// Many concurrent connections held open: opens `count` connections
+    /// (spread round-robin over the addresses, at most `parallel` opening
+    /// at once), checks that each echoes one byte, prints a line with
+    /// `"phase": "holding"`, holds them for `hold-secs`, checks each once
+    /// more, closes them all and prints a line with `"phase": "closed"`.
+    Hold {
+        #[arg(required = true)]
+        addrs: Vec<SocketAddr>,
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        #[arg(long, default_value_t = 5)]
+        hold_secs: u64,
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        /// Deadline for opening all of them.
+        #[arg(long, default_value_t = 120)]
+        open_secs: u64,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
+    // The echo origin and `hold` keep thousands of sockets open: take the
+    // hard limit (a fresh Debian's soft limit is 1024).
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     match Cli::parse().cmd {
         Cmd::Echo { listen } => echo(listen).await,
         Cmd::HttpOrigin { listen } => http_origin(listen).await,
         Cmd::Rtt { addr, count, size } => rtt(addr, count, size).await,
         Cmd::Connect { addr, count } => connect(addr, count).await,
+        Cmd::Hold {
+            addrs,
+            count,
+            hold_secs,
+            parallel,
+            open_secs,
+        } => {
+            hold(
+                &addrs,
+                count,
+                Duration::from_secs(hold_secs),
+                parallel,
+                Duration::from_secs(open_secs),
+            )
+            .await
+        }
     }
 }
 
@@ -155,6 +192,113 @@ async fn connect(addr: SocketAddr, count: usize) -> std::io::Result<()> {
             "count": count,
             "failed": failed,
             "mean_ms": total.as_secs_f64() * 1e3 / count as f64,
+        })
+    );
+    Ok(())
+}
+
+/// Opens one connection and checks that it echoes one byte.
+async fn open_one(addr: SocketAddr) -> Result<TcpStream, &'static str> {
+    let one = async {
+        let mut s = TcpStream::connect(addr).await.map_err(|e| {
+            if e.raw_os_error() == Some(24) {
+                "connect: too many open files (EMFILE)"
+            } else {
+                "connect failed"
+            }
+        })?;
+        let _ = s.set_nodelay(true);
+        echo_byte(&mut s).await?;
+        Ok(s)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), one).await {
+        Ok(r) => r,
+        Err(_) => Err("no echo within 10 s"),
+    }
+}
+
+/// Writes one byte and reads it back.
+async fn echo_byte(s: &mut TcpStream) -> Result<(), &'static str> {
+    s.write_all(b"h").await.map_err(|_| "write failed")?;
+    let mut b = [0u8; 1];
+    match s.read(&mut b).await {
+        Ok(1) if b[0] == b'h' => Ok(()),
+        Ok(0) => Err("closed before the echo (EOF)"),
+        Ok(_) => Err("wrong byte echoed"),
+        Err(_) => Err("reset before the echo"),
+    }
+}
+
+async fn hold(
+    addrs: &[SocketAddr],
+    count: usize,
+    hold_for: Duration,
+    parallel: usize,
+    open_deadline: Duration,
+) -> std::io::Result<()> {
+    use futures_util::StreamExt;
+    use std::collections::BTreeMap;
+    let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(0);
+    let parallel = parallel.max(1);
+    let start = Instant::now();
+    let mut held: Vec<TcpStream> = Vec::with_capacity(count);
+    let mut failed: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut opening = futures_util::stream::iter(0..count)
+        .map(|i| open_one(addrs[i % addrs.len()]))
+        .buffer_unordered(parallel);
+    let deadline = tokio::time::Instant::now() + open_deadline;
+    let mut done = 0usize;
+    loop {
+        match tokio::time::timeout_at(deadline, opening.next()).await {
+            Ok(Some(Ok(s))) => held.push(s),
+            Ok(Some(Err(why))) => *failed.entry(why).or_default() += 1,
+            Ok(None) => break,
+            Err(_) => {
+                *failed.entry("not opened before the deadline").or_default() += count - done;
+                break;
+            }
+        }
+        done += 1;
+    }
+    drop(opening);
+    println!(
+        "{}",
+        serde_json::json!({
+            "phase": "holding",
+            "count": count,
+            "ok": held.len(),
+            "failed": failed.values().sum::<usize>(),
+            "why": failed,
+            "open_secs": start.elapsed().as_secs_f64(),
+            "nofile": nofile,
+        })
+    );
+    tokio::time::sleep(hold_for).await;
+    // Each one still carries a byte after the hold.
+    let checks: Vec<Result<(), &'static str>> = futures_util::stream::iter(held.iter_mut())
+        .map(|s| async move {
+            match tokio::time::timeout(Duration::from_secs(10), echo_byte(s)).await {
+                Ok(r) => r,
+                Err(_) => Err("no echo within 10 s"),
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    let mut dead: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for why in checks.iter().filter_map(|r| r.err()) {
+        *dead.entry(why).or_default() += 1;
+    }
+    drop(held);
+    println!(
+        "{}",
+        serde_json::json!({
+            "phase": "closed",
+            "count": count,
+            "alive_after_hold": checks.iter().filter(|r| r.is_ok()).count(),
+            "dead_after_hold": dead,
         })
     );
     Ok(())
