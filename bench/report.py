@@ -215,10 +215,11 @@ def main():
         hold[name] = h
         why = ", ".join(f"{k}: {v}" for k, v in (opened.get("why") or {}).items())
         limited = ""
-        if name == "one" and ok is not None and opened.get("count") and ok < opened["count"]:
+        if (name == "one" and ok is not None and opened.get("count") and ok < opened["count"]
+                and h.get("access_emfile_lines")):
             limited = (f"; limited by access tcp's descriptor limit: RLIMIT_NOFILE {h['access_nofile']} "
-                       f"(wanted {h['access_nofile_wanted']}: 2 per connection, the local socket and its TLS "
-                       f"connection to the edge; the hard limit could not be raised), "
+                       f"(wanted {h['access_nofile_wanted']}: up to 2 per connection over the WebSocket carrier, the "
+                       f"local socket and its TLS connection to the edge; the hard limit could not be raised), "
                        f"{h['access_emfile_lines']} 'Too many open files' lines in its log")
         alive = closed.get("alive_after_hold")
         wo.append((f"{n_s} concurrent streams on one edge through {procs}: opened and echoed / alive after {hold_secs} s", "n/a",

@@ -504,8 +504,9 @@ for i in $(seq 1 "$N_TUNNELS"); do wm tunnel delete "idle$i" >/dev/null; done
 
 # N_STREAMS concurrent streams held open through `access tcp` to the
 # echo route on the same edge. Each local connection costs the access process
-# two descriptors (the local socket and its TLS connection to the edge),
-# so one process needs about 2 N: ask for it, and record what it got.
+# one descriptor over QUIC (its local socket) and two over the WebSocket
+# carrier (and its TLS connection to the edge), so one process may need
+# about 2 N: ask for it, and record what it got.
 hold_run() { # hold_run NAME ADDR...: run `warren-loadgen hold`, sampling RSS.
   local name=$1 out=$TMP/hold-$1.out; shift
   local before; before=$(kb VmRSS "$MEM_PID"); local fds0; fds0=$(nfds "$MEM_PID")

@@ -37,6 +37,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::WebSocketStream;
 use warren_transport::tls::{client_config, Trust};
 
+/// `EMFILE`: the process is out of file descriptors (Linux and the BSDs).
+const EMFILE: i32 = 24;
+
 /// Path the edge serves `access tcp` upgrades on.
 pub const TCP_PATH: &str = "/.warren/tcp";
 
@@ -53,6 +56,8 @@ pub enum AccessError {
         edge: String,
         source: std::io::Error,
     },
+    #[error("this process has as many files and sockets open as it may ({0}); raise `ulimit -n`, or carry fewer connections per `access tcp`")]
+    OutOfDescriptors(std::io::Error),
     #[error("the edge refused the connection to {hostname} ({status}): {message}")]
     Refused {
         hostname: String,
@@ -273,12 +278,16 @@ impl AccessTcp {
     pub async fn connect(
         &self,
     ) -> Result<WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>, AccessError> {
-        let tcp = TcpStream::connect(&self.edge)
-            .await
-            .map_err(|source| AccessError::Connect {
-                edge: self.edge.clone(),
-                source,
-            })?;
+        let tcp = TcpStream::connect(&self.edge).await.map_err(|source| {
+            if source.raw_os_error() == Some(EMFILE) {
+                AccessError::OutOfDescriptors(source)
+            } else {
+                AccessError::Connect {
+                    edge: self.edge.clone(),
+                    source,
+                }
+            }
+        })?;
         let _ = tcp.set_nodelay(true);
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(self.server_name.clone(), tcp)

@@ -81,7 +81,7 @@ fn main() -> std::process::ExitCode {
     init_logging(if quiet { "warn" } else { "info" });
     raise_fd_limit();
     warren_transport::tls::install_provider();
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match runtime(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -94,6 +94,45 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {}", cli_error::sentence(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The async runtime for `cmd`: `WARREN_WORKER_THREADS` worker threads
+/// when set (1: everything on the main thread), else one per core, except
+/// for `access tcp`, which runs on one thread: it carries one person's
+/// connections, and on one thread a byte crosses it without waking another
+/// thread (a cross-thread wake-up per hop is most of its added latency).
+fn runtime(cmd: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = match std::env::var("WARREN_WORKER_THREADS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err(std::io::Error::other(format!(
+                    "WARREN_WORKER_THREADS={v:?} is not a number of threads (1 or more)"
+                )))
+            }
+        },
+        Err(_)
+            if matches!(
+                cmd,
+                Command::Access {
+                    cmd: AccessCmd::Tcp(_)
+                }
+            ) =>
+        {
+            Some(1)
+        }
+        Err(_) => None,
+    };
+    match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Runtime::new(),
     }
 }
 
