@@ -266,3 +266,38 @@ async fn refusals_reach_the_client_as_sentences() {
         );
     }
 }
+
+/// A QUIC access connection that never opens a stream is closed by the
+/// edge after `--handshake-timeout`, as a TCP connection that never sends
+/// a request is: idle handshakes cannot pile up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quic_access_connection_that_asks_for_nothing_is_closed() {
+    use std::sync::Arc;
+    use warren_transport::quic::{QuicDialer, QuicSettings};
+    use warren_transport::tls::{client_config, roots_from_file, Trust};
+
+    let dir = tempfile::tempdir().unwrap();
+    let edge =
+        support::Edge::start_with_env(dir.path(), &[("WARREN_HANDSHAKE_TIMEOUT", "1")]).await;
+    edge.tunnel("office", &["echo.example.com"]).await;
+    let trust = Trust::Roots(Arc::new(roots_from_file(&edge.ca).unwrap()));
+    let tls = client_config(&trust, &[warren_proto::access::ALPN]).unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dialer = QuicDialer::new(socket, tls, &QuicSettings::default().access()).unwrap();
+    let conn = dialer
+        .connect(
+            edge.quic.expect("the edge listens for QUIC"),
+            "echo.example.com",
+        )
+        .await
+        .expect("the handshake succeeds");
+    let why = tokio::time::timeout(support::DEADLINE, conn.closed())
+        .await
+        .expect("the edge closes a connection that asks for nothing");
+    match why {
+        warren_transport::conn::ConnectionError::ClosedByPeer { reason, .. } => {
+            assert_eq!(reason, "no request in time")
+        }
+        other => panic!("closed for another reason: {other}"),
+    }
+}
