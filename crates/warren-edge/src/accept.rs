@@ -55,9 +55,9 @@ impl ConnLimits {
 }
 
 impl ConnLimits {
-    /// A count of unauthenticated connections per source address for a
-    /// listener that has no [`Acceptor`] (the QUIC access listener), with
-    /// the same cap (`--max-unauthenticated-per-source`).
+    /// A count of unauthenticated connections per source address for one
+    /// listener (an [`Acceptor`]'s, or the QUIC access listener's), with
+    /// the cap `--max-unauthenticated-per-source`.
     pub(crate) fn sources(&self) -> Arc<Sources> {
         Arc::new(Sources {
             max: self.per_source,
@@ -71,20 +71,24 @@ impl ConnLimits {
     /// is one now; `None` (logged, at most every so often) when the edge
     /// is full.
     pub(crate) fn try_slot(&self, what: &'static str) -> Option<OwnedSemaphorePermit> {
-        match self.global.clone().try_acquire_owned() {
-            Ok(slot) => Some(slot),
-            Err(_) => {
-                let due = self.full.lock().expect("log lock").due(Instant::now());
-                if let Some(times) = due {
-                    tracing::warn!(
-                        listener = what,
-                        max = self.max,
-                        times,
-                        "the edge holds as many connections as --max-connections allows; refusing new ones until one closes (raise it, and `ulimit -n`, if this is normal load)"
-                    );
-                }
-                None
-            }
+        let slot = self.global.clone().try_acquire_owned().ok();
+        if slot.is_none() {
+            self.log_full(what, "refusing new ones until one closes");
+        }
+        slot
+    }
+
+    /// Says, at most every so often, that `what` found the edge full and
+    /// what it does about it.
+    fn log_full(&self, what: &'static str, then: &str) {
+        let due = self.full.lock().expect("log lock").due(Instant::now());
+        if let Some(times) = due {
+            tracing::warn!(
+                listener = what,
+                max = self.max,
+                times,
+                "the edge holds as many connections as --max-connections allows; {then} (raise it, and `ulimit -n`, if this is normal load)"
+            );
         }
     }
 }
@@ -112,11 +116,7 @@ pub(crate) struct Accepted {
 
 impl Acceptor {
     pub(crate) fn new(listener: TcpListener, what: &'static str, limits: ConnLimits) -> Self {
-        let sources = Arc::new(Sources {
-            max: limits.per_source,
-            counts: Mutex::default(),
-            log: Mutex::default(),
-        });
+        let sources = limits.sources();
         Acceptor {
             listener,
             what,
@@ -133,20 +133,8 @@ impl Acceptor {
             let slot = match self.limits.global.clone().try_acquire_owned() {
                 Ok(slot) => slot,
                 Err(_) => {
-                    let due = self
-                        .limits
-                        .full
-                        .lock()
-                        .expect("log lock")
-                        .due(Instant::now());
-                    if let Some(times) = due {
-                        tracing::warn!(
-                            listener = self.what,
-                            max = self.limits.max,
-                            times,
-                            "the edge holds as many connections as --max-connections allows; new ones wait until one closes (raise it, and `ulimit -n`, if this is normal load)"
-                        );
-                    }
+                    self.limits
+                        .log_full(self.what, "new ones wait until one closes");
                     self.limits
                         .global
                         .clone()

@@ -72,7 +72,7 @@ impl AccessRequest {
 
     /// Decodes a `Request` frame.
     pub fn decode(f: &Frame) -> Result<Self, DecodeError> {
-        expect(f, FrameType::Request)?;
+        f.expect(FrameType::Request)?;
         let mut r = Reader::new(&f.payload);
         match r.u8("access request kind")? {
             REQ_TCP => {}
@@ -109,7 +109,7 @@ impl AccessResponse {
 
     /// Decodes a `Response` frame.
     pub fn decode(f: &Frame) -> Result<Self, DecodeError> {
-        expect(f, FrameType::Response)?;
+        f.expect(FrameType::Response)?;
         let mut r = Reader::new(&f.payload);
         let resp = match r.u8("access response kind")? {
             RESP_CONNECTED => Self::Connected,
@@ -132,17 +132,6 @@ impl AccessResponse {
         };
         r.finish()?;
         Ok(resp)
-    }
-}
-
-fn expect(f: &Frame, kind: FrameType) -> Result<(), DecodeError> {
-    if f.kind == kind {
-        Ok(())
-    } else {
-        Err(DecodeError::Unexpected {
-            got: f.kind.name(),
-            expected: kind.name(),
-        })
     }
 }
 

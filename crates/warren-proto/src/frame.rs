@@ -82,6 +82,20 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
+impl Frame {
+    /// Refuses a frame of another type than `kind`.
+    pub fn expect(&self, kind: FrameType) -> Result<(), DecodeError> {
+        if self.kind == kind {
+            Ok(())
+        } else {
+            Err(DecodeError::Unexpected {
+                got: self.kind.name(),
+                expected: kind.name(),
+            })
+        }
+    }
+}
+
 /// Writes a frame header for a payload of `len` bytes.
 pub fn encode_header(kind: FrameType, len: usize, dst: &mut BytesMut) {
     debug_assert!(len <= kind.max_len());

@@ -216,7 +216,7 @@ impl StreamRequest {
 
     /// Decodes a request frame.
     pub fn decode(f: &Frame) -> Result<Self, DecodeError> {
-        expect(f, FrameType::Request)?;
+        f.expect(FrameType::Request)?;
         let mut r = Reader::new(&f.payload);
         let req = match r.u8("request kind")? {
             REQ_HTTP => Self::Http(read_head(&mut r)?),
@@ -269,7 +269,7 @@ impl StreamResponse {
 
     /// Decodes a response frame.
     pub fn decode(f: &Frame) -> Result<Self, DecodeError> {
-        expect(f, FrameType::Response)?;
+        f.expect(FrameType::Response)?;
         let mut r = Reader::new(&f.payload);
         let resp = match r.u8("response kind")? {
             RESP_HTTP => {
@@ -361,17 +361,6 @@ impl BodyFrame {
         let mut out = [0u8; frame::HEADER_LEN];
         out.copy_from_slice(&b);
         out
-    }
-}
-
-fn expect(f: &Frame, kind: FrameType) -> Result<(), DecodeError> {
-    if f.kind == kind {
-        Ok(())
-    } else {
-        Err(DecodeError::Unexpected {
-            got: f.kind.name(),
-            expected: kind.name(),
-        })
     }
 }
 

@@ -133,13 +133,12 @@ impl QuicSettings {
     /// The quinn endpoint config for these settings.
     fn endpoint(&self) -> Result<quinn::EndpointConfig, SetupError> {
         let mut e = quinn::EndpointConfig::default();
-        e.max_udp_payload_size(self.max_udp_payload.max(1200))
-            .map_err(|_| {
-                SetupError::Socket(std::io::Error::other(format!(
-                    "a maximum UDP payload of {} bytes is out of range (1200-65527)",
-                    self.max_udp_payload
-                )))
-            })?;
+        e.max_udp_payload_size(self.max_udp_payload).map_err(|_| {
+            SetupError::Socket(std::io::Error::other(format!(
+                "a maximum UDP payload of {} bytes is out of range (1200-65527)",
+                self.max_udp_payload
+            )))
+        })?;
         Ok(e)
     }
 }

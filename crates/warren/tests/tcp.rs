@@ -11,12 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_tcp_carries_bytes_with_half_close() {
-    let echo = origins::tcp_echo().await;
-    let s = Stack::start(
-        &["echo.example.com"],
-        &format!("  - hostname: echo.example.com\n    service: tcp://{echo}\n"),
-    )
-    .await;
+    let s = echo_stack().await;
     for transport in ["quic", "websocket"] {
         let access =
             AccessTcp::start_over(&s.edge, "echo.example.com", s.path(), transport, &[]).await;
@@ -28,6 +23,17 @@ async fn access_tcp_carries_bytes_with_half_close() {
             );
         }
     }
+}
+
+/// A stack whose connector serves `echo.example.com` from a TCP echo
+/// origin (which writes `<eof>` once it sees the client's half-close).
+async fn echo_stack() -> Stack {
+    let echo = origins::tcp_echo().await;
+    Stack::start(
+        &["echo.example.com"],
+        &format!("  - hostname: echo.example.com\n    service: tcp://{echo}\n"),
+    )
+    .await
 }
 
 /// Several connections at once, each with its own bytes, each echoed whole
@@ -74,12 +80,7 @@ async fn several_connections_echo_with_half_close(
 /// over the WebSocket instead, says so once, and keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_falls_back_to_the_websocket_when_quic_gets_no_answer() {
-    let echo = origins::tcp_echo().await;
-    let s = Stack::start(
-        &["echo.example.com"],
-        &format!("  - hostname: echo.example.com\n    service: tcp://{echo}\n"),
-    )
-    .await;
+    let s = echo_stack().await;
     // A UDP port that takes packets and never answers: a network that
     // drops QUIC.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -276,7 +277,7 @@ async fn a_quic_access_connection_that_asks_for_nothing_is_closed() {
     use warren_transport::quic::{QuicDialer, QuicSettings};
     use warren_transport::tls::{client_config, roots_from_file, Trust};
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::temp_dir();
     let edge =
         support::Edge::start_with_env(dir.path(), &[("WARREN_HANDSHAKE_TIMEOUT", "1")]).await;
     edge.tunnel("office", &["echo.example.com"]).await;
