@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests need besides Rust: Debian's Chromium and the
-# Node packages of tests/fixtures/oidc (OIDC provider + browser driver).
+# Installs what the end-to-end tests need besides Rust: Debian's Chromium, the
+# Prometheus project's Python client from PyPI (its OpenMetrics parser reads
+# /metrics),
+# and the Node packages of tests/fixtures/oidc (OIDC provider + browser driver).
 # Idempotent: a second run does nothing.
 set -euo pipefail
 
@@ -22,6 +24,20 @@ else
   export DEBIAN_FRONTEND=noninteractive
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
+# The parser goes into tests/fixtures/metrics/site (not committed), whatever
+# python3 is on PATH (Debian's, pyenv's, a venv's); parse.py looks there.
+metrics_site="$root/tests/fixtures/metrics/site"
+prom_version=0.26.0
+if [ -f "$metrics_site/prometheus_client-$prom_version.dist-info/METADATA" ]; then
+  echo "test-deps: prometheus_client $prom_version present in tests/fixtures/metrics/site"
+else
+  echo "test-deps: pip install prometheus-client==$prom_version into tests/fixtures/metrics/site"
+  rm -rf "$metrics_site"
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target "$metrics_site" "prometheus-client==$prom_version" 2>&1 | grep -v "Running pip as the 'root' user" || true
+  [ -f "$metrics_site/prometheus_client/openmetrics/parser.py" ] || { echo "test-deps: installing prometheus-client failed" >&2; exit 1; }
 fi
 
 command -v npm >/dev/null 2>&1 || { echo "test-deps: npm not found (install Node.js 20+)" >&2; exit 1; }

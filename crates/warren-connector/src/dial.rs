@@ -20,6 +20,7 @@ use warren_transport::tls::{client_config, Trust};
 use warren_transport::{ConnectionError, RecvStream, SendStream, TunnelConnection};
 
 use crate::ingress::IngressConfig;
+use crate::metrics::ConnectorMetrics;
 use crate::serve::{serve_stream, Runtime};
 
 /// Where the ingress rules come from.
@@ -50,6 +51,9 @@ pub struct ConnectorConfig {
     /// Longest wait between re-dials.
     pub max_backoff: Duration,
     pub quic: QuicSettings,
+    /// Where to serve `/metrics` and `/ready` (`--metrics`; `None`: not
+    /// at all).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Signals the binary forwards to a running connector.
@@ -78,6 +82,11 @@ pub enum ConnectorError {
     Socket(std::io::Error),
     #[error("cannot set up QUIC: {0}")]
     Quic(#[from] warren_transport::quic::SetupError),
+    #[error("cannot listen for metrics on {addr}: {source}; pick another --metrics address, or a port that is free")]
+    MetricsListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Why one dial of the edge did not end in a registered connection.
@@ -98,6 +107,18 @@ enum DialError {
 }
 
 impl DialError {
+    /// Its label in metrics.
+    fn label(&self) -> &'static str {
+        match self {
+            DialError::Resolve { .. } => "resolve_failed",
+            DialError::Transport(_) => "transport_error",
+            DialError::Lost(_) => "connection_lost",
+            DialError::Register(RegisterError::Refused { code, .. }) => code.as_str(),
+            DialError::Register(RegisterError::Timeout(_)) => "timeout",
+            DialError::Register(RegisterError::Violation(_)) => "protocol_violation",
+        }
+    }
+
     /// Whether dialling again may help (everything but a refusal the
     /// operator must act on).
     fn is_retryable(&self) -> bool {
@@ -116,9 +137,14 @@ struct Shared {
     fatal: mpsc::Sender<String>,
     /// Registered connections right now.
     status: watch::Sender<usize>,
+    metrics: Arc<ConnectorMetrics>,
 }
 
-fn load_runtime(src: &IngressSource, max_config_bytes: u64) -> Result<Runtime, ConnectorError> {
+fn load_runtime(
+    src: &IngressSource,
+    max_config_bytes: u64,
+    metrics: Arc<ConnectorMetrics>,
+) -> Result<Runtime, ConnectorError> {
     let (ingress, base) = match src {
         IngressSource::File(p) => (
             IngressConfig::load(p, max_config_bytes)?,
@@ -126,7 +152,7 @@ fn load_runtime(src: &IngressSource, max_config_bytes: u64) -> Result<Runtime, C
         ),
         IngressSource::Url(u) => (IngressConfig::single(u)?, PathBuf::from(".")),
     };
-    Ok(Runtime::new(ingress, &base)?)
+    Ok(Runtime::new(ingress, &base, metrics)?)
 }
 
 /// Loads the ingress and sets up every rule's origins exactly as [`run`]
@@ -134,7 +160,10 @@ fn load_runtime(src: &IngressSource, max_config_bytes: u64) -> Result<Runtime, C
 /// the edge: what `warren tunnel ingress validate` checks, so it says OK
 /// only to a config `run` accepts. Returns the number of rules.
 pub fn check_ingress(src: &IngressSource, max_config_bytes: u64) -> Result<usize, ConnectorError> {
-    Ok(load_runtime(src, max_config_bytes)?.ingress.rules.len())
+    Ok(load_runtime(src, max_config_bytes, Default::default())?
+        .ingress
+        .rules
+        .len())
 }
 
 /// The UDP socket a connector dials from when the caller has none: any
@@ -165,7 +194,33 @@ pub async fn run_with_status(
     if cfg.edges.is_empty() {
         return Err(ConnectorError::NoEdge);
     }
-    let runtime = load_runtime(&cfg.ingress, cfg.max_config_bytes)?;
+    let metrics = Arc::new(ConnectorMetrics::default());
+    let runtime = load_runtime(&cfg.ingress, cfg.max_config_bytes, metrics.clone())?;
+    let connector_id = uuid::Uuid::new_v4().to_string();
+    let metrics_addr = match (cfg.metrics, runtime.ingress.metrics) {
+        (Some(flag), Some(file)) if flag != file => {
+            tracing::warn!(%flag, %file, "--metrics is given, so the config file's `metrics:` is not used");
+            Some(flag)
+        }
+        (flag, file) => flag.or(file),
+    };
+    let metrics_task = match metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ConnectorError::MetricsListen { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ConnectorError::MetricsListen { addr, source })?;
+            tracing::info!(addr = %bound, "serving /metrics and /ready");
+            Some(AbortOnDrop(tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics.clone(),
+                connector_id.clone(),
+            ))))
+        }
+        None => None,
+    };
     let (rt_tx, rt_rx) = watch::channel(Arc::new(runtime));
 
     let trust = match &cfg.ca_cert {
@@ -177,12 +232,13 @@ pub async fn run_with_status(
 
     let (fatal_tx, mut fatal_rx) = mpsc::channel(1);
     let shared = Arc::new(Shared {
-        connector_id: uuid::Uuid::new_v4().to_string(),
+        connector_id,
         cfg: cfg.clone(),
         endpoint: endpoint.clone(),
         runtime: rt_rx,
         fatal: fatal_tx,
         status,
+        metrics: metrics.clone(),
     });
     tracing::info!(connector_id = %shared.connector_id, tunnel_id = %cfg.token.tunnel_id, edges = ?cfg.edges, connections = cfg.ha_connections, "starting connector");
 
@@ -200,12 +256,16 @@ pub async fn run_with_status(
         tokio::select! {
             sig = signals.recv() => match sig {
                 Some(Signal::Reload) => match &cfg.ingress {
-                    IngressSource::File(p) => match load_runtime(&cfg.ingress, cfg.max_config_bytes) {
+                    IngressSource::File(p) => match load_runtime(&cfg.ingress, cfg.max_config_bytes, metrics.clone()) {
                         Ok(rt) => {
                             let _ = rt_tx.send(Arc::new(rt));
+                            metrics.reload(true);
                             tracing::info!(path = %p.display(), "reloaded the ingress config");
                         }
-                        Err(e) => tracing::error!(path = %p.display(), "the new config was rejected, keeping the previous one: {e}"),
+                        Err(e) => {
+                            metrics.reload(false);
+                            tracing::error!(path = %p.display(), "the new config was rejected, keeping the previous one: {e}");
+                        }
                     },
                     IngressSource::Url(_) => tracing::info!("nothing to reload: the ingress comes from --url"),
                 },
@@ -218,6 +278,7 @@ pub async fn run_with_status(
     // Drain: each connection tells the edge, takes no new stream, lets
     // its in-flight ones finish (or the grace period end) and closes.
     let _ = stop_tx.send(true);
+    metrics.set_draining();
     if outcome.is_ok() {
         tracing::info!(grace_period = ?cfg.grace_period, "draining");
     }
@@ -237,7 +298,18 @@ pub async fn run_with_status(
     }
     endpoint.close(CloseCode::ConnectorStopped, b"connector stopped");
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    drop(metrics_task);
     outcome
+}
+
+/// A task aborted when this drops (the metrics listener: it ends with the
+/// connector, whichever way `run` returns).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How long a finished stream waits for the edge to acknowledge its data
@@ -279,9 +351,12 @@ async fn connection_loop(idx: usize, shared: Arc<Shared>, mut stop: watch::Recei
         match dialled {
             Ok(link) => {
                 backoff.attempt = 0;
+                shared.metrics.registration("registered");
+                shared.metrics.connected(idx, link.conn.clone());
                 shared.status.send_modify(|n| *n += 1);
                 let ended = serve_connection(&shared, idx, edge, link, &mut stop).await;
                 shared.status.send_modify(|n| *n = n.saturating_sub(1));
+                shared.metrics.disconnected(idx);
                 // The path to this address just died silently: the next
                 // dial goes to another one, where one is configured.
                 if ended == Ended::DeadPath {
@@ -300,10 +375,12 @@ async fn connection_loop(idx: usize, shared: Arc<Shared>, mut stop: watch::Recei
                 }
             }
             Err(e) if !e.is_retryable() => {
+                shared.metrics.registration(e.label());
                 let _ = shared.fatal.try_send(e.to_string());
                 return;
             }
             Err(e) => {
+                shared.metrics.registration(e.label());
                 edge_idx = (edge_idx + 1) % edges.len();
                 let wait = backoff.next();
                 tracing::warn!(conn_index = idx, %edge, retry_in = ?wait, "cannot connect to the edge: {e}");

@@ -14,8 +14,11 @@
 //! - [`access`]: `originRequest.access`: verifying the edge's signed
 //!   identity before an origin is reached.
 //! - [`proxy_protocol`], [`hello`]: PROXY headers and the built-in page.
+//! - `metrics`: `/metrics` and `/ready` on `--metrics ADDR` (off by
+//!   default), the only port a connector may listen on.
 //!
-//! **The connector never listens on a network port for tunnel traffic.**
+//! **The connector never listens on a network port for tunnel traffic**
+//! (the optional metrics listener carries none).
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +28,7 @@ mod certs;
 mod dial;
 mod hello;
 pub mod ingress;
+mod metrics;
 mod origin;
 mod pool;
 mod postgres;

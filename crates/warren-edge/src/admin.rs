@@ -20,6 +20,7 @@
 //! | DELETE | `/v1/routes/{hostname}` | 204 |
 //! | GET | `/v1/audit?since=&app=&identity=&decision=&after=&limit=` | `{"entries", "next_after"}`, oldest first |
 //! | GET | `/v1/audit/verify` | `{"checked", "broken_at", "problem"}` |
+//! | GET | `/metrics` | the edge's metrics, OpenMetrics text (see `metrics.rs`) |
 //! | ... | `/v1/access/...` | applications, policies, service tokens, identity providers, sessions, keys: see [`access`] |
 //!
 //! **Tokens and secrets are never logged**; responses carrying them are
@@ -80,6 +81,8 @@ pub(crate) struct AdminState {
     pub access: crate::access::Access,
     /// Which hostnames may be routed.
     pub route_policy: crate::routes::RoutePolicy,
+    /// What `/metrics` shows.
+    pub metrics: Arc<crate::metrics::EdgeMetrics>,
 }
 
 /// The admin API. A request's body must arrive whole within
@@ -106,6 +109,7 @@ pub(crate) fn router(state: AdminState, body_timeout: Duration) -> Router {
         .route("/v1/routes/{hostname}", delete(routes::delete_route))
         .route("/v1/audit", get(audit::list_audit))
         .route("/v1/audit/verify", get(audit::verify_audit))
+        .route("/metrics", get(metrics))
         .merge(access::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -159,6 +163,24 @@ async fn body_within(timeout: Duration, req: Request, next: Next) -> Response {
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// `GET /metrics`: the edge's metrics, with tunnels named as the store
+/// names them.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AdminState>,
+) -> ApiResult<Response> {
+    let tunnels = state.store.list_tunnels().await?;
+    let names = crate::metrics::TunnelNames::new(tunnels.into_iter().map(|t| (t.id, t.name)));
+    let text = state.metrics.render(&state.registry, &names).await;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            warren_transport::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn health() -> Json<serde_json::Value> {

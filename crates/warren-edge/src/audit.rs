@@ -66,6 +66,8 @@ struct Shared {
     owed: AtomicUsize,
     /// Notified when `owed` falls to 0.
     settled: Notify,
+    /// Write latency and failures.
+    metrics: Arc<crate::metrics::EdgeMetrics>,
 }
 
 // Nearly every message is an entry: boxing it would cost an allocation
@@ -99,13 +101,19 @@ pub enum DrainError {
 
 impl AuditSink {
     /// Starts the writer for `store`, keeping entries for `retention`.
-    pub fn start(store: Store, retention: Duration, on_failure: OnAuditFailure) -> AuditSink {
+    pub(crate) fn start(
+        store: Store,
+        retention: Duration,
+        on_failure: OnAuditFailure,
+        metrics: Arc<crate::metrics::EdgeMetrics>,
+    ) -> AuditSink {
         let (tx, rx) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared {
             writable: AtomicBool::new(true),
             on_failure,
             owed: AtomicUsize::new(0),
             settled: Notify::new(),
+            metrics,
         });
         tokio::spawn(write(store, rx, retention, shared.clone()));
         AuditSink { tx, shared }
@@ -209,7 +217,12 @@ async fn append_until_written(store: &Store, entries: &[AuditEntry], shared: &Sh
     let mut failures = 0u64;
     let mut logged: Option<Instant> = None;
     loop {
-        match store.append_audit(entries).await {
+        let started = Instant::now();
+        let appended = store.append_audit(entries).await;
+        shared
+            .metrics
+            .audit_write(started.elapsed(), appended.is_ok());
+        match appended {
             Ok(()) => {
                 if failures > 0 {
                     tracing::info!(
@@ -269,7 +282,12 @@ mod tests {
     async fn drain_waits_for_owed_entries_then_writes_the_queue() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        let sink = AuditSink::start(store.clone(), PRUNE_EVERY, OnAuditFailure::Refuse);
+        let sink = AuditSink::start(
+            store.clone(),
+            PRUNE_EVERY,
+            OnAuditFailure::Refuse,
+            Default::default(),
+        );
         let owed = sink.owe();
         let late = {
             let sink = sink.clone();
@@ -300,7 +318,12 @@ mod tests {
     async fn drain_says_how_many_sessions_never_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        let sink = AuditSink::start(store, PRUNE_EVERY, OnAuditFailure::Refuse);
+        let sink = AuditSink::start(
+            store,
+            PRUNE_EVERY,
+            OnAuditFailure::Refuse,
+            Default::default(),
+        );
         let _a = sink.owe();
         let _b = sink.owe();
         assert_eq!(

@@ -34,6 +34,7 @@ pub mod config;
 pub mod fuzz;
 mod http;
 mod listen;
+mod metrics;
 mod pages;
 mod pg;
 mod registry;

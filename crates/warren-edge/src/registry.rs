@@ -220,6 +220,12 @@ impl Registry {
             .push(c);
     }
 
+    /// Every registered connection (for metrics).
+    pub(crate) fn all(&self) -> Vec<Arc<TunnelConn>> {
+        let m = self.inner.read().expect("registry lock");
+        m.values().flat_map(|e| e.conns.iter().cloned()).collect()
+    }
+
     pub(crate) fn remove(&self, tunnel_id: &str, conn_id: &str) {
         let mut m = self.inner.write().expect("registry lock");
         if let Some(e) = m.get_mut(tunnel_id) {

@@ -15,6 +15,9 @@ use crate::registry::TunnelStatus;
 /// (a load balancer over tunnels).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// The hostname as routed (`*.example.com` for a wildcard): what
+    /// metrics label the route with.
+    pub name: Arc<str>,
     pub steering: Steering,
     /// By priority; never empty.
     pub tunnels: Vec<RouteTunnel>,
@@ -139,6 +142,7 @@ impl RouteTable {
                 });
             }
             let route = Route {
+                name: r.hostname.to_ascii_lowercase().into(),
                 steering: r.steering,
                 tunnels,
                 public: r.public,
@@ -322,6 +326,7 @@ mod tests {
 
     fn single(tun: &str) -> Route {
         Route {
+            name: "test.example.com".into(),
             steering: Steering::Single,
             public: false,
             tunnels: vec![RouteTunnel {
@@ -364,6 +369,7 @@ mod tests {
 
     fn pool(steering: Steering, weights: &[(&str, u32)]) -> Route {
         Route {
+            name: "test.example.com".into(),
             steering,
             public: false,
             tunnels: weights

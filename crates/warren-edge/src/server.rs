@@ -234,7 +234,13 @@ pub async fn run(
     if crate::access::keys::ensure_current(&store, cfg.signing_key_rotation).await? {
         tracing::info!("made a new identity-token signing key");
     }
-    let audit = AuditSink::start(store.clone(), cfg.audit_retention, cfg.audit_on_failure);
+    let metrics = Arc::new(crate::metrics::EdgeMetrics::default());
+    let audit = AuditSink::start(
+        store.clone(),
+        cfg.audit_retention,
+        cfg.audit_on_failure,
+        metrics.clone(),
+    );
     let access = Access::start(
         store.clone(),
         audit.clone(),
@@ -306,6 +312,7 @@ pub async fn run(
             domain: cfg.domain.clone(),
             outside_domain: cfg.allow_routes_outside_domain,
         },
+        metrics: metrics.clone(),
     };
     let proxy_ctx = Arc::new(EdgeCtx {
         routes: routes.clone(),
@@ -318,6 +325,7 @@ pub async fn run(
         ca: ca.clone(),
         postgres_port: bound.postgres.map(|a| a.port()),
         idle_timeout: cfg.idle_timeout,
+        metrics: metrics.clone(),
     });
     // The native PostgreSQL listener: certificates by SNI from the CA,
     // optional client certificates from it too.
@@ -399,6 +407,7 @@ pub async fn run(
                 routes: routes.clone(),
                 access: access.clone(),
                 quic: cfg.quic.clone(),
+                metrics,
             },
         )),
         tokio::spawn(crate::listen::serve_https(

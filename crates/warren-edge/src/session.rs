@@ -33,6 +33,7 @@ use warren_transport::copy::{self, ChunkRead, ChunkWrite, Ended, Inspect, Side, 
 use crate::access::{self, Access, Grant, LiveHandle, Refusal, Watched, Who};
 use crate::audit::AuditSink;
 use crate::ca::Ca;
+use crate::metrics::EdgeMetrics;
 use crate::routes::{Route, RouteTable};
 use crate::upstream::{Opened, Upstream, UpstreamError};
 
@@ -51,6 +52,8 @@ pub(crate) struct EdgeCtx {
     /// A spliced connection that carries no byte either way this long is
     /// closed (`--idle-timeout`; `None`: never).
     pub(crate) idle_timeout: Option<Duration>,
+    /// Every session is counted here (`metrics.rs`).
+    pub(crate) metrics: Arc<EdgeMetrics>,
 }
 
 /// The front end a session came in through.
@@ -196,6 +199,19 @@ pub(crate) enum End {
 }
 
 impl End {
+    /// Its label in metrics.
+    fn outcome(&self) -> &'static str {
+        match self {
+            End::Closed => "closed",
+            End::Revoked => "revoked",
+            End::ClientGone => "client_gone",
+            End::OriginClosed => "origin_closed",
+            End::TunnelReset => "tunnel_reset",
+            End::SetupFailed(_) => "setup_failed",
+            End::Idle(_) => "idle",
+        }
+    }
+
     fn from_splice(s: Spliced) -> End {
         match s {
             Spliced::Stopped => End::Revoked,
@@ -231,6 +247,10 @@ pub(crate) struct Session {
     _owed: crate::audit::Owed,
     /// See [`EdgeCtx::idle_timeout`].
     idle_timeout: Option<Duration>,
+    metrics: Arc<EdgeMetrics>,
+    /// How it ended, for metrics: set by the phase that ended it, or by
+    /// the front end ([`Session::answered`]).
+    outcome: Option<&'static str>,
 }
 
 impl Session {
@@ -242,13 +262,19 @@ impl Session {
         host: String,
         source: SocketAddr,
     ) -> Result<Session, Failure> {
-        let route = ctx.routes.lookup(&host).ok_or(Failure::UnknownHost)?;
+        let Some(route) = ctx.routes.lookup(&host) else {
+            ctx.metrics.count_session(front, "", "unknown_host");
+            return Err(Failure::UnknownHost);
+        };
         // A connection always gets an entry, and a request to a route
         // that is not public may (its access decision): refused while the
         // audit log cannot be written, rather than served unaudited.
         if (front.is_connection() || !route.public) && !ctx.audit.admits() {
+            ctx.metrics
+                .count_session(front, &route.name, "audit_unavailable");
             return Err(Failure::AuditUnavailable);
         }
+        ctx.metrics.session_opened(front);
         Ok(Session {
             id: uuid::Uuid::new_v4().simple().to_string(),
             front,
@@ -264,7 +290,25 @@ impl Session {
             cancel_key: Mutex::new(None),
             _owed: ctx.audit.owe(),
             idle_timeout: ctx.idle_timeout,
+            metrics: ctx.metrics.clone(),
+            outcome: None,
         })
+    }
+
+    /// Records how an HTTP request was answered (its status class is the
+    /// session's outcome in metrics).
+    pub(crate) fn answered(&mut self, status: u16) {
+        self.outcome = Some(warren_transport::metrics::status_class(status));
+    }
+
+    /// A byte counter of this session's route, for bodies counted as they
+    /// move (`direction`: `to_origin` or `to_client`).
+    pub(crate) fn bytes_counter(
+        &self,
+        direction: &'static str,
+    ) -> prometheus_client::metrics::counter::Counter {
+        self.metrics
+            .bytes_counter(self.front, &self.route.name, direction)
     }
 
     /// The grant, once [`Session::authorize`] allowed the session.
@@ -299,6 +343,7 @@ impl Session {
                     Certificate::None => None,
                     Certificate::Valid(who) => Some(who),
                     Certificate::Expired(who) => {
+                        self.outcome = Some("certificate_expired");
                         self.audit_certificate_refusal(
                             access,
                             &who.label(),
@@ -308,6 +353,7 @@ impl Session {
                         return Err(Failure::CertificateExpired);
                     }
                     Certificate::Invalid(why) => {
+                        self.outcome = Some("certificate_invalid");
                         self.audit_certificate_refusal(access, "", &why.to_string())
                             .await;
                         return Err(Failure::CertificateInvalid(why));
@@ -333,7 +379,8 @@ impl Session {
             };
         match decided {
             Ok(grant) => {
-                if grant.app.is_some() {
+                if let Some(app) = &grant.app {
+                    self.metrics.decision(&app.name, "allow");
                     access
                         .audit(entry(
                             grant.who.label(),
@@ -347,6 +394,9 @@ impl Session {
             }
             Err(refusal) => {
                 let (decision, identity, rule) = refusal.audit_parts();
+                self.metrics
+                    .decision(refusal.app().map_or("", |a| a.name.as_str()), decision);
+                self.outcome = Some("denied");
                 access
                     .audit(entry(identity, refusal.app(), decision, rule))
                     .await;
@@ -405,10 +455,17 @@ impl Session {
         header: &StreamRequest,
         replay_safe: bool,
     ) -> Result<Opened, Failure> {
-        let opened = ctx
+        let opened = match ctx
             .upstream
             .exchange(&self.route, header, replay_safe)
-            .await?;
+            .await
+        {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.outcome = Some("upstream_error");
+                return Err(e.into());
+            }
+        };
         self.tunnel = self.route.tunnel_name(&opened.guard.conn().tunnel_id);
         if self.front.is_connection() {
             let grant = self.grant();
@@ -491,6 +548,7 @@ impl Session {
     /// for how long, why it ended, and what the connector reported about
     /// it); then everything the session registered is closed as it drops.
     pub(crate) async fn finish(mut self, ctx: &EdgeCtx, end: End) {
+        self.outcome = Some(end.outcome());
         if !self.front.is_connection() {
             return;
         }
@@ -533,6 +591,19 @@ impl Session {
         drop(self.cancel_key.lock().expect("cancel key").take());
         self.live = None;
         ctx.audit.record(entry).await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.metrics.session_closed(
+            self.front,
+            &self.route.name,
+            // A session no phase ended went away before its answer.
+            self.outcome.unwrap_or("client_gone"),
+            self.started.elapsed(),
+            (self.traffic.up(), self.traffic.down()),
+        );
     }
 }
 

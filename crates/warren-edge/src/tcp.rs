@@ -42,13 +42,12 @@ pub(crate) async fn handle(
     mut req: Request<Incoming>,
     mut session: Session,
 ) -> Result<Response<BoxBody>, EdgeFailure> {
-    let key = req
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .cloned()
-        .ok_or_else(|| EdgeFailure::BadRequest {
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        session.answered(400);
+        return Err(EdgeFailure::BadRequest {
             reason: "the WebSocket upgrade has no Sec-WebSocket-Key".into(),
-        })?;
+        });
+    };
     let header = session.tcp_request(&ctx.access);
     let on_upgrade = hyper::upgrade::on(&mut req);
     // The client sends nothing until the upgrade is answered, so a broken
@@ -64,6 +63,7 @@ pub(crate) async fn handle(
         .await
         .map_err(|f| EdgeFailure::from_failure(f, &host))?;
     if answer != StreamResponse::Connected {
+        session.answered(502);
         return Err(EdgeFailure::from_upstream(
             UpstreamError::UnexpectedAnswer {
                 what: "a TCP stream with an HTTP response",

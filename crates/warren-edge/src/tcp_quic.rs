@@ -155,6 +155,7 @@ async fn stream(
     let headers = match credential_headers(&request) {
         Ok(h) => h,
         Err(why) => {
+            session.answered(400);
             refuse(&mut send, 400, &why).await;
             return;
         }

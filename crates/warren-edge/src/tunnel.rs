@@ -46,6 +46,8 @@ pub(crate) struct TunnelCtx {
     pub access: crate::access::Access,
     /// The connections' timers (QUIC's and the control stream's agree).
     pub quic: QuicSettings,
+    /// Registrations are counted here.
+    pub metrics: Arc<crate::metrics::EdgeMetrics>,
 }
 
 /// Accepts connector connections until the listener is closed.
@@ -89,6 +91,7 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
         },
         () = sleep_until(session.poll_timeout()) => {
             tracing::warn!(%remote, "connection did not register in time; closing it");
+            ctx.metrics.registration("timeout");
             conn.close(CloseCode::RegistrationTimeout, CloseCode::RegistrationTimeout.description().as_bytes());
             return;
         }
@@ -136,12 +139,14 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
                         conn.clone(),
                     ));
                     ctx.registry.insert(tc.clone());
+                    ctx.metrics.registration("registered");
                     tokio::spawn(close_when_unanswered(conn.clone(), ctx.quic.answered()));
                     tracing::info!(%remote, tunnel = %name, connector_id = %reg.connector_id, conn_index = reg.conn_index, version = %reg.connector_version, protocol = session.version().unwrap_or(1), "connector connection registered");
                     registered = Some((tc, reg, name));
                 }
                 EdgeEvent::Refused(r) => {
                     tracing::warn!(%remote, code = ?r.code, "refused connector registration: {}", r.message);
+                    ctx.metrics.registration(r.code.as_str());
                 }
                 EdgeEvent::Draining => {
                     if let Some((tc, reg, name)) = &registered {

@@ -178,6 +178,17 @@ pub enum RefuseCode {
 }
 
 impl RefuseCode {
+    /// Its name in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::UnknownTunnel => "unknown_tunnel",
+            Self::BadSecret => "bad_secret",
+            Self::BadRequest => "bad_request",
+            Self::Internal => "internal_error",
+        }
+    }
+
     fn from_u8(b: u8) -> Result<Self, DecodeError> {
         Ok(match b {
             1 => Self::UnsupportedVersion,

@@ -109,6 +109,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Its name in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoService => "no_service",
+            Self::OriginUnreachable => "origin_unreachable",
+            Self::OriginTimeout => "origin_timeout",
+            Self::OriginTls => "origin_tls",
+            Self::OriginProtocol => "origin_protocol",
+            Self::BadRequest => "bad_request",
+            Self::ShuttingDown => "shutting_down",
+            Self::Internal => "internal_error",
+            Self::NoHealthyOrigin => "no_healthy_origin",
+        }
+    }
+
     fn from_u8(b: u8) -> Result<Self, DecodeError> {
         Ok(match b {
             1 => Self::NoService,

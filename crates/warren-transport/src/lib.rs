@@ -19,6 +19,8 @@
 //! - [`body`]: HTTP bodies carried as body frames, both directions.
 //! - [`file`]: reading a config file with a bound on its size.
 //! - [`accept`]: an accept loop that waits out `accept()` failures.
+//! - [`metrics`]: the OpenMetrics rendering and buckets both `/metrics`
+//!   endpoints use.
 //!
 //! All of it is cancel-safe only where a function's doc says so.
 
@@ -31,6 +33,7 @@ pub mod conn;
 pub mod copy;
 pub mod file;
 pub mod framed;
+pub mod metrics;
 pub mod pg;
 pub mod quic;
 pub mod tls;

@@ -123,6 +123,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         dial_timeout: Duration::from_secs(10),
         max_backoff: Duration::from_secs(5),
         quic: Default::default(),
+        metrics: None,
     };
     let socket = warren_connector::bind_socket()?;
     let mut connector = tokio::spawn(warren_connector::run_with_status(

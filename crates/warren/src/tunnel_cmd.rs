@@ -85,6 +85,11 @@ pub(crate) struct RunArgs {
     /// How long in-flight streams may run after SIGTERM/SIGINT.
     #[arg(long, default_value = "30s", value_parser = duration)]
     grace_period: Duration,
+    /// Serve /metrics (Prometheus) and /ready (200 once connected) on this
+    /// address, e.g. 127.0.0.1:2000; off unless given (or the config file's
+    /// `metrics:`).
+    #[arg(long, env = "WARREN_METRICS", value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     size: ConfigSize,
 }
@@ -136,6 +141,7 @@ async fn tunnel_run(args: RunArgs) -> anyhow::Result<()> {
         dial_timeout: Duration::from_secs(15),
         max_backoff: Duration::from_secs(30),
         quic: Default::default(),
+        metrics: args.metrics,
     };
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(forward_signals(tx));

@@ -41,6 +41,17 @@ pub enum ConfigError {
     /// The text is not YAML.
     #[error("the config file is not valid YAML: {0}")]
     Yaml(String),
+    /// The top-level `metrics:` is not an address to listen on.
+    #[error(
+        "the config's `metrics: {value}` is not an address to listen on ({reason}); write it as \
+         HOST:PORT, such as `metrics: localhost:2000`"
+    )]
+    Metrics {
+        /// What the file says.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// No `ingress:` list, or an empty one.
     #[error(
         "the config has no ingress rules; add an `ingress:` list whose last rule is a catch-all \

@@ -100,6 +100,9 @@ pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 pub struct IngressConfig {
     /// The rules, in matching order.
     pub rules: Vec<Rule>,
+    /// cloudflared's top-level `metrics:`: where to serve `/metrics` and
+    /// `/ready` when `--metrics` is not given.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// One ingress rule.
@@ -172,6 +175,7 @@ impl IngressConfig {
                 service,
                 origin_request: OriginRequest::default(),
             }],
+            metrics: None,
         })
     }
 

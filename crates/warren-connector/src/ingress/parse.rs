@@ -13,8 +13,8 @@ use super::{pool, service, ConfigError, IngressConfig, OriginRequest, Rule, Scop
 
 /// Top-level keys this module reads; every other one is accepted silently
 /// (cloudflared has many: `tunnel`, `credentials-file`, `warp-routing`,
-/// `loglevel`, `metrics`, `protocol`, ...).
-const TOP_LEVEL_KEYS: &[&str] = &["ingress", "originRequest"];
+/// `loglevel`, `protocol`, ...).
+const TOP_LEVEL_KEYS: &[&str] = &["ingress", "originRequest", "metrics"];
 
 /// Keys of one ingress rule.
 const RULE_KEYS: &[&str] = &["hostname", "path", "service", "originPool", "originRequest"];
@@ -146,7 +146,32 @@ pub(super) fn parse_config(
     if rules.last().is_some_and(|rule| !rule.is_catch_all()) {
         return Err(ConfigError::LastRuleNotCatchAll { rule: rules.len() });
     }
-    Ok(IngressConfig { rules })
+    let metrics = get(top, "metrics").map(metrics_addr).transpose()?;
+    Ok(IngressConfig { rules, metrics })
+}
+
+/// cloudflared's `metrics: HOST:PORT`, where HOST is an IP address or
+/// `localhost` (loopback).
+fn metrics_addr(value: &Value) -> Result<std::net::SocketAddr, ConfigError> {
+    let text = scalar_text(value).unwrap_or_default();
+    let bad = |reason: &str| ConfigError::Metrics {
+        value: text.clone(),
+        reason: reason.to_owned(),
+    };
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(bad("it has no port"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad("the port is not a number from 0 to 65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = if host.eq_ignore_ascii_case("localhost") {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    } else {
+        host.parse()
+            .map_err(|_| bad("the host must be an IP address or localhost"))?
+    };
+    Ok(std::net::SocketAddr::new(ip, port))
 }
 
 fn parse_rule(

@@ -20,6 +20,7 @@ use warren_transport::body::{
 use warren_transport::copy::{self, Traffic};
 use warren_transport::{RecvStream, SendStream, TunnelConnection};
 
+use super::respond::Answered;
 use super::respond::{
     self, error, respond, respond_final, respond_forbidden, respond_page, tcp_only,
 };
@@ -92,7 +93,7 @@ pub(super) async fn serve_http(
     head: HttpHead,
     send: SendStream,
     recv: RecvStream,
-) {
+) -> Answered {
     let Admitted {
         index: idx,
         rule,
@@ -151,7 +152,7 @@ pub(super) async fn serve_http(
     };
     let (parts, body) = resp.into_parts();
     let mut send = send;
-    respond(
+    let answered = respond(
         &mut send,
         StreamResponse::Http(HttpResponseHead {
             status: parts.status.as_u16(),
@@ -168,6 +169,7 @@ pub(super) async fn serve_http(
             send.reset(warren_proto::close::ResetCode::BodyIncomplete);
         }
     }
+    answered
 }
 
 /// Sends a request to a healthy origin of `pool`. When the origin cannot
@@ -292,7 +294,7 @@ pub(super) async fn serve_upgrade(
     head: HttpHead,
     send: SendStream,
     recv: RecvStream,
-) {
+) -> Answered {
     let Admitted {
         index: idx,
         rule,
@@ -334,7 +336,7 @@ pub(super) async fn serve_upgrade(
     };
     let mut send = send;
     let status = resp.status().as_u16();
-    respond(
+    let answered = respond(
         &mut send,
         StreamResponse::Http(HttpResponseHead {
             status,
@@ -347,7 +349,7 @@ pub(super) async fn serve_upgrade(
         if send_body(body, &mut send).await.is_ok() {
             let _ = send.finish();
         }
-        return;
+        return answered;
     }
     match hyper::upgrade::on(&mut resp).await {
         Ok(upgraded) => {
@@ -359,4 +361,5 @@ pub(super) async fn serve_upgrade(
         }
         Err(e) => tracing::debug!(error = %e, "origin upgrade failed"),
     }
+    answered
 }

@@ -30,7 +30,7 @@ use crate::access::TokenRefusal;
 use crate::ingress::{IngressConfig, Rule, Service, SslMode};
 use crate::origin::{http_client, Dialer, HttpClient, OriginError};
 use crate::pool::Pool;
-use respond::error;
+use respond::{error, Answered};
 
 /// How long the edge has to send a stream's header.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +47,8 @@ pub(crate) struct Runtime {
     certs: crate::certs::CertCache,
     /// The edge's identity-token keys, for `originRequest.access`.
     access_keys: crate::access::KeyCache,
+    /// The connector's metrics (the same across reloads).
+    pub(crate) metrics: Arc<crate::metrics::ConnectorMetrics>,
 }
 
 /// How one rule reaches its origins.
@@ -71,7 +73,11 @@ impl Runtime {
     /// health-check task per pool, which runs until this `Runtime` is
     /// dropped. `base_dir` resolves relative `caPool` paths (the config
     /// file's directory).
-    pub(crate) fn new(ingress: IngressConfig, base_dir: &Path) -> Result<Runtime, OriginError> {
+    pub(crate) fn new(
+        ingress: IngressConfig,
+        base_dir: &Path,
+        metrics: Arc<crate::metrics::ConnectorMetrics>,
+    ) -> Result<Runtime, OriginError> {
         let mut origins = Vec::with_capacity(ingress.rules.len());
         for (index, rule) in ingress.rules.iter().enumerate() {
             if let Service::Postgres { .. } = &rule.service {
@@ -116,6 +122,7 @@ impl Runtime {
             checkers,
             certs: Default::default(),
             access_keys: Default::default(),
+            metrics,
         })
     }
 
@@ -133,13 +140,29 @@ impl Drop for Runtime {
     }
 }
 
-/// Serves one stream opened by the edge.
+/// Serves one stream opened by the edge, counted in the metrics by how
+/// it was answered.
 pub(crate) async fn serve_stream(
     rt: Arc<Runtime>,
     conn: TunnelConnection,
     send: SendStream,
-    mut recv: RecvStream,
+    recv: RecvStream,
 ) {
+    let started = tokio::time::Instant::now();
+    let open = rt.metrics.stream_opened();
+    let (kind, answered) = serve_request(&rt, conn, send, recv).await;
+    drop(open);
+    rt.metrics
+        .stream_done(kind, answered.outcome(), started.elapsed());
+}
+
+/// [`serve_stream`] after the metrics: the stream's kind and its answer.
+async fn serve_request(
+    rt: &Runtime,
+    conn: TunnelConnection,
+    send: SendStream,
+    mut recv: RecvStream,
+) -> (&'static str, Answered) {
     let header = match tokio::time::timeout(HEADER_TIMEOUT, expect_frame(&mut recv)).await {
         Ok(Ok(f)) => StreamRequest::decode(&f).map_err(|e| e.to_string()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -153,13 +176,16 @@ pub(crate) async fn serve_stream(
                 ErrorCode::BadRequest,
                 format!("malformed stream header: {e}"),
             );
-            return respond::respond_final(send, answer).await;
+            return ("malformed", respond::respond_final(send, answer).await);
         }
     };
     match req {
-        StreamRequest::Http(head) => http::serve_http(&rt, &conn, head, send, recv).await,
-        StreamRequest::WebSocket(head) => http::serve_upgrade(&rt, &conn, head, send, recv).await,
-        StreamRequest::Tcp(t) => tcp::serve_tcp(&rt, &conn, t, send, recv).await,
+        StreamRequest::Http(head) => ("http", http::serve_http(rt, &conn, head, send, recv).await),
+        StreamRequest::WebSocket(head) => (
+            "websocket",
+            http::serve_upgrade(rt, &conn, head, send, recv).await,
+        ),
+        StreamRequest::Tcp(t) => ("tcp", tcp::serve_tcp(rt, &conn, t, send, recv).await),
     }
 }
 
@@ -184,6 +210,8 @@ async fn admit<'a>(
     token: &[u8],
 ) -> Result<Admitted<'a>, TokenRefusal> {
     let (index, rule) = rt.ingress.find(host, path_only(path));
+    rt.metrics
+        .rule_matched(index, rule.hostname.as_deref().unwrap_or(""));
     if let Some(access) = rule.origin_request.access.as_ref().filter(|a| a.required) {
         match rt
             .access_keys

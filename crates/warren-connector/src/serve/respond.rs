@@ -10,6 +10,26 @@ use warren_transport::SendStream;
 use crate::access::TokenRefusal;
 use crate::origin::{origin_error, OriginError};
 
+/// How a stream was answered: what its metrics count it as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a stream's answer is what its metrics count"]
+pub(crate) struct Answered(&'static str);
+
+impl Answered {
+    fn of(resp: &StreamResponse) -> Answered {
+        Answered(match resp {
+            StreamResponse::Connected => "connected",
+            StreamResponse::Http(h) => warren_transport::metrics::status_class(h.status),
+            StreamResponse::Error { code, .. } => code.as_str(),
+        })
+    }
+
+    /// The `outcome` label.
+    pub(crate) fn outcome(self) -> &'static str {
+        self.0
+    }
+}
+
 /// An error answer.
 pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> StreamResponse {
     StreamResponse::Error {
@@ -19,19 +39,26 @@ pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> StreamRespon
 }
 
 /// Writes an answer; more follows on the stream.
-pub(crate) async fn respond(send: &mut SendStream, resp: StreamResponse) {
+pub(crate) async fn respond(send: &mut SendStream, resp: StreamResponse) -> Answered {
     let _ = send.write_all(&resp.encode()).await;
+    Answered::of(&resp)
 }
 
 /// Writes an answer and ends the stream.
-pub(crate) async fn respond_final(mut send: SendStream, resp: StreamResponse) {
-    respond(&mut send, resp).await;
+pub(crate) async fn respond_final(mut send: SendStream, resp: StreamResponse) -> Answered {
+    let answered = respond(&mut send, resp).await;
     let _ = send.finish();
+    answered
 }
 
 /// Sends a complete small HTTP response.
-pub(crate) async fn respond_page(mut send: SendStream, status: u16, headers: Headers, body: Bytes) {
-    respond(
+pub(crate) async fn respond_page(
+    mut send: SendStream,
+    status: u16,
+    headers: Headers,
+    body: Bytes,
+) -> Answered {
+    let answered = respond(
         &mut send,
         StreamResponse::Http(HttpResponseHead { status, headers }),
     )
@@ -46,11 +73,12 @@ pub(crate) async fn respond_page(mut send: SendStream, status: u16, headers: Hea
         .write_all(&warren_proto::stream::BodyFrame::encode_end())
         .await;
     let _ = send.finish();
+    answered
 }
 
 /// A 403 page from the connector itself, for HTTP and WebSocket requests
 /// `originRequest.access` refused.
-pub(crate) async fn respond_forbidden(send: SendStream, refusal: &TokenRefusal) {
+pub(crate) async fn respond_forbidden(send: SendStream, refusal: &TokenRefusal) -> Answered {
     let mut sentence = refusal.to_string();
     if let Some(first) = sentence.get(..1) {
         let upper = first.to_ascii_uppercase();

@@ -10,7 +10,7 @@ use warren_proto::stream::{ErrorCode, StreamResponse, TcpRequest};
 use warren_transport::copy::{self, Traffic};
 use warren_transport::{RecvStream, SendStream, TunnelConnection, TunnelStream};
 
-use super::respond::{self, error, respond, respond_final};
+use super::respond::{self, error, respond, respond_final, Answered};
 use super::{admit, Admitted, RuleOrigin, Runtime};
 use crate::ingress::Service;
 use crate::origin::OriginStream;
@@ -24,7 +24,7 @@ pub(super) async fn serve_tcp(
     t: TcpRequest,
     send: SendStream,
     recv: RecvStream,
-) {
+) -> Answered {
     let Admitted {
         index: idx,
         rule,
@@ -36,7 +36,7 @@ pub(super) async fn serve_tcp(
     };
     if let (Service::Postgres { .. }, RuleOrigin::Single(single)) = (&rule.service, rule_origin) {
         let mut send = send;
-        respond(&mut send, StreamResponse::Connected).await;
+        let answered = respond(&mut send, StreamResponse::Connected).await;
         let tunnel = TunnelStream::new(send, recv);
         let pg = crate::postgres::PgCtx {
             host: &t.host,
@@ -49,7 +49,7 @@ pub(super) async fn serve_tcp(
             edge_tls: t.client.scheme == "postgres+tls",
         };
         pg.serve(tunnel).await;
-        return;
+        return answered;
     }
     let (mut origin, _outstanding) = match (&rule.service, rule_origin) {
         (Service::Tcp { .. } | Service::Unix { tls: false, .. }, RuleOrigin::Single(single)) => {
@@ -94,7 +94,7 @@ pub(super) async fn serve_tcp(
         }
     }
     let mut send = send;
-    respond(&mut send, StreamResponse::Connected).await;
+    let answered = respond(&mut send, StreamResponse::Connected).await;
     let traffic = Traffic::default();
     let end = copy::splice(
         copy::stream_side(send, recv),
@@ -109,6 +109,7 @@ pub(super) async fn serve_tcp(
         ?end,
         "TCP stream ended"
     );
+    answered
 }
 
 /// Dials a healthy origin of a TCP `pool`, and once more another one if

@@ -42,6 +42,7 @@ impl Api {
                 store.clone(),
                 std::time::Duration::from_secs(3600),
                 crate::audit::OnAuditFailure::Refuse,
+                Default::default(),
             ),
             routes.clone(),
             Default::default(),
@@ -54,6 +55,7 @@ impl Api {
             access,
             routes,
             registry: Registry::new(),
+            metrics: Default::default(),
             token_edges: vec!["127.0.0.1:7844".into(), "127.0.0.2:7844".into()],
             ca_pin: ca_pin(b"ca"),
             route_policy: crate::routes::RoutePolicy {

@@ -109,7 +109,7 @@ const MAX_CSR: usize = 16 * 1024;
 pub(crate) async fn pg_cert(
     ctx: &EdgeCtx,
     req: Request<Incoming>,
-    mut session: Session,
+    session: &mut Session,
 ) -> Result<Response<BoxBody>, EdgeFailure> {
     use http_body_util::BodyExt;
     if req.method() != hyper::Method::POST {

@@ -74,12 +74,18 @@ async fn serve(
     let mut session = Session::identify(ctx, front, host.clone(), client)
         .map_err(|f| EdgeFailure::from_failure(f, &host))?;
     match path.as_str() {
-        edge_paths::PG_CERT_PATH => return edge_paths::pg_cert(ctx, req, session).await,
-        edge_paths::WHOAMI_PATH => return edge_paths::whoami(ctx, &req, &session),
+        edge_paths::PG_CERT_PATH => {
+            let answer = edge_paths::pg_cert(ctx, req, &mut session).await;
+            return settle(&mut session, answer);
+        }
+        edge_paths::WHOAMI_PATH => {
+            let answer = edge_paths::whoami(ctx, &req, &session);
+            return settle(&mut session, answer);
+        }
         _ => {}
     }
     if let Some(resp) = edge_paths::serve(ctx, &req, &host, &path, client).await {
-        return Ok(resp);
+        return settle(&mut session, Ok(resp));
     }
     let presented = Presented::Headers {
         headers: req.headers(),
@@ -112,8 +118,22 @@ async fn serve(
     } else {
         let has_body = !req.body().is_end_stream();
         let head = headers::head(&req, &host, client, has_body, false, assertion);
-        proxy_http(ctx, req, session, StreamRequest::Http(head), has_body).await
+        let answer = proxy_http(ctx, req, &mut session, StreamRequest::Http(head), has_body).await;
+        settle(&mut session, answer)
     }
+}
+
+/// Notes the status a request is answered with on its session (its
+/// outcome in metrics), and hands the answer on.
+fn settle(
+    session: &mut Session,
+    answer: Result<Response<BoxBody>, EdgeFailure>,
+) -> Result<Response<BoxBody>, EdgeFailure> {
+    session.answered(match &answer {
+        Ok(resp) => resp.status().as_u16(),
+        Err(f) => f.status().as_u16(),
+    });
+    answer
 }
 
 /// Whether a request may be sent twice: safe methods, no body.
@@ -128,7 +148,7 @@ pub(crate) fn idempotent(method: &hyper::Method) -> bool {
 async fn proxy_http(
     ctx: &EdgeCtx,
     req: Request<Incoming>,
-    mut session: Session,
+    session: &mut Session,
     header: StreamRequest,
     has_body: bool,
 ) -> Result<Response<BoxBody>, EdgeFailure> {
@@ -143,13 +163,18 @@ async fn proxy_http(
         // Request body goes up while the response comes down (gRPC
         // streams both ways at once).
         let body = req.into_body();
+        let sent = session.bytes_counter("to_origin");
         tokio::spawn(async move {
-            if let Err(e) = send_body(body, &mut send).await {
-                tracing::debug!(error = %e, "request body not fully sent");
-                send.reset(ResetCode::BodyIncomplete);
-                return;
+            match send_body(body, &mut send).await {
+                Ok(n) => {
+                    sent.inc_by(n);
+                    let _ = send.finish();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "request body not fully sent");
+                    send.reset(ResetCode::BodyIncomplete);
+                }
             }
-            let _ = send.finish();
         });
         let answer = ctx.upstream.answer(&mut recv).await.map_err(failed)?;
         (answer, recv, guard)
@@ -172,10 +197,13 @@ async fn proxy_http(
             what: "an HTTP request with a non-HTTP response",
         }));
     };
-    let body = recv_body(Guarded {
-        inner: recv,
-        _guard: guard,
-    });
+    let body = counted(
+        recv_body(Guarded {
+            inner: recv,
+            _guard: guard,
+        }),
+        session.bytes_counter("to_client"),
+    );
     headers::response(h.status, h.headers, body, false)
 }
 
@@ -201,21 +229,27 @@ async fn proxy_upgrade(
         .await
         .map_err(|f| EdgeFailure::from_failure(f, &host))?;
     let StreamResponse::Http(h) = answer else {
-        return Err(EdgeFailure::from_upstream(
+        let failure = EdgeFailure::from_upstream(
             UpstreamError::UnexpectedAnswer {
                 what: "an upgrade with a non-HTTP response",
             },
             host,
-        ));
+        );
+        session.answered(failure.status().as_u16());
+        return Err(failure);
     };
+    session.answered(h.status);
     if h.status != 101 {
         // The origin declined the upgrade; its answer has a body.
         let mut send = send;
         let _ = send.finish();
-        let body = recv_body(Guarded {
-            inner: recv,
-            _guard: guard,
-        });
+        let body = counted(
+            recv_body(Guarded {
+                inner: recv,
+                _guard: guard,
+            }),
+            session.bytes_counter("to_client"),
+        );
         return headers::response(h.status, h.headers, body, false);
     }
     // A WebSocket lives as long as its grant does.
@@ -232,6 +266,18 @@ async fn proxy_upgrade(
         }
     });
     headers::response(101, h.headers, warren_transport::body::empty(), true)
+}
+
+/// A body whose data bytes are counted into `counter` as they pass.
+fn counted(body: BoxBody, counter: prometheus_client::metrics::counter::Counter) -> BoxBody {
+    use http_body_util::BodyExt;
+    body.map_frame(move |frame| {
+        if let Some(data) = frame.data_ref() {
+            counter.inc_by(data.len() as u64);
+        }
+        frame
+    })
+    .boxed_unsync()
 }
 
 /// A stream reader that keeps its connection's outstanding-stream count

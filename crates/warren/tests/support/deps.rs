@@ -33,15 +33,19 @@ pub enum Dep {
     Oidc,
     /// python3 (edits or reads the edge's SQLite file).
     Python3,
+    /// The `prometheus_client` Python package, whose OpenMetrics parser
+    /// reads what `/metrics` serves.
+    PromClient,
 }
 
 impl Dep {
-    pub const ALL: [Dep; 5] = [
+    pub const ALL: [Dep; 6] = [
         Dep::Curl,
         Dep::Postgres,
         Dep::Pgbench,
         Dep::Oidc,
         Dep::Python3,
+        Dep::PromClient,
     ];
 
     /// The name used in `WARREN_TEST_PRETEND_MISSING` and in messages.
@@ -52,6 +56,7 @@ impl Dep {
             Dep::Pgbench => "pgbench",
             Dep::Oidc => "oidc",
             Dep::Python3 => "python3",
+            Dep::PromClient => "prometheus_client",
         }
     }
 
@@ -63,6 +68,7 @@ impl Dep {
             Dep::Pgbench => "warren_missing_pgbench",
             Dep::Oidc => "warren_missing_oidc",
             Dep::Python3 => "warren_missing_python3",
+            Dep::PromClient => "warren_missing_prometheus_client",
         }
     }
 
@@ -77,6 +83,9 @@ impl Dep {
                 "install them with scripts/test-deps.sh (Chromium, and npm ci in tests/fixtures/oidc; needs Node.js 20+)"
             }
             Dep::Python3 => "install it with .ci/run (apt-get install python3)",
+            Dep::PromClient => {
+                "install it with scripts/test-deps.sh (pip install into tests/fixtures/metrics/site)"
+            }
         }
     }
 
@@ -91,6 +100,14 @@ impl Dep {
             Dep::Curl => Ok(vec![tool("curl")?]),
             Dep::Python3 => Ok(vec![tool("python3")?]),
             Dep::Pgbench => Ok(vec![tool("pgbench")?]),
+            Dep::PromClient => {
+                let parser = metrics_fixtures(manifest_dir)
+                    .join("site/prometheus_client/openmetrics/parser.py");
+                if !parser.is_file() {
+                    return Err(format!("{} is not installed", parser.display()));
+                }
+                Ok(vec![tool("python3")?, parser])
+            }
             Dep::Postgres => {
                 let bin = postgres_bin_dir().ok_or(
                     "no PostgreSQL server binaries (initdb and pg_ctl on PATH or in /usr/lib/postgresql/*/bin)",
@@ -127,6 +144,7 @@ impl Dep {
         match self {
             Dep::Postgres => dirs.push(PathBuf::from("/usr/lib/postgresql")),
             Dep::Oidc => dirs.push(oidc_fixtures(manifest_dir)),
+            Dep::PromClient => dirs.push(metrics_fixtures(manifest_dir)),
             _ => {}
         }
         dirs.retain(|d| d.is_dir());
@@ -190,6 +208,13 @@ pub fn oidc_fixtures(manifest_dir: &Path) -> PathBuf {
     // crates/warren → the workspace root.
     let root = manifest_dir.ancestors().nth(2).unwrap_or(manifest_dir);
     root.join("tests/fixtures/oidc")
+}
+
+/// Where the metrics tests' parser lives (`parse.py`, and the
+/// `prometheus_client` package installed beside it in `site/`).
+pub fn metrics_fixtures(manifest_dir: &Path) -> PathBuf {
+    let root = manifest_dir.ancestors().nth(2).unwrap_or(manifest_dir);
+    root.join("tests/fixtures/metrics")
 }
 
 /// Panics, saying what is missing and how to install it, unless `dep` is

@@ -227,6 +227,7 @@ impl InProcConnector {
             dial_timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(1),
             quic,
+            metrics: None,
         };
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();

@@ -485,3 +485,30 @@ fn billion_laughs_is_bounded() {
     let e = err(&text);
     assert!(e.starts_with("the config file is not valid YAML: "), "{e}");
 }
+
+#[test]
+fn metrics_address() {
+    let with = |m: &str| format!("metrics: {m}\ningress:\n  - service: http_status:404\n");
+    assert_eq!(
+        ok(&with("localhost:2000")).metrics,
+        Some("127.0.0.1:2000".parse().unwrap())
+    );
+    assert_eq!(
+        ok(&with("0.0.0.0:2000")).metrics,
+        Some("0.0.0.0:2000".parse().unwrap())
+    );
+    assert_eq!(
+        ok(&with("\"[::1]:9100\"")).metrics,
+        Some("[::1]:9100".parse().unwrap())
+    );
+    assert_eq!(ok("ingress:\n  - service: http_status:404\n").metrics, None);
+    assert_eq!(
+        err(&with("2000")),
+        "the config's `metrics: 2000` is not an address to listen on (it has no port); write it \
+         as HOST:PORT, such as `metrics: localhost:2000`"
+    );
+    assert!(
+        err(&with("metrics.internal:2000")).contains("the host must be an IP address or localhost")
+    );
+    assert!(err(&with("localhost:99999")).contains("the port is not a number"));
+}

@@ -81,7 +81,10 @@ fn path_only_and_wildcard_catch_all_rules() {
 
 #[test]
 fn find_on_hand_built_config_never_panics() {
-    let empty = IngressConfig { rules: vec![] };
+    let empty = IngressConfig {
+        rules: vec![],
+        metrics: None,
+    };
     let (index, rule) = empty.find("a.example.com", "/");
     assert_eq!(index, 0);
     assert_eq!(rule.service, Service::HttpStatus(404));
