@@ -14,7 +14,8 @@
 //! | GET | `/v1/tunnels/{name_or_id}` | tunnel plus `routes` |
 //! | DELETE | `/v1/tunnels/{name_or_id}` | 204 |
 //! | GET | `/v1/tunnels/{name_or_id}/token` | `{"token"}` |
-//! | POST | `/v1/tunnels/{name_or_id}/rotate-secret` | `{"token"}` (new) |
+//! | POST | `/v1/tunnels/{name_or_id}/rotate-secret?grace_seconds=N` | `{"token"}` (new); the replaced secret keeps working for N s (default 86400, at most 30 days, 0: not at all) |
+//! | POST | `/v1/tunnels/{name_or_id}/revoke-old-secret` | `{"revoked", "closed_connections"}`: the replaced secret stops working now |
 //! | POST | `/v1/routes` `{"tunnel","hostname"}`, or `{"hostname","steering","tunnels":[{"tunnel","weight"}]}` | 201 route |
 //! | GET | `/v1/routes` | routes |
 //! | DELETE | `/v1/routes/{hostname}` | 204 |
@@ -101,6 +102,10 @@ pub(crate) fn router(state: AdminState, body_timeout: Duration) -> Router {
         .route(
             "/v1/tunnels/{tunnel}/rotate-secret",
             post(tokens::rotate_secret),
+        )
+        .route(
+            "/v1/tunnels/{tunnel}/revoke-old-secret",
+            post(tokens::revoke_previous_secret),
         )
         .route(
             "/v1/routes",

@@ -32,6 +32,9 @@ pub(crate) struct TunnelConn {
     pub edge_addr: SocketAddr,
     /// Unix seconds.
     pub connected_at: u64,
+    /// The secret generation it registered with (the current one, or the
+    /// one before while a rotation's grace window lasts).
+    pub secret_generation: i64,
     pub conn: TunnelConnection,
     outstanding: AtomicUsize,
     draining: AtomicBool,
@@ -50,6 +53,8 @@ pub(crate) struct ConnMeta {
     pub listen: SocketAddr,
     /// Unix seconds.
     pub connected_at: u64,
+    /// See [`TunnelConn::secret_generation`].
+    pub secret_generation: i64,
 }
 
 /// What the admin API shows of a connection.
@@ -64,6 +69,10 @@ pub(crate) struct ConnectionInfo {
     pub connected_at: u64,
     pub outstanding_streams: usize,
     pub draining: bool,
+    /// Registered with a secret that is no longer the tunnel's current
+    /// one (before a rotation, or with the replaced one in its grace
+    /// window): its connector runs an old token.
+    pub previous_secret: bool,
 }
 
 /// Whether a tunnel can serve, from its connections.
@@ -106,6 +115,9 @@ pub(crate) struct ConnectorInfo {
     pub connected_since: u64,
     /// It asked the edge to stop sending it streams.
     pub draining: bool,
+    /// Some of its connections registered with the secret a rotation
+    /// replaced: it still runs the old token.
+    pub previous_secret: bool,
 }
 
 /// A tunnel's health: status, how long it has been serving, its connectors.
@@ -132,6 +144,7 @@ impl TunnelConn {
             remote: conn.remote_address(),
             edge_addr: SocketAddr::new(edge_ip, meta.listen.port()),
             connected_at: meta.connected_at,
+            secret_generation: meta.secret_generation,
             conn,
             outstanding: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
@@ -160,7 +173,12 @@ impl TunnelConn {
         !self.is_draining() && !self.conn.is_closed()
     }
 
-    pub(crate) fn info(&self) -> ConnectionInfo {
+    /// Whether it registered with a secret older than `current`.
+    fn on_old_secret(&self, current: i64) -> bool {
+        self.secret_generation < current
+    }
+
+    pub(crate) fn info(&self, current_generation: i64) -> ConnectionInfo {
         ConnectionInfo {
             id: self.id.clone(),
             connector_id: self.connector_id.clone(),
@@ -171,6 +189,7 @@ impl TunnelConn {
             connected_at: self.connected_at,
             outstanding_streams: self.outstanding(),
             draining: self.is_draining(),
+            previous_secret: self.on_old_secret(current_generation),
         }
     }
 }
@@ -279,7 +298,9 @@ impl Registry {
     }
 
     /// Status, uptime and connectors of a tunnel, from its connections.
-    pub(crate) fn health(&self, tunnel_id: &str) -> TunnelHealth {
+    /// The tunnel's health; connections registered with a secret older
+    /// than `current_generation` are marked as on an old secret.
+    pub(crate) fn health(&self, tunnel_id: &str, current_generation: i64) -> TunnelHealth {
         let m = self.inner.read().expect("registry lock");
         let Some(e) = m.get(tunnel_id) else {
             return TunnelHealth {
@@ -304,6 +325,7 @@ impl Registry {
                         connections_configured: c.ha_connections,
                         connected_since: c.connected_at,
                         draining: false,
+                        previous_secret: false,
                     });
                     connectors.last_mut().expect("just pushed")
                 }
@@ -312,6 +334,7 @@ impl Registry {
                 info.connections_up += 1;
             }
             info.draining |= c.is_draining();
+            info.previous_secret |= c.on_old_secret(current_generation);
             info.connected_since = info.connected_since.min(c.connected_at);
             if !info.edge_addrs.contains(&edge) {
                 info.edge_addrs.push(edge);
@@ -327,11 +350,37 @@ impl Registry {
             status,
             up_since: (status != TunnelStatus::Inactive).then_some(e.up_since),
             connectors,
-            connections: e.conns.iter().map(|c| c.info()).collect(),
+            connections: e.conns.iter().map(|c| c.info(current_generation)).collect(),
         }
     }
 
     /// Closes every connection of a tunnel (deleted tunnel, rotated secret).
+    /// Closes the tunnel's connections that registered with a secret older
+    /// than generation `current` (the old secret's grace window was
+    /// ended); how many.
+    pub(crate) fn disconnect_old_secrets(
+        &self,
+        tunnel_id: &str,
+        current: i64,
+        reason: &str,
+    ) -> usize {
+        let mut m = self.inner.write().expect("registry lock");
+        let Some(e) = m.get_mut(tunnel_id) else {
+            return 0;
+        };
+        let (old, kept): (Vec<_>, Vec<_>) =
+            e.conns.drain(..).partition(|c| c.on_old_secret(current));
+        e.conns = kept;
+        if e.conns.is_empty() {
+            m.remove(tunnel_id);
+        }
+        drop(m);
+        for c in &old {
+            c.conn.close(CloseCode::TunnelGone, reason.as_bytes());
+        }
+        old.len()
+    }
+
     pub(crate) fn disconnect_tunnel(&self, tunnel_id: &str, reason: &str) {
         let conns = self
             .inner

@@ -96,13 +96,11 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
             return;
         }
     };
-    let mut check: Option<
-        std::pin::Pin<Box<dyn std::future::Future<Output = RegistrationAnswer> + Send + '_>>,
-    > = None;
+    let mut check: Option<Checking<'_>> = None;
     let mut registered: Option<(Arc<TunnelConn>, Register, String)> = None;
     // The registration being checked, then the id and name it was given.
     let mut pending_reg: Option<Register> = None;
-    let mut accepted_as: Option<(String, String)> = None;
+    let mut accepted_as: Option<(String, String, SecretUsed)> = None;
     let mut control_open = true;
     'driver: loop {
         while let Some(t) = session.poll_transmit(now()) {
@@ -121,7 +119,8 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
                     check = Some(Box::pin(answer_registration(&ctx.store, *reg)));
                 }
                 EdgeEvent::Registered => {
-                    let (Some(reg), Some((id, name))) = (pending_reg.take(), accepted_as.take())
+                    let (Some(reg), Some((id, name, secret))) =
+                        (pending_reg.take(), accepted_as.take())
                     else {
                         continue;
                     };
@@ -135,6 +134,7 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
                             ha_connections: reg.ha_connections,
                             listen: ctx.listen,
                             connected_at: unix_now(),
+                            secret_generation: secret.generation(),
                         },
                         conn.clone(),
                     ));
@@ -178,10 +178,10 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
                     session.handle_finished(now());
                 }
             },
-            answer = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
+            (answer, secret) = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
                 check = None;
                 if let RegistrationAnswer::Accept { connection_id, tunnel_name } = &answer {
-                    accepted_as = Some((connection_id.clone(), tunnel_name.clone()));
+                    accepted_as = Some((connection_id.clone(), tunnel_name.clone(), secret));
                 }
                 session.handle_answer(now(), answer);
             }
@@ -299,20 +299,29 @@ async fn answer_request(
 
 /// The store check of a registration: the tunnel exists and the secret's
 /// hash matches (constant time).
-async fn answer_registration(store: &Store, reg: Register) -> RegistrationAnswer {
+async fn answer_registration(store: &Store, reg: Register) -> (RegistrationAnswer, SecretUsed) {
     match check(store, &reg).await {
-        Ok(tunnel_name) => RegistrationAnswer::Accept {
-            connection_id: uuid::Uuid::new_v4().to_string(),
-            tunnel_name,
-        },
+        Ok((tunnel_name, used)) => (
+            RegistrationAnswer::Accept {
+                connection_id: uuid::Uuid::new_v4().to_string(),
+                tunnel_name,
+            },
+            used,
+        ),
         Err((code, message)) => {
             tracing::warn!(tunnel_id = %reg.tunnel_id, connector_id = %reg.connector_id, ?code, "refusing connector registration: {message}");
-            RegistrationAnswer::Refuse(Refuse { code, message })
+            (
+                RegistrationAnswer::Refuse(Refuse { code, message }),
+                SecretUsed::Current(0),
+            )
         }
     }
 }
 
-async fn check(store: &Store, reg: &Register) -> Result<String, (RefuseCode, String)> {
+async fn check(
+    store: &Store,
+    reg: &Register,
+) -> Result<(String, SecretUsed), (RefuseCode, String)> {
     let internal = |e: warren_store::StoreError| {
         (
             RefuseCode::Internal,
@@ -333,19 +342,50 @@ async fn check(store: &Store, reg: &Register) -> Result<String, (RefuseCode, Str
         .await
         .map_err(internal)?
         .ok_or_else(unknown)?;
-    let hash = store
-        .tunnel_secret_hash(&tunnel.id)
+    let secrets = store
+        .tunnel_secrets(&tunnel.id)
         .await
         .map_err(internal)?
         .ok_or_else(unknown)?;
-    if !warren_proto::token::verify_secret(&reg.secret, &hash) {
-        return Err((
-            RefuseCode::BadSecret,
-            format!(
-                "the secret in this token does not match tunnel {} (was the secret rotated?); get a fresh token with `warren tunnel token {}`",
-                tunnel.name, tunnel.name
-            ),
-        ));
+    if warren_proto::token::verify_secret(&reg.secret, &secrets.current) {
+        return Ok((tunnel.name, SecretUsed::Current(tunnel.secret_generation)));
     }
-    Ok(tunnel.name)
+    if let Some((previous, until)) = &secrets.previous {
+        if warren_proto::token::verify_secret(&reg.secret, previous) {
+            tracing::warn!(tunnel = %tunnel.name, connector_id = %reg.connector_id, valid_until = until, "a connector registered with the tunnel's previous secret, which stops working when the rotation's grace window ends; give it the new token (`warren tunnel token {}`)", tunnel.name);
+            return Ok((tunnel.name, SecretUsed::Previous(tunnel.secret_generation)));
+        }
+    }
+    Err((
+        RefuseCode::BadSecret,
+        format!(
+            "the secret in this token does not match tunnel {} (was the secret rotated, or the previous one revoked?); get a fresh token with `warren tunnel token {}`",
+            tunnel.name, tunnel.name
+        ),
+    ))
+}
+
+/// The store check of a registration, in progress.
+type Checking<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (RegistrationAnswer, SecretUsed)> + Send + 'a>,
+>;
+
+/// Which of a tunnel's secrets a registration used, by generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SecretUsed {
+    Current(i64),
+    /// The one a rotation replaced, within its grace window.
+    Previous(i64),
+}
+
+impl SecretUsed {
+    /// The generation of that secret.
+    fn generation(self) -> i64 {
+        match self {
+            SecretUsed::Current(g) => g,
+            // A rotation moves on by one: the secret it replaced is the
+            // generation before.
+            SecretUsed::Previous(g) => g - 1,
+        }
+    }
 }

@@ -18,6 +18,27 @@ pub struct Tunnel {
     pub created_at: i64,
 }
 
+/// The secret hashes a registration may match (see
+/// [`Store::tunnel_secrets`]); never serialized.
+pub struct TunnelSecrets {
+    /// SHA-256 of the current secret.
+    pub current: Vec<u8>,
+    /// SHA-256 of the replaced secret and the Unix second its grace window
+    /// ends, while it lasts.
+    pub previous: Option<(Vec<u8>, i64)>,
+}
+
+impl std::fmt::Debug for TunnelSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunnelSecrets")
+            .field("previous_until", &self.previous.as_ref().map(|(_, u)| u))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `secret_hash, previous_secret_hash, previous_valid_until`.
+type SecretsTuple = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
+
 type TunnelTuple = (String, String, i64, i64);
 
 fn tunnel_from((id, name, secret_generation, created_at): TunnelTuple) -> Tunnel {
@@ -137,18 +158,27 @@ impl Store {
     }
 
     /// Replaces a tunnel's secret hash and generation (secret rotation).
+    /// With `previous_until` (Unix seconds) the secret it replaces stays
+    /// valid until then; without, it ends now (as does any older one).
     pub async fn set_tunnel_secret(
         &self,
         id: &str,
         secret_hash: &[u8; 32],
         generation: i64,
+        previous_until: Option<i64>,
     ) -> Result<(), StoreError> {
+        // The right-hand sides read the row as it was: the previous hash
+        // is the one being replaced.
         let done = sqlx::query(
-            "UPDATE tunnels SET secret_hash = ?2, secret_generation = ?3 WHERE id = ?1",
+            "UPDATE tunnels SET secret_hash = ?2, secret_generation = ?3,
+                 previous_secret_hash = CASE WHEN ?4 IS NULL THEN NULL ELSE secret_hash END,
+                 previous_valid_until = ?4
+             WHERE id = ?1",
         )
         .bind(id)
         .bind(&secret_hash[..])
         .bind(generation)
+        .bind(previous_until)
         .execute(&self.pool)
         .await
         .map_err(self.db())?;
@@ -156,6 +186,37 @@ impl Store {
             return Err(StoreError::UnknownTunnel(id.to_owned()));
         }
         Ok(())
+    }
+
+    /// The secrets a registration may use: the current one's hash, and the
+    /// one a rotation replaced while its grace window (Unix seconds) lasts.
+    pub async fn tunnel_secrets(&self, id: &str) -> Result<Option<TunnelSecrets>, StoreError> {
+        let row: Option<SecretsTuple> = sqlx::query_as(
+            "SELECT secret_hash, previous_secret_hash, previous_valid_until FROM tunnels WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(row.map(|(current, previous, until)| TunnelSecrets {
+            current,
+            previous: previous.zip(until).filter(|(_, until)| *until > now()),
+        }))
+    }
+
+    /// Ends the grace window of the secret a rotation replaced, at once.
+    /// `false` if there was none (or no such tunnel).
+    pub async fn revoke_previous_secret(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tunnels SET previous_secret_hash = NULL, previous_valid_until = NULL
+             WHERE id = ?1 AND previous_secret_hash IS NOT NULL AND previous_valid_until > ?2",
+        )
+        .bind(id)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// The stored SHA-256 of a tunnel's current secret.

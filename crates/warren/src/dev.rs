@@ -54,7 +54,7 @@ async fn prepare(dir: &std::path::Path, tunnel_addr: SocketAddr) -> anyhow::Resu
             let t = store.create_tunnel(TUNNEL, &[0u8; 32], 1).await?;
             let secret = secrets.secret(&t.id, 1);
             store
-                .set_tunnel_secret(&t.id, &hash_secret(&secret), 1)
+                .set_tunnel_secret(&t.id, &hash_secret(&secret), 1, None)
                 .await?;
             t
         }

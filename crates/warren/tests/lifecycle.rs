@@ -86,9 +86,12 @@ async fn bad_tokens_stop_the_connector_with_a_sentence() {
         c.proc.logs()
     );
 
-    // Wrong secret: an old token after rotation is refused by the edge.
+    // Wrong secret: an old token after a rotation without a grace window
+    // is refused by the edge.
     let old = edge.tunnel("other", &["other.example.com"]).await;
-    let o = edge.cli(&["tunnel", "rotate-secret", "other"]).await;
+    let o = edge
+        .cli(&["tunnel", "rotate-secret", "other", "--grace", "0s"])
+        .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let mut c = Connector::start(&edge, &old, &["--url", "hello_world"], dir.path());
     assert!(!c.proc.wait_exit().await.success());
@@ -110,6 +113,68 @@ async fn bad_tokens_stop_the_connector_with_a_sentence() {
     // Through all of it the other tunnel kept serving.
     assert_eq!(edge.connections("good").await, 2);
     assert_eq!(edge.curl("good.example.com", "/", &[]).await.status, 200);
+}
+
+#[cfg_attr(
+    warren_missing_curl,
+    ignore = "needs curl; .ci/run installs what is missing"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_keeps_the_old_secret_for_its_grace_window() {
+    let dir = support::temp_dir();
+    let edge = Edge::start(dir.path()).await;
+    let old = edge.tunnel("office", &["office.example.com"]).await;
+    let mut first = Connector::start(&edge, &old, &["--url", "hello_world"], dir.path());
+    edge.wait_connections("office", 2).await;
+
+    let o = edge.cli(&["tunnel", "rotate-secret", "office"]).await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let new = o.stdout.trim().to_owned();
+    assert_ne!(new, old);
+
+    // Within the window a replica still on the old token registers, and
+    // `tunnel info` says which connectors still use it.
+    let mut second = Connector::start(&edge, &old, &["--url", "hello_world"], dir.path());
+    edge.wait_connections("office", 4).await;
+    let current = Connector::start(&edge, &new, &["--url", "hello_world"], dir.path());
+    edge.wait_connections("office", 6).await;
+    let info = support::tunnel_json(&edge, "office").await.unwrap();
+    assert!(
+        info["previous_secret_valid_until"].as_i64().unwrap() > 0,
+        "{info}"
+    );
+    let on_old: Vec<bool> = info["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["previous_secret"].as_bool().unwrap())
+        .collect();
+    assert_eq!(on_old.iter().filter(|o| **o).count(), 2, "{info}");
+    assert_eq!(on_old.len(), 3, "{info}");
+    let text = edge.cli(&["tunnel", "info", "office"]).await.stdout;
+    assert!(
+        text.contains("Previous secret:    accepted until"),
+        "{text}"
+    );
+    assert!(text.contains("previous secret"), "{text}");
+
+    // Revoked: the replicas on the old token are cut off and told why;
+    // the one on the new token serves on.
+    let o = edge
+        .cli(&["tunnel", "rotate-secret", "office", "--revoke-old"])
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("closed 4 connection(s)"), "{}", o.stdout);
+    for c in [&mut first, &mut second] {
+        assert!(!c.proc.wait_exit().await.success());
+        let log = c.proc.logs();
+        assert!(log.contains("does not match tunnel office"), "{log}");
+    }
+    assert_eq!(edge.connections("office").await, 2);
+    assert_eq!(edge.curl("office.example.com", "/", &[]).await.status, 200);
+    let info = support::tunnel_json(&edge, "office").await.unwrap();
+    assert!(info.get("previous_secret_valid_until").is_none(), "{info}");
+    drop(current);
 }
 
 #[cfg_attr(

@@ -259,6 +259,51 @@ async fn rotating_changes_the_secret() {
     assert_eq!(api.token_of("office", "GET", "token").await, new);
     let (_, info) = api.call("GET", "/v1/tunnels/office", None).await;
     assert_eq!(info["secret_generation"], 2);
+
+    // The replaced secret is kept for the grace window (a day unless the
+    // request says otherwise), and ended on request.
+    let kept = api.state.store.tunnel_secrets(&id).await.unwrap().unwrap();
+    let (previous, until) = kept.previous.expect("the old secret is kept for a day");
+    assert!(verify_secret(&old.secret, &previous));
+    assert_eq!(info["previous_secret_valid_until"], until);
+    let (status, answer) = api
+        .call("POST", "/v1/tunnels/office/revoke-old-secret", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["revoked"], true);
+    assert_eq!(answer["closed_connections"], 0);
+    let (_, info) = api.call("GET", "/v1/tunnels/office", None).await;
+    assert!(info.get("previous_secret_valid_until").is_none(), "{info}");
+    let (_, answer) = api
+        .call("POST", "/v1/tunnels/office/revoke-old-secret", None)
+        .await;
+    assert_eq!(answer["revoked"], false);
+
+    // Without a window the old secret ends at once; windows are bounded.
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/tunnels/office/rotate-secret?grace_seconds=0",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let kept = api.state.store.tunnel_secrets(&id).await.unwrap().unwrap();
+    assert!(kept.previous.is_none());
+    for bad in ["grace_seconds=2592001", "grace_seconds=soon"] {
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/v1/tunnels/office/rotate-secret?{bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("grace"),
+            "{answer}"
+        );
+    }
 }
 
 #[tokio::test]

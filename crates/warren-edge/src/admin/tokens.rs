@@ -1,11 +1,14 @@
-//! A tunnel's token (`GET /v1/tunnels/{t}/token`) and secret rotation
-//! (`POST /v1/tunnels/{t}/rotate-secret`). Tokens are never logged and
+//! A tunnel's token (`GET /v1/tunnels/{t}/token`), secret rotation with a
+//! grace window for the replaced secret (`POST
+//! /v1/tunnels/{t}/rotate-secret?grace_seconds=N`) and its early end
+//! (`POST /v1/tunnels/{t}/revoke-old-secret`). Tokens are never logged and
 //! never cached.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::json;
 use warren_proto::token::{hash_secret, verify_secret, TunnelToken};
 use warren_store::Tunnel;
@@ -55,13 +58,43 @@ pub(super) async fn tunnel_token(
     Ok(token_response(state.token(&tunnel).await?))
 }
 
+/// Longest grace window a rotation may give the secret it replaces.
+const MAX_GRACE: u64 = 30 * 24 * 3600;
+
+/// The grace window, when the request does not name one: a day.
+const DEFAULT_GRACE: u64 = 24 * 3600;
+
+#[derive(Deserialize)]
+pub(super) struct RotateParams {
+    /// Seconds the replaced secret keeps working for registrations (0:
+    /// none).
+    grace_seconds: Option<u64>,
+}
+
 /// Moves the tunnel to the next secret generation. Live connections stay
-/// up (they registered with the old secret); new registrations need the
-/// new token.
+/// up; the replaced secret keeps working for new registrations for
+/// `grace_seconds` (default a day), so connectors re-dialling with the old
+/// token are not locked out while the new one is rolled out.
 pub(super) async fn rotate_secret(
     State(state): State<AdminState>,
     Path(key): Path<String>,
+    params: Result<Query<RotateParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
+    let Query(params) = params.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the query is not understood ({e}); give grace_seconds as a number of seconds"),
+        )
+    })?;
+    let grace = params.grace_seconds.unwrap_or(DEFAULT_GRACE);
+    if grace > MAX_GRACE {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a grace window of {grace} s is longer than the 30 days ({MAX_GRACE} s) allowed; give a shorter one"
+            ),
+        ));
+    }
     let mut tunnel = state.find_tunnel(&key).await?;
     let generation = tunnel.secret_generation.checked_add(1).ok_or_else(|| {
         ApiError::new(
@@ -73,11 +106,39 @@ pub(super) async fn rotate_secret(
         )
     })?;
     let secret = state.secrets.secret(&tunnel.id, generation);
+    let until = (grace > 0).then(|| unix_now() + i64::try_from(grace).unwrap_or(i64::MAX));
     state
         .store
-        .set_tunnel_secret(&tunnel.id, &hash_secret(&secret), generation)
+        .set_tunnel_secret(&tunnel.id, &hash_secret(&secret), generation, until)
         .await?;
     tunnel.secret_generation = generation;
-    tracing::info!(tunnel = %tunnel.name, id = %tunnel.id, generation, "tunnel secret rotated");
+    tracing::info!(tunnel = %tunnel.name, id = %tunnel.id, generation, grace_seconds = grace, "tunnel secret rotated");
     Ok(token_response(state.token(&tunnel).await?))
+}
+
+/// Ends the grace window of the secret the last rotation replaced, at
+/// once: registrations with it are refused from now on, and connections
+/// that registered with it are closed (their connectors re-dial and are
+/// refused until they get the new token).
+pub(super) async fn revoke_previous_secret(
+    State(state): State<AdminState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let tunnel = state.find_tunnel(&key).await?;
+    let revoked = state.store.revoke_previous_secret(&tunnel.id).await?;
+    let closed = state.registry.disconnect_old_secrets(
+        &tunnel.id,
+        tunnel.secret_generation,
+        "the tunnel's previous secret was revoked",
+    );
+    tracing::info!(tunnel = %tunnel.name, id = %tunnel.id, revoked, closed_connections = closed, "revoked the tunnel's previous secret");
+    Ok(Json(
+        json!({ "revoked": revoked, "closed_connections": closed }),
+    ))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -30,17 +30,22 @@ pub(super) struct TunnelView {
     /// Hostnames routed to the tunnel (single-tunnel answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     routes: Option<Vec<String>>,
+    /// Unix seconds: until when the secret the last rotation replaced is
+    /// still accepted (single-tunnel answers only, while it is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_valid_until: Option<i64>,
 }
 
 impl AdminState {
     pub(super) fn view(&self, tunnel: Tunnel) -> TunnelView {
-        let health = self.registry.health(&tunnel.id);
+        let health = self.registry.health(&tunnel.id, tunnel.secret_generation);
         TunnelView {
             status: health.status.as_str(),
             up_since: health.up_since,
             connectors: health.connectors,
             connections: health.connections,
             routes: None,
+            previous_secret_valid_until: None,
             tunnel,
         }
     }
@@ -94,8 +99,15 @@ pub(super) async fn tunnel_info(
         .filter(|r| r.tunnels.iter().any(|m| m.tunnel_id == tunnel.id))
         .map(|r| r.hostname)
         .collect();
+    let previous = state
+        .store
+        .tunnel_secrets(&tunnel.id)
+        .await?
+        .and_then(|s| s.previous)
+        .map(|(_, until)| until);
     let mut view = state.view(tunnel);
     view.routes = Some(routes);
+    view.previous_secret_valid_until = previous;
     Ok(Json(view))
 }
 

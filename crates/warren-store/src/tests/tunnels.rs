@@ -79,7 +79,7 @@ async fn create_with_hashes_a_secret_derived_from_the_new_id() {
 async fn rotates_secret() {
     let (_dir, s) = store().await;
     let t = s.create_tunnel("office", &H1, 1).await.unwrap();
-    s.set_tunnel_secret(&t.id, &H2, 2).await.unwrap();
+    s.set_tunnel_secret(&t.id, &H2, 2, None).await.unwrap();
     assert_eq!(
         s.tunnel_secret_hash(&t.id).await.unwrap().unwrap(),
         H2.to_vec()
@@ -93,7 +93,66 @@ async fn rotates_secret() {
         2
     );
     assert!(matches!(
-        s.set_tunnel_secret("missing", &H2, 2).await,
+        s.set_tunnel_secret("missing", &H2, 2, None).await,
         Err(StoreError::UnknownTunnel(_))
     ));
+}
+
+#[tokio::test]
+async fn a_rotation_keeps_the_replaced_secret_for_its_grace_window() {
+    let (_dir, s) = store().await;
+    let t = s.create_tunnel("office", &H1, 1).await.unwrap();
+    let fresh = s.tunnel_secrets(&t.id).await.unwrap().unwrap();
+    assert_eq!(fresh.current, H1.to_vec());
+    assert!(fresh.previous.is_none());
+
+    let until = crate::store::now() + 3600;
+    s.set_tunnel_secret(&t.id, &H2, 2, Some(until))
+        .await
+        .unwrap();
+    let both = s.tunnel_secrets(&t.id).await.unwrap().unwrap();
+    assert_eq!(both.current, H2.to_vec());
+    assert_eq!(both.previous, Some((H1.to_vec(), until)));
+    assert!(
+        !format!("{both:?}").contains("current"),
+        "hashes stay out of Debug"
+    );
+
+    // A window already over counts as none.
+    s.set_tunnel_secret(&t.id, &H1, 3, Some(crate::store::now() - 1))
+        .await
+        .unwrap();
+    assert!(s
+        .tunnel_secrets(&t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .previous
+        .is_none());
+    assert!(!s.revoke_previous_secret(&t.id).await.unwrap());
+
+    // Revoked at once; a rotation without a window ends the old one too.
+    s.set_tunnel_secret(&t.id, &H2, 4, Some(until))
+        .await
+        .unwrap();
+    assert!(s.revoke_previous_secret(&t.id).await.unwrap());
+    assert!(s
+        .tunnel_secrets(&t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .previous
+        .is_none());
+    s.set_tunnel_secret(&t.id, &H1, 5, Some(until))
+        .await
+        .unwrap();
+    s.set_tunnel_secret(&t.id, &H2, 6, None).await.unwrap();
+    assert!(s
+        .tunnel_secrets(&t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .previous
+        .is_none());
+    assert!(s.tunnel_secrets("missing").await.unwrap().is_none());
 }

@@ -96,11 +96,21 @@ pub(crate) enum TunnelAdminCmd {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Give a tunnel a new secret and print its new token; connected
-    /// connectors stay up, new connections need the new token.
+    /// Give a tunnel a new secret and print its new token. Connected
+    /// connectors stay up, and the old token keeps working for new
+    /// connections during --grace, so replicas can be moved over one by one;
+    /// `--revoke-old` ends that window now instead.
     RotateSecret {
         /// Tunnel name or id.
         name: String,
+        /// How long the replaced secret keeps working (0s: not at all; at
+        /// most 30 days).
+        #[arg(long, default_value = "24h", value_parser = crate::duration, conflicts_with = "revoke_old")]
+        grace: Duration,
+        /// Do not rotate: end the grace window of the last rotation now,
+        /// closing the connections that still use the old secret.
+        #[arg(long)]
+        revoke_old: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -215,8 +225,31 @@ pub(crate) async fn run(cmd: TunnelAdminCmd) -> anyhow::Result<()> {
             let v = ApiClient::new(&api)?.call(Method::GET, &path, None).await?;
             format!("{}\n", parse::<TokenView>(&v)?.token)
         }
-        TunnelAdminCmd::RotateSecret { name, api } => {
-            let path = format!("/v1/tunnels/{}/rotate-secret", encode_segment(&name));
+        TunnelAdminCmd::RotateSecret {
+            name,
+            revoke_old: true,
+            api,
+            ..
+        } => {
+            let path = format!("/v1/tunnels/{}/revoke-old-secret", encode_segment(&name));
+            let v = ApiClient::new(&api)?
+                .call(Method::POST, &path, None)
+                .await?;
+            match (v["revoked"].as_bool(), v["closed_connections"].as_u64()) {
+                (Some(true), Some(n)) => format!(
+                    "The previous secret of {name} no longer works; closed {n} connection(s) that still used it\n"
+                ),
+                _ => format!("Tunnel {name} had no previous secret in a grace window; nothing changed\n"),
+            }
+        }
+        TunnelAdminCmd::RotateSecret {
+            name, grace, api, ..
+        } => {
+            let path = format!(
+                "/v1/tunnels/{}/rotate-secret?grace_seconds={}",
+                encode_segment(&name),
+                grace.as_secs()
+            );
             let v = ApiClient::new(&api)?
                 .call(Method::POST, &path, None)
                 .await?;
@@ -450,12 +483,14 @@ mod tests {
                     connections_configured: 4,
                     connected_since: 0,
                     draining: false,
+                    previous_secret: false,
                 }]
             } else {
                 vec![]
             },
             connections: (0..conns).map(|_| Value::Null).collect(),
             routes: vec![],
+            previous_secret_valid_until: None,
         };
         let text = tunnels_text(&[t("office", 2), t("a-much-longer-name", 0)], 60);
         let lines: Vec<&str> = text.lines().collect();

@@ -28,6 +28,8 @@ pub(super) struct TunnelView {
     pub(super) connections: Vec<Value>,
     #[serde(default)]
     pub(super) routes: Vec<String>,
+    #[serde(default)]
+    pub(super) previous_secret_valid_until: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +49,8 @@ pub(super) struct ConnectorView {
     pub(super) connected_since: i64,
     #[serde(default)]
     pub(super) draining: bool,
+    #[serde(default)]
+    pub(super) previous_secret: bool,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +177,15 @@ pub(super) fn info_text(t: &TunnelView, now: i64) -> String {
         ago(now, t.created_at)
     );
     let _ = writeln!(s, "Secret generation:  {}", t.secret_generation);
+    if let Some(until) = t.previous_secret_valid_until {
+        let _ = writeln!(
+            s,
+            "Previous secret:    accepted until {} ({} left); end it now with `warren tunnel rotate-secret {} --revoke-old`",
+            timestamp(until),
+            left(now, until),
+            t.name
+        );
+    }
     if t.routes.is_empty() {
         let _ = writeln!(
             s,
@@ -201,10 +214,15 @@ pub(super) fn info_text(t: &TunnelView, now: i64) -> String {
                 c.source_ip.clone(),
                 c.edge_addrs.join(","),
                 format!(
-                    "{}/{}{}",
+                    "{}/{}{}{}",
                     c.connections_up,
                     c.connections_configured,
-                    if c.draining { ", draining" } else { "" }
+                    if c.draining { ", draining" } else { "" },
+                    if c.previous_secret {
+                        ", previous secret"
+                    } else {
+                        ""
+                    }
                 ),
                 format!(
                     "{} ({})",
@@ -315,11 +333,20 @@ pub(super) fn timestamp(secs: i64) -> String {
 
 /// A rough age: `5s ago`, `3m ago`, `2h 5m ago`, `4d 1h ago`.
 pub(super) fn ago(now: i64, then: i64) -> String {
-    let d = now.saturating_sub(then).max(0);
+    format!("{} ago", span(now.saturating_sub(then)))
+}
+
+/// How long until `then` (`5m`, `23h 59m`).
+pub(super) fn left(now: i64, then: i64) -> String {
+    span(then.saturating_sub(now))
+}
+
+fn span(d: i64) -> String {
+    let d = d.max(0);
     match d {
-        0..60 => format!("{d}s ago"),
-        60..3600 => format!("{}m ago", d / 60),
-        3600..86_400 => format!("{}h {}m ago", d / 3600, d % 3600 / 60),
-        _ => format!("{}d {}h ago", d / 86_400, d % 86_400 / 3600),
+        0..60 => format!("{d}s"),
+        60..3600 => format!("{}m", d / 60),
+        3600..86_400 => format!("{}h {}m", d / 3600, d % 3600 / 60),
+        _ => format!("{}d {}h", d / 86_400, d % 86_400 / 3600),
     }
 }

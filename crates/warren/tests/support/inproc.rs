@@ -156,7 +156,7 @@ async fn prepare(dir: &Path, hosts: &[&str], tunnel_addr: SocketAddr) -> TunnelT
     let t = store.create_tunnel("office", &[0u8; 32], 1).await.unwrap();
     let secret = secrets.secret(&t.id, 1);
     store
-        .set_tunnel_secret(&t.id, &hash_secret(&secret), 1)
+        .set_tunnel_secret(&t.id, &hash_secret(&secret), 1, None)
         .await
         .unwrap();
     for h in hosts {
