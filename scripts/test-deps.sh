@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need besides Rust: Debian's Chromium, the
 # Prometheus project's Python client from PyPI (its OpenMetrics parser reads
-# /metrics),
+# /metrics), the Kubernetes API schemas (kubernetes-validate, for deploy/),
 # and the Node packages of tests/fixtures/oidc (OIDC provider + browser driver).
 # Idempotent: a second run does nothing.
 set -euo pipefail
@@ -38,6 +38,20 @@ else
   python3 -m pip install --quiet --disable-pip-version-check --no-deps \
     --target "$metrics_site" "prometheus-client==$prom_version" 2>&1 | grep -v "Running pip as the 'root' user" || true
   [ -f "$metrics_site/prometheus_client/openmetrics/parser.py" ] || { echo "test-deps: installing prometheus-client failed" >&2; exit 1; }
+fi
+
+# The Kubernetes API schemas the deploy/kubernetes manifests are checked
+# against (tests/deploy.rs), the same way.
+deploy_site="$root/tests/fixtures/deploy/site"
+kv_version=1.37.0
+if [ -f "$deploy_site/kubernetes_validate-$kv_version.dist-info/METADATA" ]; then
+  echo "test-deps: kubernetes-validate $kv_version present in tests/fixtures/deploy/site"
+else
+  echo "test-deps: pip install kubernetes-validate==$kv_version into tests/fixtures/deploy/site"
+  rm -rf "$deploy_site"
+  python3 -m pip install --quiet --disable-pip-version-check \
+    --target "$deploy_site" "kubernetes-validate==$kv_version" 2>&1 | grep -v "Running pip as the 'root' user" || true
+  [ -f "$deploy_site/kubernetes_validate/__init__.py" ] || { echo "test-deps: installing kubernetes-validate failed" >&2; exit 1; }
 fi
 
 command -v npm >/dev/null 2>&1 || { echo "test-deps: npm not found (install Node.js 20+)" >&2; exit 1; }

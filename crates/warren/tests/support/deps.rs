@@ -36,16 +36,23 @@ pub enum Dep {
     /// The `prometheus_client` Python package, whose OpenMetrics parser
     /// reads what `/metrics` serves.
     PromClient,
+    /// The `kubernetes-validate` Python package (the Kubernetes API's
+    /// schemas), for `deploy/kubernetes`.
+    KubeValidate,
+    /// `systemd-analyze`, for `deploy/systemd`.
+    SystemdAnalyze,
 }
 
 impl Dep {
-    pub const ALL: [Dep; 6] = [
+    pub const ALL: [Dep; 8] = [
         Dep::Curl,
         Dep::Postgres,
         Dep::Pgbench,
         Dep::Oidc,
         Dep::Python3,
         Dep::PromClient,
+        Dep::KubeValidate,
+        Dep::SystemdAnalyze,
     ];
 
     /// The name used in `WARREN_TEST_PRETEND_MISSING` and in messages.
@@ -57,6 +64,8 @@ impl Dep {
             Dep::Oidc => "oidc",
             Dep::Python3 => "python3",
             Dep::PromClient => "prometheus_client",
+            Dep::KubeValidate => "kubernetes-validate",
+            Dep::SystemdAnalyze => "systemd-analyze",
         }
     }
 
@@ -69,6 +78,8 @@ impl Dep {
             Dep::Oidc => "warren_missing_oidc",
             Dep::Python3 => "warren_missing_python3",
             Dep::PromClient => "warren_missing_prometheus_client",
+            Dep::KubeValidate => "warren_missing_kubernetes_validate",
+            Dep::SystemdAnalyze => "warren_missing_systemd_analyze",
         }
     }
 
@@ -86,6 +97,10 @@ impl Dep {
             Dep::PromClient => {
                 "install it with scripts/test-deps.sh (pip install into tests/fixtures/metrics/site)"
             }
+            Dep::KubeValidate => {
+                "install it with scripts/test-deps.sh (pip install into tests/fixtures/deploy/site)"
+            }
+            Dep::SystemdAnalyze => "install it with .ci/run (apt-get install systemd)",
         }
     }
 
@@ -100,6 +115,15 @@ impl Dep {
             Dep::Curl => Ok(vec![tool("curl")?]),
             Dep::Python3 => Ok(vec![tool("python3")?]),
             Dep::Pgbench => Ok(vec![tool("pgbench")?]),
+            Dep::SystemdAnalyze => Ok(vec![tool("systemd-analyze")?]),
+            Dep::KubeValidate => {
+                let module =
+                    deploy_fixtures(manifest_dir).join("site/kubernetes_validate/__init__.py");
+                if !module.is_file() {
+                    return Err(format!("{} is not installed", module.display()));
+                }
+                Ok(vec![tool("python3")?, module])
+            }
             Dep::PromClient => {
                 let parser = metrics_fixtures(manifest_dir)
                     .join("site/prometheus_client/openmetrics/parser.py");
@@ -145,6 +169,7 @@ impl Dep {
             Dep::Postgres => dirs.push(PathBuf::from("/usr/lib/postgresql")),
             Dep::Oidc => dirs.push(oidc_fixtures(manifest_dir)),
             Dep::PromClient => dirs.push(metrics_fixtures(manifest_dir)),
+            Dep::KubeValidate => dirs.push(deploy_fixtures(manifest_dir)),
             _ => {}
         }
         dirs.retain(|d| d.is_dir());
@@ -215,6 +240,12 @@ pub fn oidc_fixtures(manifest_dir: &Path) -> PathBuf {
 pub fn metrics_fixtures(manifest_dir: &Path) -> PathBuf {
     let root = manifest_dir.ancestors().nth(2).unwrap_or(manifest_dir);
     root.join("tests/fixtures/metrics")
+}
+
+/// Where the deployment tests' validator is installed (`site/`).
+pub fn deploy_fixtures(manifest_dir: &Path) -> PathBuf {
+    let root = manifest_dir.ancestors().nth(2).unwrap_or(manifest_dir);
+    root.join("tests/fixtures/deploy")
 }
 
 /// Panics, saying what is missing and how to install it, unless `dep` is
