@@ -36,6 +36,7 @@ const ENDPOINTS: &[(Method, &str)] = &[
     (Method::POST, "/v1/access/idps"),
     (Method::POST, "/v1/access/sessions/revoke"),
     (Method::PATCH, "/v1/routes/app.example.com"),
+    (Method::PUT, "/v1/tunnels/t1/ingress"),
 ];
 
 /// Service tokens cannot be deleted through the API, and every access
@@ -197,8 +198,9 @@ async fn undo(api: &AdminApi, i: usize, answer: &Value) {
             create_app(api).await;
         }
         6 => delete(api, &format!("/v1/access/idps/{}", field("name"))).await,
-        // Service tokens stay (see INPUTS_PER_STORE); revoking sessions
-        // and a route's public flag change nothing the next input needs.
+        // Service tokens stay (see INPUTS_PER_STORE); revoking sessions,
+        // a route's public flag and a stored config (no connector runs
+        // it) change nothing the next input needs.
         _ => {}
     }
 }

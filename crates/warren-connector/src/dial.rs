@@ -21,6 +21,7 @@ use warren_transport::{ConnectionError, RecvStream, SendStream, TunnelConnection
 
 use crate::ingress::IngressConfig;
 use crate::metrics::ConnectorMetrics;
+use crate::serve::config::ConfigSlot;
 use crate::serve::{serve_stream, Runtime};
 
 /// Where the ingress rules come from.
@@ -30,6 +31,9 @@ pub enum IngressSource {
     File(PathBuf),
     /// `--url`: one catch-all rule.
     Url(String),
+    /// Neither: the tunnel's config stored at the edge, pushed to the
+    /// connector after it registers and on every change.
+    Remote,
 }
 
 /// Everything a connector needs.
@@ -134,6 +138,8 @@ struct Shared {
     connector_id: String,
     endpoint: QuicDialer,
     runtime: watch::Receiver<Arc<Runtime>>,
+    /// Applies the edge's config pushes (or says they are ignored).
+    config: Arc<ConfigSlot>,
     fatal: mpsc::Sender<String>,
     /// Registered connections right now.
     status: watch::Sender<usize>,
@@ -151,6 +157,7 @@ fn load_runtime(
             p.parent().map(PathBuf::from).unwrap_or_default(),
         ),
         IngressSource::Url(u) => (IngressConfig::single(u)?, PathBuf::from(".")),
+        IngressSource::Remote => return Ok(Runtime::awaiting_remote(metrics)),
     };
     Ok(Runtime::new(ingress, &base, metrics)?)
 }
@@ -222,6 +229,13 @@ pub async fn run_with_status(
         None => None,
     };
     let (rt_tx, rt_rx) = watch::channel(Arc::new(runtime));
+    let rt_tx = Arc::new(rt_tx);
+    let config = Arc::new(ConfigSlot::new(
+        rt_tx.clone(),
+        matches!(cfg.ingress, IngressSource::Remote),
+        cfg.max_config_bytes,
+        metrics.clone(),
+    ));
 
     let trust = match &cfg.ca_cert {
         Some(p) => Trust::Roots(Arc::new(warren_transport::tls::roots_from_file(p)?)),
@@ -236,6 +250,7 @@ pub async fn run_with_status(
         cfg: cfg.clone(),
         endpoint: endpoint.clone(),
         runtime: rt_rx,
+        config,
         fatal: fatal_tx,
         status,
         metrics: metrics.clone(),
@@ -268,6 +283,7 @@ pub async fn run_with_status(
                         }
                     },
                     IngressSource::Url(_) => tracing::info!("nothing to reload: the ingress comes from --url"),
+                    IngressSource::Remote => tracing::info!("nothing to reload: the ingress is the config stored at the edge, which pushes every change"),
                 },
                 Some(Signal::Shutdown) | None => break Ok(()),
             },
@@ -582,6 +598,7 @@ async fn serve_connection(
                         }
                         Admission::Serve(id) => {
                             let rt = shared.runtime.borrow().clone();
+                            let slot = shared.config.clone();
                             let conn = conn.clone();
                             // A stream stays in flight until the edge has
                             // acknowledged its last byte: closing the
@@ -589,7 +606,7 @@ async fn serve_connection(
                             // would discard the tail of a response that was
                             // already written.
                             tokio::spawn(async move {
-                                serve_stream(rt, conn, send, recv).await;
+                                serve_stream(rt, slot, conn, send, recv).await;
                                 let _ = tokio::time::timeout(DELIVERY_WAIT, delivered).await;
                                 let _ = done.send(id).await;
                             });

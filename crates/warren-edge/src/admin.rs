@@ -15,6 +15,8 @@
 //! | DELETE | `/v1/tunnels/{name_or_id}` | 204 |
 //! | GET | `/v1/tunnels/{name_or_id}/token` | `{"token"}` |
 //! | POST | `/v1/tunnels/{name_or_id}/rotate-secret?grace_seconds=N` | `{"token"}` (new); the replaced secret keeps working for N s (default 86400, at most 30 days, 0: not at all) |
+//! | PUT | `/v1/tunnels/{name_or_id}/ingress` `{"config": "<YAML>"}` | `{"version", "warnings", "connections": [{"connector_id", "conn_index", "applied", "message"}]}`: validated, stored, pushed to every live connection |
+//! | GET | `/v1/tunnels/{name_or_id}/ingress` | `{"version", "updated_at", "config"}` |
 //! | POST | `/v1/tunnels/{name_or_id}/revoke-old-secret` | `{"revoked", "closed_connections"}`: the replaced secret stops working now |
 //! | POST | `/v1/routes` `{"tunnel","hostname"}`, or `{"hostname","steering","tunnels":[{"tunnel","weight"}]}` | 201 route |
 //! | GET | `/v1/routes` | routes |
@@ -35,6 +37,7 @@ mod access;
 mod audit;
 mod auth;
 mod error;
+mod ingress;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -64,6 +67,19 @@ use error::ApiResult;
 
 /// Largest request body the API reads.
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+
+/// Largest body of `PUT /v1/tunnels/{t}/ingress`: a config at the
+/// connector's 1 MiB bound, escaped as a JSON string.
+pub(crate) const INGRESS_BODY_LIMIT: usize = 3 * 1024 * 1024;
+
+/// The body bound of a request to `path`.
+fn body_limit(path: &str) -> usize {
+    if path.starts_with("/v1/tunnels/") && path.ends_with("/ingress") {
+        INGRESS_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    }
+}
 
 /// What the admin handlers share.
 #[derive(Clone)]
@@ -108,6 +124,12 @@ pub(crate) fn router(state: AdminState, body_timeout: Duration) -> Router {
             post(tokens::revoke_previous_secret),
         )
         .route(
+            "/v1/tunnels/{tunnel}/ingress",
+            get(ingress::get_ingress)
+                .put(ingress::set_ingress)
+                .layer(DefaultBodyLimit::max(INGRESS_BODY_LIMIT)),
+        )
+        .route(
             "/v1/routes",
             get(routes::list_routes).post(routes::add_route),
         )
@@ -138,13 +160,14 @@ pub(crate) fn router(state: AdminState, body_timeout: Duration) -> Router {
 /// and a task forever.
 async fn body_within(timeout: Duration, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let read = Limited::new(body, BODY_LIMIT).collect();
+    let limit = body_limit(parts.uri.path());
+    let read = Limited::new(body, limit).collect();
     let bytes = match tokio::time::timeout(timeout, read).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<LengthLimitError>() => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is larger than {BODY_LIMIT} bytes; send less"),
+                format!("the request body is larger than {limit} bytes; send less"),
             )
             .into_response()
         }

@@ -42,6 +42,7 @@ mod routes;
 pub mod secrets;
 mod server;
 mod session;
+mod stored_config;
 mod tcp;
 mod tcp_quic;
 mod tunnel;

@@ -36,6 +36,9 @@ pub(crate) struct TunnelConn {
     /// one before while a rotation's grace window lasts).
     pub secret_generation: i64,
     pub conn: TunnelConnection,
+    /// What the connector answered to the last stored config pushed on
+    /// this connection.
+    config: std::sync::Mutex<Option<ConfigState>>,
     outstanding: AtomicUsize,
     draining: AtomicBool,
 }
@@ -57,6 +60,17 @@ pub(crate) struct ConnMeta {
     pub secret_generation: i64,
 }
 
+/// A connector's answer to a stored config pushed to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ConfigState {
+    pub version: u64,
+    /// It runs that version now.
+    pub applied: bool,
+    /// Why not, when it does not.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
 /// What the admin API shows of a connection.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ConnectionInfo {
@@ -73,6 +87,9 @@ pub(crate) struct ConnectionInfo {
     /// one (before a rotation, or with the replaced one in its grace
     /// window): its connector runs an old token.
     pub previous_secret: bool,
+    /// Its answer to the last stored config pushed to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigState>,
 }
 
 /// Whether a tunnel can serve, from its connections.
@@ -118,6 +135,9 @@ pub(crate) struct ConnectorInfo {
     /// Some of its connections registered with the secret a rotation
     /// replaced: it still runs the old token.
     pub previous_secret: bool,
+    /// The newest stored config any of its connections answered about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigState>,
 }
 
 /// A tunnel's health: status, how long it has been serving, its connectors.
@@ -146,6 +166,7 @@ impl TunnelConn {
             connected_at: meta.connected_at,
             secret_generation: meta.secret_generation,
             conn,
+            config: std::sync::Mutex::new(None),
             outstanding: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
         }
@@ -173,6 +194,15 @@ impl TunnelConn {
         !self.is_draining() && !self.conn.is_closed()
     }
 
+    /// Notes the connector's answer to a config pushed on this connection.
+    pub(crate) fn set_config(&self, state: ConfigState) {
+        *self.config.lock().expect("config state") = Some(state);
+    }
+
+    fn config(&self) -> Option<ConfigState> {
+        self.config.lock().expect("config state").clone()
+    }
+
     /// Whether it registered with a secret older than `current`.
     fn on_old_secret(&self, current: i64) -> bool {
         self.secret_generation < current
@@ -190,6 +220,7 @@ impl TunnelConn {
             outstanding_streams: self.outstanding(),
             draining: self.is_draining(),
             previous_secret: self.on_old_secret(current_generation),
+            config: self.config(),
         }
     }
 }
@@ -237,6 +268,14 @@ impl Registry {
             })
             .conns
             .push(c);
+    }
+
+    /// The registered connections of one tunnel.
+    pub(crate) fn of_tunnel(&self, tunnel_id: &str) -> Vec<Arc<TunnelConn>> {
+        let m = self.inner.read().expect("registry lock");
+        m.get(tunnel_id)
+            .map(|e| e.conns.clone())
+            .unwrap_or_default()
     }
 
     /// Every registered connection (for metrics).
@@ -326,6 +365,7 @@ impl Registry {
                         connected_since: c.connected_at,
                         draining: false,
                         previous_secret: false,
+                        config: None,
                     });
                     connectors.last_mut().expect("just pushed")
                 }
@@ -335,6 +375,15 @@ impl Registry {
             }
             info.draining |= c.is_draining();
             info.previous_secret |= c.on_old_secret(current_generation);
+            if let Some(state) = c.config() {
+                if info
+                    .config
+                    .as_ref()
+                    .is_none_or(|s| s.version < state.version)
+                {
+                    info.config = Some(state);
+                }
+            }
             info.connected_since = info.connected_since.min(c.connected_at);
             if !info.edge_addrs.contains(&edge) {
                 info.edge_addrs.push(edge);

@@ -140,6 +140,18 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
                     ));
                     ctx.registry.insert(tc.clone());
                     ctx.metrics.registration("registered");
+                    // A remote-managed tunnel: the connector gets the
+                    // stored config as soon as it can take streams.
+                    let (store, pushed) = (ctx.store.clone(), tc.clone());
+                    tokio::spawn(async move {
+                        match store.tunnel_config(&pushed.tunnel_id).await {
+                            Ok(Some(config)) => {
+                                crate::stored_config::push(&pushed, &config).await;
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::error!("cannot read the tunnel's stored config to send it to its connector: {e}"),
+                        }
+                    });
                     tokio::spawn(close_when_unanswered(conn.clone(), ctx.quic.answered()));
                     tracing::info!(%remote, tunnel = %name, connector_id = %reg.connector_id, conn_index = reg.conn_index, version = %reg.connector_version, protocol = session.version().unwrap_or(1), "connector connection registered");
                     registered = Some((tc, reg, name));

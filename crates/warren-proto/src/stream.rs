@@ -72,6 +72,19 @@ pub enum StreamRequest {
     WebSocket(HttpHead),
     /// A TCP connection; raw bytes follow a `Connected` answer.
     Tcp(TcpRequest),
+    /// The tunnel's ingress config as stored at the edge (remote-managed
+    /// tunnels): `len` bytes of YAML follow the header on the stream; the
+    /// connector answers `ConfigStatus`.
+    Config(ConfigPush),
+}
+
+/// A stored ingress config on its way to a connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigPush {
+    /// Its version at the edge: each change stores a higher one.
+    pub version: u64,
+    /// How many bytes of YAML follow.
+    pub len: u32,
 }
 
 /// An HTTP response head.
@@ -161,6 +174,17 @@ pub enum StreamResponse {
     Http(HttpResponseHead),
     /// The TCP origin is connected; raw bytes follow.
     Connected,
+    /// The answer to a `Config` push: whether the connector runs that
+    /// version now, and if not, one sentence saying why (the config was
+    /// refused, or the connector runs a local `--config`).
+    ConfigStatus {
+        /// The version pushed.
+        version: u64,
+        /// The connector runs it now.
+        applied: bool,
+        /// Why not, when it does not (empty when it does).
+        message: String,
+    },
     /// The stream could not be served; the connector ends the stream.
     Error {
         /// What went wrong.
@@ -173,10 +197,12 @@ pub enum StreamResponse {
 const REQ_HTTP: u8 = 1;
 const REQ_WEBSOCKET: u8 = 2;
 const REQ_TCP: u8 = 3;
+const REQ_CONFIG: u8 = 4;
 
 const RESP_HTTP: u8 = 1;
 const RESP_CONNECTED: u8 = 2;
 const RESP_ERROR: u8 = 3;
+const RESP_CONFIG_STATUS: u8 = 4;
 
 fn write_client(w: &mut Writer, c: &ClientInfo) {
     w.str(&c.addr).str(&c.scheme);
@@ -225,6 +251,9 @@ impl StreamRequest {
                 write_client(&mut w, &t.client);
                 w.str(&t.session).bool(t.statement_log).str(&t.assertion);
             }
+            Self::Config(c) => {
+                w.u8(REQ_CONFIG).u64(c.version).u32(c.len);
+            }
         }
         frame::encode(FrameType::Request, &w.finish())
     }
@@ -243,6 +272,10 @@ impl StreamRequest {
                 statement_log: r.bool("statement log")?,
                 assertion: r.string("assertion")?,
             }),
+            REQ_CONFIG => Self::Config(ConfigPush {
+                version: r.u64("config version")?,
+                len: r.u32("config length")?,
+            }),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "request kind",
@@ -254,11 +287,12 @@ impl StreamRequest {
         Ok(req)
     }
 
-    /// The hostname the stream was routed by.
+    /// The hostname the stream was routed by (empty for a config push).
     pub fn host(&self) -> &str {
         match self {
             Self::Http(h) | Self::WebSocket(h) => &h.host,
             Self::Tcp(t) => &t.host,
+            Self::Config(_) => "",
         }
     }
 }
@@ -277,6 +311,16 @@ impl StreamResponse {
             }
             Self::Error { code, message } => {
                 w.u8(RESP_ERROR).u8(*code as u8).str(message);
+            }
+            Self::ConfigStatus {
+                version,
+                applied,
+                message,
+            } => {
+                w.u8(RESP_CONFIG_STATUS)
+                    .u64(*version)
+                    .bool(*applied)
+                    .str(message);
             }
         }
         frame::encode(FrameType::Response, &w.finish())
@@ -301,6 +345,11 @@ impl StreamResponse {
             RESP_ERROR => Self::Error {
                 code: ErrorCode::from_u8(r.u8("error code")?)?,
                 message: r.string("error message")?,
+            },
+            RESP_CONFIG_STATUS => Self::ConfigStatus {
+                version: r.u64("config version")?,
+                applied: r.bool("config applied")?,
+                message: r.string("config message")?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {
@@ -417,6 +466,10 @@ mod tests {
                 statement_log: true,
                 assertion: "a.b.c".into(),
             }),
+            StreamRequest::Config(ConfigPush {
+                version: 7,
+                len: 1 << 20,
+            }),
         ] {
             assert_eq!(StreamRequest::decode(&one(req.encode())).unwrap(), req);
         }
@@ -437,6 +490,11 @@ mod tests {
             StreamResponse::Error {
                 code: ErrorCode::NoHealthyOrigin,
                 message: "no healthy origin".into(),
+            },
+            StreamResponse::ConfigStatus {
+                version: 7,
+                applied: false,
+                message: "ingress rule 2 ...".into(),
             },
         ] {
             assert_eq!(StreamResponse::decode(&one(resp.encode())).unwrap(), resp);

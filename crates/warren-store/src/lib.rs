@@ -36,7 +36,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerdict};
 pub use error::StoreError;
 pub use routes::{RouteMember, RouteRow, Steering};
 pub use store::{Store, DB_FILE};
-pub use tunnels::{Tunnel, TunnelSecrets};
+pub use tunnels::{Tunnel, TunnelConfig, TunnelSecrets};
 
 #[cfg(test)]
 mod tests;

@@ -228,3 +228,80 @@ impl Store {
             .map_err(self.db())
     }
 }
+
+/// A tunnel's ingress config as stored at the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TunnelConfig {
+    /// Grows with every change (the first is 1).
+    pub version: i64,
+    /// The YAML text, as given.
+    pub yaml: String,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+impl Store {
+    /// Stores `yaml` as the tunnel's ingress config, one version above the
+    /// last (also above one that was removed, so connectors never see a
+    /// version twice); returns it.
+    pub async fn set_tunnel_config(
+        &self,
+        id: &str,
+        yaml: &str,
+    ) -> Result<TunnelConfig, StoreError> {
+        let now = now();
+        let done: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO tunnel_configs (tunnel_id, version, yaml, updated_at)
+             SELECT ?1, COALESCE((SELECT MAX(version) FROM tunnel_configs WHERE tunnel_id = ?1), 0) + 1, ?2, ?3
+             WHERE EXISTS (SELECT 1 FROM tunnels WHERE id = ?1)
+             ON CONFLICT (tunnel_id) DO UPDATE SET
+                 version = tunnel_configs.version + 1, yaml = excluded.yaml, updated_at = excluded.updated_at
+             RETURNING version",
+        )
+        .bind(id)
+        .bind(yaml)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.db())?;
+        match done {
+            Some((version,)) => Ok(TunnelConfig {
+                version,
+                yaml: yaml.to_owned(),
+                updated_at: now,
+            }),
+            None => Err(StoreError::UnknownTunnel(id.to_owned())),
+        }
+    }
+
+    /// The tunnel's stored ingress config, if it has one.
+    pub async fn tunnel_config(&self, id: &str) -> Result<Option<TunnelConfig>, StoreError> {
+        let row: Option<(i64, String, i64)> = sqlx::query_as(
+            "SELECT version, yaml, updated_at FROM tunnel_configs WHERE tunnel_id = ?1 AND yaml != ''",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(row.map(|(version, yaml, updated_at)| TunnelConfig {
+            version,
+            yaml,
+            updated_at,
+        }))
+    }
+
+    /// Removes the tunnel's stored config (its version is kept, so a later
+    /// one is still newer). `false` if it had none.
+    pub async fn remove_tunnel_config(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tunnel_configs SET yaml = '', version = version + 1, updated_at = ?2
+             WHERE tunnel_id = ?1 AND yaml != ''",
+        )
+        .bind(id)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -18,7 +18,7 @@ use crate::{admin_cli, duration};
 pub(crate) enum TunnelCmd {
     /// Run a connector for a tunnel.
     Run(RunArgs),
-    /// Check ingress rules.
+    /// Check ingress rules, or manage the config stored at the edge.
     Ingress {
         #[command(subcommand)]
         cmd: IngressCmd,
@@ -44,6 +44,28 @@ pub(crate) enum IngressCmd {
         config: PathBuf,
         #[command(flatten)]
         size: ConfigSize,
+    },
+    /// Store a config at the edge for a tunnel (remote-managed): it is
+    /// checked there as `tunnel run` would, then pushed to every running
+    /// connector of the tunnel started without --config/--url, which
+    /// switches to it without dropping open streams.
+    Set {
+        /// Tunnel name or id.
+        tunnel: String,
+        /// The config file (cloudflared's config.yml shape).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        size: ConfigSize,
+        #[command(flatten)]
+        api: admin_cli::ApiArgs,
+    },
+    /// Print the config stored at the edge for a tunnel.
+    Get {
+        /// Tunnel name or id.
+        tunnel: String,
+        #[command(flatten)]
+        api: admin_cli::ApiArgs,
     },
 }
 
@@ -98,7 +120,7 @@ pub(crate) struct RunArgs {
 pub(crate) async fn run(cmd: TunnelCmd) -> anyhow::Result<()> {
     match cmd {
         TunnelCmd::Run(args) => tunnel_run(args).await,
-        TunnelCmd::Ingress { cmd } => ingress(cmd),
+        TunnelCmd::Ingress { cmd } => ingress(cmd).await,
         TunnelCmd::Admin(cmd) => admin_cli::run(cmd).await,
     }
 }
@@ -121,9 +143,8 @@ async fn tunnel_run(args: RunArgs) -> anyhow::Result<()> {
     let ingress = match (&args.config, &args.url) {
         (Some(p), _) => IngressSource::File(p.clone()),
         (None, Some(u)) => IngressSource::Url(u.clone()),
-        (None, None) => bail!(
-            "no ingress; pass --config config.yml (ingress rules) or --url http://localhost:PORT"
-        ),
+        // The tunnel's config stored at the edge (`tunnel ingress set`).
+        (None, None) => IngressSource::Remote,
     };
     let edges = if args.edges.is_empty() {
         token.edges.clone()
@@ -180,7 +201,7 @@ async fn forward_signals(tx: mpsc::Sender<Signal>) {
     }
 }
 
-fn ingress(cmd: IngressCmd) -> anyhow::Result<()> {
+async fn ingress(cmd: IngressCmd) -> anyhow::Result<()> {
     match cmd {
         IngressCmd::Validate { config, size } => {
             let rules =
@@ -195,5 +216,60 @@ fn ingress(cmd: IngressCmd) -> anyhow::Result<()> {
             println!("Matched {}", rule.describe(idx));
             Ok(())
         }
+        IngressCmd::Set {
+            tunnel,
+            file,
+            size,
+            api,
+        } => {
+            let text = warren_transport::file::read_bounded(&file, size.bytes).map_err(|e| {
+                anyhow::anyhow!("cannot read the config file {}: {e}", file.display())
+            })?;
+            let path = format!("/v1/tunnels/{}/ingress", admin_cli::encode_segment(&tunnel));
+            let v = admin_cli::ApiClient::new(&api)?
+                .call(
+                    hyper::Method::PUT,
+                    &path,
+                    Some(serde_json::json!({ "config": text })),
+                )
+                .await?;
+            admin_cli::print(&set_text(&tunnel, &v))
+        }
+        IngressCmd::Get { tunnel, api } => {
+            let path = format!("/v1/tunnels/{}/ingress", admin_cli::encode_segment(&tunnel));
+            let v = admin_cli::ApiClient::new(&api)?
+                .call(hyper::Method::GET, &path, None)
+                .await?;
+            admin_cli::print(v["config"].as_str().unwrap_or_default())
+        }
     }
+}
+
+/// What `tunnel ingress set` says: the version stored, its warnings, and
+/// what each running connection did with it.
+fn set_text(tunnel: &str, v: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "Stored version {} of the ingress config of tunnel {tunnel}\n",
+        v["version"]
+    );
+    for w in v["warnings"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "warning: {}", w.as_str().unwrap_or_default());
+    }
+    let conns = v["connections"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let running = conns.iter().filter(|c| c["applied"] == true).count();
+    let _ = writeln!(out, "{running} of {} connections run it", conns.len());
+    for c in conns.iter().filter(|c| c["applied"] != true) {
+        let _ = writeln!(
+            out,
+            "  connector {} connection {}: {}",
+            c["connector_id"].as_str().unwrap_or_default(),
+            c["conn_index"],
+            c["message"].as_str().unwrap_or_default()
+        );
+    }
+    out
 }

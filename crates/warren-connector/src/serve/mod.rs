@@ -14,6 +14,7 @@
 //! ([`respond`]); nothing here can take down the connection or the
 //! process.
 
+pub(crate) mod config;
 mod http;
 pub(crate) mod respond;
 mod tcp;
@@ -49,6 +50,12 @@ pub(crate) struct Runtime {
     access_keys: crate::access::KeyCache,
     /// The connector's metrics (the same across reloads).
     pub(crate) metrics: Arc<crate::metrics::ConnectorMetrics>,
+    /// The version of the edge's stored config this is (remote-managed
+    /// tunnels); `None` for a local config.
+    pub(crate) version: Option<u64>,
+    /// Remote-managed, and no config has arrived yet: every stream is
+    /// answered with a sentence saying so.
+    awaiting: bool,
 }
 
 /// How one rule reaches its origins.
@@ -123,7 +130,25 @@ impl Runtime {
             certs: Default::default(),
             access_keys: Default::default(),
             metrics,
+            version: None,
+            awaiting: false,
         })
+    }
+
+    /// The runtime of a remote-managed connector before the edge's stored
+    /// config has arrived: no rules.
+    pub(crate) fn awaiting_remote(metrics: Arc<crate::metrics::ConnectorMetrics>) -> Runtime {
+        let mut rt = Runtime::new(
+            IngressConfig {
+                rules: Vec::new(),
+                metrics: None,
+            },
+            Path::new("."),
+            metrics,
+        )
+        .expect("an empty config has no origin to set up");
+        rt.awaiting = true;
+        rt
     }
 
     /// How rule `index` (from [`IngressConfig::find`]) reaches its origins.
@@ -144,13 +169,14 @@ impl Drop for Runtime {
 /// it was answered.
 pub(crate) async fn serve_stream(
     rt: Arc<Runtime>,
+    slot: Arc<config::ConfigSlot>,
     conn: TunnelConnection,
     send: SendStream,
     recv: RecvStream,
 ) {
     let started = tokio::time::Instant::now();
     let open = rt.metrics.stream_opened();
-    let (kind, answered) = serve_request(&rt, conn, send, recv).await;
+    let (kind, answered) = serve_request(&rt, &slot, conn, send, recv).await;
     drop(open);
     rt.metrics
         .stream_done(kind, answered.outcome(), started.elapsed());
@@ -159,6 +185,7 @@ pub(crate) async fn serve_stream(
 /// [`serve_stream`] after the metrics: the stream's kind and its answer.
 async fn serve_request(
     rt: &Runtime,
+    slot: &config::ConfigSlot,
     conn: TunnelConnection,
     send: SendStream,
     mut recv: RecvStream,
@@ -180,6 +207,17 @@ async fn serve_request(
         }
     };
     match req {
+        StreamRequest::Config(push) => ("config", slot.serve_push(push, send, recv).await),
+        req if rt.awaiting => {
+            let answer = error(
+                ErrorCode::NoService,
+                format!(
+                    "the connector for {} has no ingress rules yet: it runs the config stored at the edge, and none is stored; set one with `warren tunnel ingress set TUNNEL -f config.yml`",
+                    req.host()
+                ),
+            );
+            ("unconfigured", respond::respond_final(send, answer).await)
+        }
         StreamRequest::Http(head) => ("http", http::serve_http(rt, &conn, head, send, recv).await),
         StreamRequest::WebSocket(head) => (
             "websocket",

@@ -21,6 +21,8 @@ impl Answered {
             StreamResponse::Connected => "connected",
             StreamResponse::Http(h) => warren_transport::metrics::status_class(h.status),
             StreamResponse::Error { code, .. } => code.as_str(),
+            StreamResponse::ConfigStatus { applied: true, .. } => "applied",
+            StreamResponse::ConfigStatus { applied: false, .. } => "not_applied",
         })
     }
 

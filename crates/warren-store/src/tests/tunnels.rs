@@ -156,3 +156,37 @@ async fn a_rotation_keeps_the_replaced_secret_for_its_grace_window() {
         .is_none());
     assert!(s.tunnel_secrets("missing").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn stored_configs_grow_a_version_per_change() {
+    let (_dir, s) = store().await;
+    let t = s.create_tunnel("office", &H1, 1).await.unwrap();
+    assert_eq!(s.tunnel_config(&t.id).await.unwrap(), None);
+    let first = s.set_tunnel_config(&t.id, "ingress: [a]").await.unwrap();
+    assert_eq!(first.version, 1);
+    assert_eq!(s.tunnel_config(&t.id).await.unwrap(), Some(first));
+    let second = s.set_tunnel_config(&t.id, "ingress: [b]").await.unwrap();
+    assert_eq!(second.version, 2);
+    assert_eq!(
+        s.tunnel_config(&t.id).await.unwrap().unwrap().yaml,
+        "ingress: [b]"
+    );
+    // Removed, then set again: still newer than anything a connector ran.
+    assert!(s.remove_tunnel_config(&t.id).await.unwrap());
+    assert!(!s.remove_tunnel_config(&t.id).await.unwrap());
+    assert_eq!(s.tunnel_config(&t.id).await.unwrap(), None);
+    assert_eq!(
+        s.set_tunnel_config(&t.id, "ingress: [c]")
+            .await
+            .unwrap()
+            .version,
+        4
+    );
+    assert!(matches!(
+        s.set_tunnel_config("missing", "x").await,
+        Err(StoreError::UnknownTunnel(_))
+    ));
+    // Deleting the tunnel deletes its config.
+    assert!(s.delete_tunnel(&t.id).await.unwrap());
+    assert_eq!(s.tunnel_config(&t.id).await.unwrap(), None);
+}

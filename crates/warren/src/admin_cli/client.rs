@@ -240,6 +240,6 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'*');
 
 /// Percent-encodes one path segment (names, ids, hostnames).
-pub(super) fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }

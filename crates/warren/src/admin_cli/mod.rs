@@ -484,6 +484,7 @@ mod tests {
                     connected_since: 0,
                     draining: false,
                     previous_secret: false,
+                    config: None,
                 }]
             } else {
                 vec![]

@@ -51,6 +51,17 @@ pub(super) struct ConnectorView {
     pub(super) draining: bool,
     #[serde(default)]
     pub(super) previous_secret: bool,
+    /// Its answer to the last stored config pushed to it.
+    #[serde(default)]
+    pub(super) config: Option<ConfigView>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConfigView {
+    pub(super) version: u64,
+    pub(super) applied: bool,
+    #[serde(default)]
+    pub(super) message: String,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +240,11 @@ pub(super) fn info_text(t: &TunnelView, now: i64) -> String {
                     timestamp(c.connected_since),
                     ago(now, c.connected_since)
                 ),
+                match &c.config {
+                    Some(cfg) if cfg.applied => format!("v{}", cfg.version),
+                    Some(cfg) => format!("not v{}", cfg.version),
+                    None => "-".to_owned(),
+                },
             ]
         })
         .collect::<Vec<_>>();
@@ -241,9 +257,19 @@ pub(super) fn info_text(t: &TunnelView, now: i64) -> String {
             "EDGE",
             "CONNS UP",
             "CONNECTED SINCE",
+            "STORED CONFIG",
         ],
         &rows,
     ));
+    for c in &t.connectors {
+        if let Some(cfg) = c.config.as_ref().filter(|cfg| !cfg.applied) {
+            let _ = writeln!(
+                s,
+                "Connector {} does not run stored config v{}: {}",
+                c.id, cfg.version, cfg.message
+            );
+        }
+    }
     s
 }
 
