@@ -45,7 +45,9 @@ pub struct ConnectorConfig {
     /// A CA file to trust instead of the token's pin.
     pub ca_cert: Option<PathBuf>,
     pub ha_connections: usize,
-    pub grace_period: Duration,
+    /// How long in-flight streams may run after a shutdown signal; `None`:
+    /// the config file's `grace-period:`, else [`DEFAULT_GRACE_PERIOD`].
+    pub grace_period: Option<Duration>,
     pub ingress: IngressSource,
     /// The largest config file read, at start and on every reload
     /// ([`crate::ingress::DEFAULT_MAX_CONFIG_BYTES`] by default).
@@ -59,6 +61,9 @@ pub struct ConnectorConfig {
     /// at all).
     pub metrics: Option<std::net::SocketAddr>,
 }
+
+/// The grace period when neither the flag nor the config file sets one.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
 
 /// Signals the binary forwards to a running connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +145,8 @@ struct Shared {
     runtime: watch::Receiver<Arc<Runtime>>,
     /// Applies the edge's config pushes (or says they are ignored).
     config: Arc<ConfigSlot>,
+    /// The grace period in force (see [`ConnectorConfig::grace_period`]).
+    grace_period: Duration,
     fatal: mpsc::Sender<String>,
     /// Registered connections right now.
     status: watch::Sender<usize>,
@@ -204,6 +211,10 @@ pub async fn run_with_status(
     let metrics = Arc::new(ConnectorMetrics::default());
     let runtime = load_runtime(&cfg.ingress, cfg.max_config_bytes, metrics.clone())?;
     let connector_id = uuid::Uuid::new_v4().to_string();
+    let grace_period = cfg
+        .grace_period
+        .or(runtime.ingress.grace_period)
+        .unwrap_or(DEFAULT_GRACE_PERIOD);
     let metrics_addr = match (cfg.metrics, runtime.ingress.metrics) {
         (Some(flag), Some(file)) if flag != file => {
             tracing::warn!(%flag, %file, "--metrics is given, so the config file's `metrics:` is not used");
@@ -251,6 +262,7 @@ pub async fn run_with_status(
         endpoint: endpoint.clone(),
         runtime: rt_rx,
         config,
+        grace_period,
         fatal: fatal_tx,
         status,
         metrics: metrics.clone(),
@@ -296,14 +308,14 @@ pub async fn run_with_status(
     let _ = stop_tx.send(true);
     metrics.set_draining();
     if outcome.is_ok() {
-        tracing::info!(grace_period = ?cfg.grace_period, "draining");
+        tracing::info!(?grace_period, "draining");
     }
     let drained = async {
         for c in &mut conns {
             let _ = c.await;
         }
     };
-    if tokio::time::timeout(cfg.grace_period + DELIVERY_WAIT, drained)
+    if tokio::time::timeout(grace_period + DELIVERY_WAIT, drained)
         .await
         .is_err()
     {
@@ -546,7 +558,7 @@ async fn serve_connection(
     let mut control_open = true;
     let mut stopping = *stop.borrow();
     if stopping {
-        session.drain(now(), shared.cfg.grace_period);
+        session.drain(now(), shared.grace_period);
     }
     loop {
         if !flush(&mut session, &mut send).await {
@@ -639,7 +651,7 @@ async fn serve_connection(
                 // already on their way are answered ShuttingDown, so the
                 // edge retries them elsewhere.
                 stopping = true;
-                session.drain(now(), shared.cfg.grace_period);
+                session.drain(now(), shared.grace_period);
             }
         }
     }

@@ -38,6 +38,6 @@ mod serve;
 
 pub use dial::{
     bind_socket, check_ingress, run, run_with_status, ConnectorConfig, ConnectorError,
-    IngressSource, Signal,
+    IngressSource, Signal, DEFAULT_GRACE_PERIOD,
 };
 pub use origin::OriginError;

@@ -117,7 +117,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         edges: vec![bound.tunnel.to_string()],
         ca_cert: None,
         ha_connections: 2,
-        grace_period: Duration::from_secs(5),
+        grace_period: Some(Duration::from_secs(5)),
         ingress: IngressSource::Url(args.url.clone().unwrap_or_else(|| "hello_world".into())),
         max_config_bytes: warren_connector::ingress::DEFAULT_MAX_CONFIG_BYTES,
         dial_timeout: Duration::from_secs(10),

@@ -104,9 +104,10 @@ pub(crate) struct RunArgs {
     /// Connections to keep to the edge.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
     ha_connections: u8,
-    /// How long in-flight streams may run after SIGTERM/SIGINT.
-    #[arg(long, default_value = "30s", value_parser = duration)]
-    grace_period: Duration,
+    /// How long in-flight streams may run after SIGTERM/SIGINT [default:
+    /// the config file's `grace-period:`, else 30s].
+    #[arg(long, value_parser = duration)]
+    grace_period: Option<Duration>,
     /// Serve /metrics (Prometheus) and /ready (200 once connected) on this
     /// address, e.g. 127.0.0.1:2000; off unless given (or the config file's
     /// `metrics:`).

@@ -103,6 +103,9 @@ pub struct IngressConfig {
     /// cloudflared's top-level `metrics:`: where to serve `/metrics` and
     /// `/ready` when `--metrics` is not given.
     pub metrics: Option<std::net::SocketAddr>,
+    /// cloudflared's top-level `grace-period:`: how long in-flight streams
+    /// may run after SIGTERM when `--grace-period` is not given.
+    pub grace_period: Option<std::time::Duration>,
 }
 
 /// One ingress rule.
@@ -176,6 +179,7 @@ impl IngressConfig {
                 origin_request: OriginRequest::default(),
             }],
             metrics: None,
+            grace_period: None,
         })
     }
 

@@ -105,8 +105,28 @@ impl Overrides {
                 "keepAliveTimeout" => o.keep_alive_timeout = Some(field.duration()?),
                 "noTLSVerify" => o.no_tls_verify = Some(field.boolean()?),
                 "http2Origin" => o.http2_origin = Some(field.boolean()?),
-                "disableChunkedEncoding" => o.disable_chunked_encoding = Some(field.boolean()?),
-                "noHappyEyeballs" => o.no_happy_eyeballs = Some(field.boolean()?),
+                "disableChunkedEncoding" => {
+                    let on = field.boolean()?;
+                    if on {
+                        warnings.add(
+                            "originRequest.disableChunkedEncoding is not supported: a request body without a length reaches the origin chunked".into(),
+                            place.clone(),
+                        );
+                    }
+                    o.disable_chunked_encoding = Some(on);
+                }
+                // Warren always tries an origin's addresses one at a time,
+                // which is what `true` asks for.
+                "noHappyEyeballs" => {
+                    let on = field.boolean()?;
+                    if !on {
+                        warnings.add(
+                            "originRequest.noHappyEyeballs: false is ignored: warren tries an origin's addresses one at a time".into(),
+                            place.clone(),
+                        );
+                    }
+                    o.no_happy_eyeballs = Some(on);
+                }
                 "originServerName" => o.origin_server_name = Some(field.host_name()?),
                 "httpHostHeader" => o.http_host_header = Some(field.host_name()?),
                 "caPool" => o.ca_pool = Some(field.text("a file path")?.map(PathBuf::from)),

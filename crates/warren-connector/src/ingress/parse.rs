@@ -11,10 +11,32 @@ use super::hostname::validate_hostname;
 use super::overrides::Overrides;
 use super::{pool, service, ConfigError, IngressConfig, OriginRequest, Rule, Scope, Service};
 
-/// Top-level keys this module reads; every other one is accepted silently
-/// (cloudflared has many: `tunnel`, `credentials-file`, `warp-routing`,
-/// `loglevel`, `protocol`, ...).
-const TOP_LEVEL_KEYS: &[&str] = &["ingress", "originRequest", "metrics"];
+/// Top-level keys this module reads.
+const TOP_LEVEL_KEYS: &[&str] = &["ingress", "originRequest", "metrics", "grace-period"];
+
+/// cloudflared's other top-level keys, each with why Warren does not use
+/// it; any key in neither list gets a generic warning. A file using them
+/// still loads, with one warning per key.
+const IGNORED_TOP_LEVEL: &[(&str, &str)] = &[
+    ("tunnel", "a Warren connector is identified by its token (`warren tunnel token NAME`), which names the tunnel"),
+    ("credentials-file", "a Warren connector authenticates with its token (`--token-file` or WARREN_TOKEN)"),
+    ("origincert", "Warren needs no origin certificate"),
+    ("warp-routing", "private network routing is not supported yet; only hostname routes reach this connector"),
+    ("protocol", "connectors reach the edge over QUIC, the only transport so far"),
+    ("loglevel", "set RUST_LOG (for example RUST_LOG=debug) instead"),
+    ("transport-loglevel", "set RUST_LOG instead"),
+    ("logfile", "logs go to stderr; redirect them or let systemd or Kubernetes collect them"),
+    ("log-directory", "logs go to stderr; redirect them or let systemd or Kubernetes collect them"),
+    ("no-autoupdate", "Warren never updates itself"),
+    ("autoupdate-freq", "Warren never updates itself"),
+    ("edge-ip-version", "the edge addresses come from the token or --edge"),
+    ("edge-bind-address", "the connector dials from any local address"),
+    ("region", "the edge addresses come from the token or --edge"),
+    ("retries", "lost connections are re-dialled with backoff for as long as the connector runs"),
+    ("ha-connections", "use the --ha-connections flag"),
+    ("pidfile", "let systemd or Kubernetes track the process"),
+    ("post-quantum", "TLS settings are the edge's"),
+];
 
 /// Keys of one ingress rule.
 const RULE_KEYS: &[&str] = &["hostname", "path", "service", "originPool", "originRequest"];
@@ -107,9 +129,14 @@ pub(super) fn parse_config(
     };
     for key in top.keys() {
         let key = key_text(key);
-        if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
-            tracing::debug!("ingress config: ignoring top-level key {key:?}");
+        if TOP_LEVEL_KEYS.contains(&key.as_str()) {
+            continue;
         }
+        let why = IGNORED_TOP_LEVEL
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or("it is not a Warren setting", |(_, why)| why);
+        warnings.add(format!("`{key}` is ignored: {why}"), "the top level".into());
     }
 
     let global = match get(top, "originRequest") {
@@ -147,7 +174,21 @@ pub(super) fn parse_config(
         return Err(ConfigError::LastRuleNotCatchAll { rule: rules.len() });
     }
     let metrics = get(top, "metrics").map(metrics_addr).transpose()?;
-    Ok(IngressConfig { rules, metrics })
+    let grace_period = get(top, "grace-period")
+        .map(|v| {
+            super::duration::duration_value(v).map_err(|bad| {
+                let (value, reason) = bad.unwrap_or_else(|| (kind(v).to_owned(), "it is not text".into()));
+                ConfigError::Shape(format!(
+                    "the config's `grace-period: {value}` is not a duration ({reason}); write it like 30s or 1m30s"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(IngressConfig {
+        rules,
+        metrics,
+        grace_period,
+    })
 }
 
 /// cloudflared's `metrics: HOST:PORT`, where HOST is an IP address or

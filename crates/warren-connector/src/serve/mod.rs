@@ -142,6 +142,7 @@ impl Runtime {
             IngressConfig {
                 rules: Vec::new(),
                 metrics: None,
+                grace_period: None,
             },
             Path::new("."),
             metrics,

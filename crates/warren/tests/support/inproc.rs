@@ -221,7 +221,7 @@ impl InProcConnector {
             edges: edges.iter().map(ToString::to_string).collect(),
             ca_cert: None,
             ha_connections: connections,
-            grace_period,
+            grace_period: Some(grace_period),
             ingress: IngressSource::Url(url.to_owned()),
             max_config_bytes: warren_connector::ingress::DEFAULT_MAX_CONFIG_BYTES,
             dial_timeout: Duration::from_secs(10),

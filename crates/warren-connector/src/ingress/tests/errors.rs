@@ -512,3 +512,34 @@ fn metrics_address() {
     );
     assert!(err(&with("localhost:99999")).contains("the port is not a number"));
 }
+
+#[test]
+fn every_top_level_key_is_honoured_or_warned_about_by_name() {
+    let yaml = "tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef\ncredentials-file: /x.json\nwarp-routing:\n  enabled: true\nprotocol: http2\nloglevel: debug\nsomething-new: 1\ngrace-period: 45s\nmetrics: localhost:2000\noriginRequest:\n  noHappyEyeballs: true\n  disableChunkedEncoding: true\ningress:\n  - service: http_status:404\n";
+    let (config, warnings) = IngressConfig::from_yaml_with_warnings(yaml).unwrap();
+    assert_eq!(
+        config.grace_period,
+        Some(std::time::Duration::from_secs(45))
+    );
+    assert!(config.metrics.is_some());
+    let all = warnings.join("\n");
+    for want in [
+        "`tunnel` is ignored: a Warren connector is identified by its token",
+        "`credentials-file` is ignored",
+        "`warp-routing` is ignored: private network routing is not supported yet",
+        "`protocol` is ignored",
+        "`loglevel` is ignored: set RUST_LOG",
+        "`something-new` is ignored: it is not a Warren setting",
+        "originRequest.disableChunkedEncoding is not supported",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in\n{all}");
+    }
+    // Honoured keys say nothing.
+    for quiet in ["grace-period", "metrics", "noHappyEyeballs"] {
+        assert!(!all.contains(quiet), "{quiet} warned about:\n{all}");
+    }
+    assert!(
+        err("grace-period: soon\ningress:\n  - service: http_status:404\n")
+            .contains("the config's `grace-period: soon` is not a duration")
+    );
+}

@@ -84,6 +84,7 @@ fn find_on_hand_built_config_never_panics() {
     let empty = IngressConfig {
         rules: vec![],
         metrics: None,
+        grace_period: None,
     };
     let (index, rule) = empty.find("a.example.com", "/");
     assert_eq!(index, 0);
