@@ -61,6 +61,12 @@ pub struct EdgeConfig {
     /// sessions and pooled database connections are normal and TCP
     /// keep-alive closes the dead ones.
     pub idle_timeout: Option<Duration>,
+    /// `--quick-tunnels`: make a tunnel and a public route for anyone who
+    /// asks (`warren tunnel --url`), without an admin token. Needs
+    /// `--domain`.
+    pub quick_tunnels: bool,
+    /// A quick tunnel with no connection this long is removed.
+    pub quick_tunnel_idle: Duration,
     /// Client connections the edge holds at most, across its TCP
     /// listeners; `None`: the file-descriptor limit less a reserve.
     pub max_connections: Option<usize>,
@@ -129,6 +135,9 @@ pub struct PartialEdgeConfig {
     pub client_keepalive: Option<u64>,
     /// Seconds; 0: never.
     pub idle_timeout: Option<u64>,
+    pub quick_tunnels: Option<bool>,
+    /// Seconds.
+    pub quick_tunnel_idle: Option<u64>,
     pub audit_on_failure: Option<crate::audit::OnAuditFailure>,
     /// Seconds.
     pub audit_drain_timeout: Option<u64>,
@@ -215,6 +224,8 @@ impl PartialEdgeConfig {
             max_connections: self.max_connections.or(lower.max_connections),
             client_keepalive: self.client_keepalive.or(lower.client_keepalive),
             idle_timeout: self.idle_timeout.or(lower.idle_timeout),
+            quick_tunnels: self.quick_tunnels.or(lower.quick_tunnels),
+            quick_tunnel_idle: self.quick_tunnel_idle.or(lower.quick_tunnel_idle),
             max_unauthenticated_per_source: self
                 .max_unauthenticated_per_source
                 .or(lower.max_unauthenticated_per_source),
@@ -300,6 +311,8 @@ impl PartialEdgeConfig {
             header_read_timeout,
             pg_startup_timeout,
             allow_routes_outside_domain: self.allow_routes_outside_domain.unwrap_or(false),
+            quick_tunnels: self.quick_tunnels.unwrap_or(false),
+            quick_tunnel_idle: Duration::from_secs(self.quick_tunnel_idle.unwrap_or(300).max(1)),
             audit_on_failure: self.audit_on_failure.unwrap_or_default(),
             max_connections,
             max_unauthenticated_per_source,

@@ -37,6 +37,7 @@ mod listen;
 mod metrics;
 mod pages;
 mod pg;
+mod quick;
 mod registry;
 mod routes;
 pub mod secrets;

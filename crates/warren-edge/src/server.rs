@@ -26,6 +26,9 @@ use warren_transport::quic::QuicListener;
 /// Why the edge could not start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
+    /// `--quick-tunnels` without `--domain`: names cannot be made.
+    #[error("--quick-tunnels makes names under --domain, and none is set; pass --domain DOMAIN (a domain whose names point at this edge)")]
+    QuickTunnelsNeedDomain,
     /// The data directory could not be created.
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
@@ -314,6 +317,26 @@ pub async fn run(
         },
         metrics: metrics.clone(),
     };
+    let quick = match (&cfg.domain, cfg.quick_tunnels) {
+        (Some(domain), true) => {
+            let quick = Arc::new(crate::quick::QuickTunnels::new(
+                store.clone(),
+                admin_state.secrets.clone(),
+                routes.clone(),
+                registry.clone(),
+                domain.clone(),
+                bound.https.port(),
+                admin_state.token_edges.clone(),
+                admin_state.ca_pin.clone(),
+                cfg.quick_tunnel_idle,
+            ));
+            tracing::info!(idle = ?cfg.quick_tunnel_idle, "quick tunnels are on: anyone can make a public tunnel under --domain");
+            Some(quick)
+        }
+        (None, true) => return Err(EdgeError::QuickTunnelsNeedDomain),
+        (_, false) => None,
+    };
+    let quick_sweep = quick.clone().map(|q| tokio::spawn(q.sweep_forever()));
     let proxy_ctx = Arc::new(EdgeCtx {
         routes: routes.clone(),
         upstream: Upstream {
@@ -326,6 +349,7 @@ pub async fn run(
         postgres_port: bound.postgres.map(|a| a.port()),
         idle_timeout: cfg.idle_timeout,
         metrics: metrics.clone(),
+        quick,
     });
     // The native PostgreSQL listener: certificates by SNI from the CA,
     // optional client certificates from it too.
@@ -452,7 +476,12 @@ pub async fn run(
             b"edge shutting down",
         );
     }
-    for t in tasks.into_iter().chain(pg_task).chain(quic_task) {
+    for t in tasks
+        .into_iter()
+        .chain(pg_task)
+        .chain(quic_task)
+        .chain(quick_sweep)
+    {
         t.abort();
     }
     // Let the close frames leave before the process exits.

@@ -54,6 +54,8 @@ pub(crate) struct EdgeCtx {
     pub(crate) idle_timeout: Option<Duration>,
     /// Every session is counted here (`metrics.rs`).
     pub(crate) metrics: Arc<EdgeMetrics>,
+    /// `--quick-tunnels`: made on request without an admin token.
+    pub(crate) quick: Option<Arc<crate::quick::QuickTunnels>>,
 }
 
 /// The front end a session came in through.

@@ -305,3 +305,30 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 }
+
+impl Store {
+    /// Marks a tunnel as a quick tunnel (see [`Store::quick_tunnels`]).
+    pub async fn mark_quick_tunnel(&self, id: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE tunnels SET quick = 1 WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.db())?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownTunnel(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The quick tunnels: made by `warren tunnel --url` without an admin
+    /// token, to be removed once disconnected for a while.
+    pub async fn quick_tunnels(&self) -> Result<Vec<Tunnel>, StoreError> {
+        let rows: Vec<TunnelTuple> = sqlx::query_as(
+            "SELECT id, name, secret_generation, created_at FROM tunnels WHERE quick = 1 ORDER BY created_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(rows.into_iter().map(tunnel_from).collect())
+    }
+}

@@ -92,6 +92,16 @@ pub(crate) struct EdgeArgs {
     /// [default: 0].
     #[arg(long, env = "WARREN_IDLE_TIMEOUT")]
     idle_timeout: Option<u64>,
+    /// Make a tunnel and a public route under --domain for anyone who runs
+    /// `warren tunnel --url URL --edge THIS-EDGE`, without an admin token
+    /// (10 a minute per address); removed once disconnected for
+    /// --quick-tunnel-idle.
+    #[arg(long, env = "WARREN_QUICK_TUNNELS")]
+    quick_tunnels: bool,
+    /// Seconds a quick tunnel may go without a connection before it and
+    /// its route are removed [default: 300].
+    #[arg(long, env = "WARREN_QUICK_TUNNEL_IDLE", value_name = "SECONDS")]
+    quick_tunnel_idle: Option<u64>,
     /// Client connections held at most across the TCP listeners; at the
     /// cap new ones wait [default: the file-descriptor limit less 256].
     #[arg(long, env = "WARREN_MAX_CONNECTIONS")]
@@ -141,6 +151,8 @@ impl EdgeArgs {
             max_connections: self.max_connections,
             client_keepalive: self.client_keepalive,
             idle_timeout: self.idle_timeout,
+            quick_tunnels: self.quick_tunnels.then_some(true),
+            quick_tunnel_idle: self.quick_tunnel_idle,
             max_unauthenticated_per_source: self.max_unauthenticated_per_source,
             audit_retention_days: self.audit_retention_days,
             signing_key_rotation_days: self.signing_key_rotation_days,

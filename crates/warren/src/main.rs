@@ -40,10 +40,14 @@ struct Cli {
 enum Command {
     /// Run the public edge: tunnel, HTTPS, HTTP and admin listeners.
     Edge(Box<EdgeArgs>),
-    /// Manage tunnels and run a connector.
+    /// Manage tunnels and run a connector; `warren tunnel --url URL --edge
+    /// HOST:PORT` runs a quick tunnel (a public name, no token needed).
+    #[command(args_conflicts_with_subcommands = true)]
     Tunnel {
         #[command(subcommand)]
-        cmd: TunnelCmd,
+        cmd: Option<TunnelCmd>,
+        #[command(flatten)]
+        quick: tunnel_cmd::QuickArgs,
     },
     /// Reach services through the edge from this machine.
     Access {
@@ -69,7 +73,8 @@ fn main() -> std::process::ExitCode {
     let quiet = matches!(
         cli.command,
         Command::Tunnel {
-            cmd: TunnelCmd::Admin(_) | TunnelCmd::Ingress { .. }
+            cmd: Some(TunnelCmd::Admin(_) | TunnelCmd::Ingress { .. }),
+            ..
         } | Command::Audit { .. }
             | Command::Access {
                 cmd: AccessCmd::Admin(_)
@@ -167,7 +172,8 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
             warren_edge::run(cfg, listeners, shutdown_signal()).await?;
             Ok(())
         }
-        Command::Tunnel { cmd } => tunnel_cmd::run(cmd).await,
+        Command::Tunnel { cmd: Some(cmd), .. } => tunnel_cmd::run(cmd).await,
+        Command::Tunnel { cmd: None, quick } => tunnel_cmd::quick(quick).await,
         Command::Access { cmd } => access_cmd::run(cmd).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Audit { cmd } => admin_cli::audit::run(cmd).await,

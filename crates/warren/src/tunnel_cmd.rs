@@ -274,3 +274,105 @@ fn set_text(tunnel: &str, v: &serde_json::Value) -> String {
     }
     out
 }
+
+/// `warren tunnel --url URL --edge HOST:PORT`: a quick tunnel.
+#[derive(Args)]
+pub(crate) struct QuickArgs {
+    /// Run a quick tunnel to this local service (http://localhost:3000,
+    /// tcp://..., hello_world): an edge started with --quick-tunnels gives
+    /// it a random public name under its domain, no token needed.
+    #[arg(long)]
+    url: Option<String>,
+    /// The edge's HTTPS address for a quick tunnel.
+    #[arg(long, value_name = "HOST:PORT")]
+    edge: Option<String>,
+    /// The name the edge's certificate is checked against [default: the
+    /// host of --edge].
+    #[arg(long, value_name = "NAME")]
+    edge_hostname: Option<String>,
+    /// Trust this CA file (the edge's ca.pem) instead of the public roots.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+struct QuickAnswer {
+    url: String,
+    token: String,
+    idle_removal_seconds: u64,
+}
+
+/// Asks the edge for a quick tunnel, prints its URL, and runs its
+/// connector until SIGTERM/SIGINT.
+pub(crate) async fn quick(args: QuickArgs) -> anyhow::Result<()> {
+    let (Some(url), Some(edge)) = (args.url, args.edge) else {
+        bail!("give a subcommand (see `warren tunnel --help`), or --url URL --edge HOST:PORT to run a quick tunnel");
+    };
+    let origin = IngressSource::Url(url.clone());
+    // The service must make sense before the edge makes a tunnel for it.
+    warren_connector::check_ingress(&origin, warren_connector::ingress::DEFAULT_MAX_CONFIG_BYTES)?;
+    let hostname = match args.edge_hostname {
+        Some(h) => h,
+        None => edge
+            .rsplit_once(':')
+            .map_or(edge.as_str(), |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    };
+    warren_transport::tls::install_provider();
+    let trust = match &args.ca_cert {
+        Some(p) => warren_transport::tls::Trust::Roots(std::sync::Arc::new(
+            warren_transport::tls::roots_from_file(p)?,
+        )),
+        None => warren_transport::tls::Trust::WebPki,
+    };
+    let tls = std::sync::Arc::new(warren_transport::tls::client_config(
+        &trust,
+        &[b"http/1.1"],
+    )?);
+    let answer = warren_access::edge_http::request(
+        &hostname,
+        &edge,
+        tls,
+        &warren_access::Credentials::None,
+        hyper::Method::POST,
+        "/.warren/quick-tunnel",
+        bytes::Bytes::new(),
+    )
+    .await?;
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    if answer.status != hyper::StatusCode::CREATED {
+        match body["error"].as_str() {
+            Some(sentence) => bail!("the edge made no quick tunnel: {sentence}"),
+            None => bail!(
+                "the edge made no quick tunnel (HTTP {}); is {edge} a Warren edge's HTTPS address?",
+                answer.status
+            ),
+        }
+    }
+    let quick: QuickAnswer = serde_json::from_value(body)
+        .context("the edge's answer to the quick tunnel request was not understood")?;
+    admin_cli::print(&format!(
+        "Your quick tunnel is ready:\n\n    {}\n\nIt is public: anyone with this URL reaches {url}. It is removed {} s after this connector stops.\n\n",
+        quick.url, quick.idle_removal_seconds
+    ))?;
+    let token = TunnelToken::decode(&quick.token)?;
+    let cfg = ConnectorConfig {
+        edges: token.edges.clone(),
+        token,
+        ca_cert: None,
+        ha_connections: 2,
+        grace_period: Some(Duration::from_secs(5)),
+        ingress: origin,
+        max_config_bytes: warren_connector::ingress::DEFAULT_MAX_CONFIG_BYTES,
+        dial_timeout: Duration::from_secs(15),
+        max_backoff: Duration::from_secs(30),
+        quic: Default::default(),
+        metrics: None,
+    };
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(forward_signals(tx));
+    warren_connector::run(cfg, warren_connector::bind_socket()?, rx).await?;
+    Ok(())
+}

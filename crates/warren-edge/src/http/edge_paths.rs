@@ -200,3 +200,47 @@ fn pem_block(label: &str, der: &[u8]) -> String {
     out.push_str(&format!("-----END {label}-----\n"));
     out
 }
+
+/// `POST /.warren/quick-tunnel` (`--quick-tunnels`): a new quick tunnel's
+/// name, URL and token as JSON, or `{"error": sentence}`.
+pub(crate) async fn quick_tunnel<B>(
+    ctx: &EdgeCtx,
+    req: &Request<B>,
+    client: SocketAddr,
+) -> Response<BoxBody> {
+    use http::StatusCode;
+    let json = |status: StatusCode, body: serde_json::Value| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(warren_transport::body::full(body.to_string()))
+            .expect("valid JSON response")
+    };
+    let error = |status, sentence: String| json(status, serde_json::json!({ "error": sentence }));
+    let Some(quick) = &ctx.quick else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this edge does not make quick tunnels (it was not started with --quick-tunnels); ask its operator for a tunnel and its token".into(),
+        );
+    };
+    if req.method() != hyper::Method::POST {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} takes a POST", crate::quick::QUICK_PATH),
+        );
+    }
+    match quick.create(client.ip()).await {
+        Ok(t) => json(
+            StatusCode::CREATED,
+            serde_json::to_value(t).expect("a quick tunnel serializes"),
+        ),
+        Err(e @ crate::quick::QuickError::RateLimited) => {
+            error(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+    }
+}

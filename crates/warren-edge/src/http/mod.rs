@@ -63,6 +63,10 @@ async fn serve(
 ) -> Result<Response<BoxBody>, EdgeFailure> {
     let host = headers::identify(&req)?;
     let path = req.uri().path().to_owned();
+    if path == crate::quick::QUICK_PATH {
+        // No route yet, so no session: the tunnel is made here.
+        return Ok(edge_paths::quick_tunnel(ctx, &req, client).await);
+    }
     let tcp = path == crate::tcp::TCP_PATH && crate::tcp::is_websocket(&req);
     let front = if path == edge_paths::PG_CERT_PATH {
         Front::EdgeEndpoint

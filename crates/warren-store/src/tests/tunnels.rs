@@ -190,3 +190,16 @@ async fn stored_configs_grow_a_version_per_change() {
     assert!(s.delete_tunnel(&t.id).await.unwrap());
     assert_eq!(s.tunnel_config(&t.id).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn quick_tunnels_are_listed_apart() {
+    let (_dir, s) = store().await;
+    let plain = s.create_tunnel("office", &H1, 1).await.unwrap();
+    let quick = s.create_tunnel("quick-abc", &H1, 1).await.unwrap();
+    assert!(s.quick_tunnels().await.unwrap().is_empty());
+    s.mark_quick_tunnel(&quick.id).await.unwrap();
+    let listed = s.quick_tunnels().await.unwrap();
+    assert_eq!(listed, vec![quick]);
+    assert!(!listed.contains(&plain));
+    assert!(s.mark_quick_tunnel("missing").await.is_err());
+}
