@@ -325,6 +325,31 @@ pub enum ConfigError {
     /// [`ingress_for_url_check`](super::ingress_for_url_check) was given something that is not a URL.
     #[error("\"{0}\" is not a URL; pass one like https://app.example.com/path")]
     NotAUrl(String),
+    /// Several rules are wrong: each one's sentence, in rule order, so one
+    /// `validate` run reports them all.
+    #[error("{} problems in the config: {}", .0.len(), numbered(.0))]
+    Several(Vec<ConfigError>),
+}
+
+/// `1) first; 2) second`.
+fn numbered(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("{}) {e}", i + 1))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ConfigError {
+    /// The single problems it stands for (itself, unless it is
+    /// [`ConfigError::Several`]).
+    pub fn problems(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(all) => all.iter().collect(),
+            one => vec![one],
+        }
+    }
 }
 
 impl Scope {

@@ -161,17 +161,28 @@ pub(super) fn parse_config(
     }
 
     let defaults = OriginRequest::default().merged(&global);
+    // Every rule is read, so that one run reports every wrong one.
     let mut rules = Vec::with_capacity(list.len());
+    let mut problems = Vec::new();
     for (index, raw) in list.iter().enumerate() {
         let number = index + 1;
-        let rule = parse_rule(raw, number, &defaults, warnings)?;
-        if rule.is_catch_all() && number < list.len() {
-            return Err(ConfigError::CatchAllNotLast { rule: number });
+        match parse_rule(raw, number, &defaults, warnings) {
+            Ok(rule) => {
+                if rule.is_catch_all() && number < list.len() {
+                    problems.push(ConfigError::CatchAllNotLast { rule: number });
+                }
+                if number == list.len() && !rule.is_catch_all() {
+                    problems.push(ConfigError::LastRuleNotCatchAll { rule: number });
+                }
+                rules.push(rule);
+            }
+            Err(e) => problems.push(e),
         }
-        rules.push(rule);
     }
-    if rules.last().is_some_and(|rule| !rule.is_catch_all()) {
-        return Err(ConfigError::LastRuleNotCatchAll { rule: rules.len() });
+    match problems.len() {
+        0 => {}
+        1 => return Err(problems.remove(0)),
+        _ => return Err(ConfigError::Several(problems)),
     }
     let metrics = get(top, "metrics").map(metrics_addr).transpose()?;
     let grace_period = get(top, "grace-period")

@@ -132,14 +132,16 @@ fn access_errors() {
         origin_err("{ access: { required: true, audTag: [x], teamName: [a] } }"),
         "ingress rule 1 has an invalid originRequest.access.teamName (a list); use text"
     );
-    // The first problem in rule order wins, as elsewhere.
+    // Every problem is reported, in rule order, as elsewhere.
     let e = err(
         "ingress:\n  - hostname: a.example.com\n    service: http://localhost:1\n    \
          originRequest: { access: { required: true } }\n  - service: http_status:404\n    \
          originRequest: { access: 1 }\n",
     );
     assert!(
-        e.starts_with("ingress rule 1's originRequest.access.required"),
+        e.starts_with(
+            "2 problems in the config: 1) ingress rule 1's originRequest.access.required"
+        ),
         "{e}"
     );
 }

@@ -382,12 +382,16 @@ fn extra_service_errors() {
 }
 
 #[test]
-fn first_error_in_rule_order_wins() {
-    // Rule 2 has a bad service, rule 3 a bad hostname, and the last rule is
-    // not a catch-all: rule 2's problem is reported.
+fn errors_are_listed_in_rule_order() {
+    // Rule 2 has a bad service, rule 3 a bad hostname: both are reported,
+    // rule 2's first.
     let e = err("ingress:\n  - hostname: a.example.com\n    service: hello_world\n  - hostname: b.example.com\n    service: ftp://x\n  - hostname: \"c:1\"\n    service: hello_world\n");
     assert!(
-        e.starts_with("ingress rule 2 has service \"ftp://x\""),
+        e.starts_with("2 problems in the config: 1) ingress rule 2 has service \"ftp://x\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("; 2) ingress rule 3 has an invalid hostname"),
         "{e}"
     );
     // Within a rule: hostname, then path, then service, then originRequest.
@@ -542,4 +546,16 @@ fn every_top_level_key_is_honoured_or_warned_about_by_name() {
         err("grace-period: soon\ningress:\n  - service: http_status:404\n")
             .contains("the config's `grace-period: soon` is not a duration")
     );
+}
+
+#[test]
+fn one_run_reports_every_wrong_rule() {
+    let text = err("ingress:\n  - hostname: a.example.com\n    service: gopher://x\n  - service: http_status:404\n  - hostname: b.example.com\n    service: http://localhost:1\n    originRequest:\n      connectTimeout: soon\n");
+    assert!(text.starts_with("3 problems in the config: 1) "), "{text}");
+    assert!(text.contains("2) ") && text.contains("3) "), "{text}");
+    // Each is the sentence it would be alone.
+    let alone = err("ingress:\n  - service: http_status:404\n  - service: http_status:404\n");
+    assert!(!alone.contains("problems in the config"), "{alone}");
+    let e = IngressConfig::from_yaml("ingress:\n  - service: gopher://x\n  - hostname: a.example.com\n    service: hello_world\n").unwrap_err();
+    assert_eq!(e.problems().len(), 2, "{e}");
 }
