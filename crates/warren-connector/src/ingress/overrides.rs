@@ -190,9 +190,16 @@ impl Field<'_> {
         })
     }
 
+    /// `true`/`false`, or YAML 1.1's `yes`/`no`/`on`/`off` (what
+    /// cloudflared's YAML decoder reads as booleans), in any case.
     fn boolean(&self) -> Result<bool, ConfigError> {
         match untag(self.value) {
             Value::Bool(b) => Ok(*b),
+            Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                "yes" | "on" | "true" | "y" => Ok(true),
+                "no" | "off" | "false" | "n" => Ok(false),
+                _ => Err(self.bad("true or false")),
+            },
             _ => Err(self.bad("true or false")),
         }
     }

@@ -116,6 +116,9 @@ fn bracketed(host: &str) -> String {
 const URL_SCHEMES: &[(&str, Option<bool>, Option<u16>)] = &[
     ("http", Some(false), Some(80)),
     ("https", Some(true), Some(443)),
+    // cloudflared's WebSocket spellings: HTTP origins (upgrades pass through).
+    ("ws", Some(false), Some(80)),
+    ("wss", Some(true), Some(443)),
     ("tcp", None, None),
     ("ssh", None, Some(22)),
     ("rdp", None, Some(3389)),
@@ -133,7 +136,8 @@ pub(super) fn parse(svc: &str, rule: usize) -> Result<Service, ConfigError> {
         problem,
     };
 
-    if svc == "hello_world" {
+    // `hello-world` is cloudflared's other spelling.
+    if svc == "hello_world" || svc == "hello-world" {
         return Ok(Service::HelloWorld);
     }
     if let Some(code) = svc.strip_prefix("http_status:") {

@@ -115,8 +115,8 @@ fn access_errors() {
          `warren access app show APP`"
     );
     assert_eq!(
-        origin_err("{ access: { required: yes, audTag: [x] } }"),
-        "ingress rule 1 has an invalid originRequest.access.required \"yes\"; use true or false"
+        origin_err("{ access: { required: maybe, audTag: [x] } }"),
+        "ingress rule 1 has an invalid originRequest.access.required \"maybe\"; use true or false"
     );
     assert_eq!(
         origin_err("{ access: { required: true, audTag: { a: b } } }"),

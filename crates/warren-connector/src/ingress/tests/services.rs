@@ -152,3 +152,30 @@ fn postgres_services_and_sslmode() {
         "ingress rule 1 has an invalid originRequest.sslmode \"prefer\"; use verify-full (the default), verify-ca, require or disable"
     );
 }
+
+#[test]
+fn cloudflared_spellings_are_accepted() {
+    assert_eq!(service("hello-world"), Service::HelloWorld);
+    assert!(matches!(
+        service("ws://localhost:8080"),
+        Service::Http {
+            scheme_https: false,
+            port: 8080,
+            ..
+        }
+    ));
+    assert!(matches!(
+        service("wss://chat.internal"),
+        Service::Http {
+            scheme_https: true,
+            port: 443,
+            ..
+        }
+    ));
+    // YAML 1.1 booleans, as cloudflared's decoder reads them.
+    for (yes, want) in [("yes", true), ("on", true), ("No", false), ("off", false)] {
+        let o = origin(&format!("{{ noTLSVerify: {yes}, http2Origin: {yes} }}"));
+        assert_eq!(o.no_tls_verify, want, "{yes}");
+        assert_eq!(o.http2_origin, want, "{yes}");
+    }
+}
