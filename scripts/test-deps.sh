@@ -26,6 +26,16 @@ else
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
+# pip, for the Python packages below (Debian's python3 comes without it).
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "test-deps: installing python3-pip with apt-get"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+fi
+# They go into directories of their own, never the system's site-packages,
+# which Debian's pip would otherwise refuse to touch (PEP 668).
+export PIP_BREAK_SYSTEM_PACKAGES=1
+
 # The parser goes into tests/fixtures/metrics/site (not committed), whatever
 # python3 is on PATH (Debian's, pyenv's, a venv's); parse.py looks there.
 metrics_site="$root/tests/fixtures/metrics/site"
