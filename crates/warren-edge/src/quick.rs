@@ -54,18 +54,18 @@ pub(crate) enum QuickError {
 
 /// The quick tunnel service of one edge.
 pub(crate) struct QuickTunnels {
-    pub(crate) store: Store,
-    pub(crate) secrets: Arc<TunnelSecrets>,
-    pub(crate) routes: RouteTable,
-    pub(crate) registry: Registry,
+    store: Store,
+    secrets: Arc<TunnelSecrets>,
+    routes: RouteTable,
+    registry: Registry,
     /// Names are made under it.
-    pub(crate) domain: String,
+    domain: String,
     /// The HTTPS port, for the URL (443 is left out).
-    pub(crate) https_port: u16,
-    pub(crate) token_edges: Vec<String>,
-    pub(crate) ca_pin: String,
+    https_port: u16,
+    token_edges: Vec<String>,
+    ca_pin: String,
     /// How long a quick tunnel may go without a connection.
-    pub(crate) idle: Duration,
+    idle: Duration,
     limit: PerMinute,
 }
 

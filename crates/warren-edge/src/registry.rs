@@ -403,7 +403,6 @@ impl Registry {
         }
     }
 
-    /// Closes every connection of a tunnel (deleted tunnel, rotated secret).
     /// Closes the tunnel's connections that registered with a secret older
     /// than generation `current` (the old secret's grace window was
     /// ended); how many.
@@ -430,6 +429,7 @@ impl Registry {
         old.len()
     }
 
+    /// Closes every connection of a tunnel (deleted tunnel).
     pub(crate) fn disconnect_tunnel(&self, tunnel_id: &str, reason: &str) {
         let conns = self
             .inner

@@ -100,7 +100,7 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
     let mut registered: Option<(Arc<TunnelConn>, Register, String)> = None;
     // The registration being checked, then the id and name it was given.
     let mut pending_reg: Option<Register> = None;
-    let mut accepted_as: Option<(String, String, SecretUsed)> = None;
+    let mut accepted_as: Option<(String, String, i64)> = None;
     let mut control_open = true;
     'driver: loop {
         while let Some(t) = session.poll_transmit(now()) {
@@ -119,7 +119,7 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
                     check = Some(Box::pin(answer_registration(&ctx.store, *reg)));
                 }
                 EdgeEvent::Registered => {
-                    let (Some(reg), Some((id, name, secret))) =
+                    let (Some(reg), Some((id, name, secret_generation))) =
                         (pending_reg.take(), accepted_as.take())
                     else {
                         continue;
@@ -134,7 +134,7 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
                             ha_connections: reg.ha_connections,
                             listen: ctx.listen,
                             connected_at: unix_now(),
-                            secret_generation: secret.generation(),
+                            secret_generation,
                         },
                         conn.clone(),
                     ));
@@ -190,10 +190,10 @@ pub(crate) async fn handle_connection(conn: TunnelConnection, ctx: TunnelCtx) {
                     session.handle_finished(now());
                 }
             },
-            (answer, secret) = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
+            (answer, generation) = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
                 check = None;
-                if let RegistrationAnswer::Accept { connection_id, tunnel_name } = &answer {
-                    accepted_as = Some((connection_id.clone(), tunnel_name.clone(), secret));
+                if let (RegistrationAnswer::Accept { connection_id, tunnel_name }, Some(generation)) = (&answer, generation) {
+                    accepted_as = Some((connection_id.clone(), tunnel_name.clone(), generation));
                 }
                 session.handle_answer(now(), answer);
             }
@@ -311,29 +311,27 @@ async fn answer_request(
 
 /// The store check of a registration: the tunnel exists and the secret's
 /// hash matches (constant time).
-async fn answer_registration(store: &Store, reg: Register) -> (RegistrationAnswer, SecretUsed) {
+/// Accepted, it comes with the generation of the secret the connector
+/// used.
+async fn answer_registration(store: &Store, reg: Register) -> (RegistrationAnswer, Option<i64>) {
     match check(store, &reg).await {
-        Ok((tunnel_name, used)) => (
+        Ok((tunnel_name, generation)) => (
             RegistrationAnswer::Accept {
                 connection_id: uuid::Uuid::new_v4().to_string(),
                 tunnel_name,
             },
-            used,
+            Some(generation),
         ),
         Err((code, message)) => {
             tracing::warn!(tunnel_id = %reg.tunnel_id, connector_id = %reg.connector_id, ?code, "refusing connector registration: {message}");
-            (
-                RegistrationAnswer::Refuse(Refuse { code, message }),
-                SecretUsed::Current(0),
-            )
+            (RegistrationAnswer::Refuse(Refuse { code, message }), None)
         }
     }
 }
 
-async fn check(
-    store: &Store,
-    reg: &Register,
-) -> Result<(String, SecretUsed), (RefuseCode, String)> {
+/// The tunnel's name and the generation of the secret the registration
+/// used: the current one, or (in a rotation's grace window) the one before.
+async fn check(store: &Store, reg: &Register) -> Result<(String, i64), (RefuseCode, String)> {
     let internal = |e: warren_store::StoreError| {
         (
             RefuseCode::Internal,
@@ -360,12 +358,13 @@ async fn check(
         .map_err(internal)?
         .ok_or_else(unknown)?;
     if warren_proto::token::verify_secret(&reg.secret, &secrets.current) {
-        return Ok((tunnel.name, SecretUsed::Current(tunnel.secret_generation)));
+        return Ok((tunnel.name, tunnel.secret_generation));
     }
     if let Some((previous, until)) = &secrets.previous {
         if warren_proto::token::verify_secret(&reg.secret, previous) {
             tracing::warn!(tunnel = %tunnel.name, connector_id = %reg.connector_id, valid_until = until, "a connector registered with the tunnel's previous secret, which stops working when the rotation's grace window ends; give it the new token (`warren tunnel token {}`)", tunnel.name);
-            return Ok((tunnel.name, SecretUsed::Previous(tunnel.secret_generation)));
+            // A rotation moves on by one generation.
+            return Ok((tunnel.name, tunnel.secret_generation - 1));
         }
     }
     Err((
@@ -379,25 +378,5 @@ async fn check(
 
 /// The store check of a registration, in progress.
 type Checking<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = (RegistrationAnswer, SecretUsed)> + Send + 'a>,
+    Box<dyn std::future::Future<Output = (RegistrationAnswer, Option<i64>)> + Send + 'a>,
 >;
-
-/// Which of a tunnel's secrets a registration used, by generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SecretUsed {
-    Current(i64),
-    /// The one a rotation replaced, within its grace window.
-    Previous(i64),
-}
-
-impl SecretUsed {
-    /// The generation of that secret.
-    fn generation(self) -> i64 {
-        match self {
-            SecretUsed::Current(g) => g,
-            // A rotation moves on by one: the secret it replaced is the
-            // generation before.
-            SecretUsed::Previous(g) => g - 1,
-        }
-    }
-}

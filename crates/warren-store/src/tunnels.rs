@@ -242,8 +242,7 @@ pub struct TunnelConfig {
 
 impl Store {
     /// Stores `yaml` as the tunnel's ingress config, one version above the
-    /// last (also above one that was removed, so connectors never see a
-    /// version twice); returns it.
+    /// last (the first is 1); returns it.
     pub async fn set_tunnel_config(
         &self,
         id: &str,
@@ -252,7 +251,7 @@ impl Store {
         let now = now();
         let done: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO tunnel_configs (tunnel_id, version, yaml, updated_at)
-             SELECT ?1, COALESCE((SELECT MAX(version) FROM tunnel_configs WHERE tunnel_id = ?1), 0) + 1, ?2, ?3
+             SELECT ?1, 1, ?2, ?3
              WHERE EXISTS (SELECT 1 FROM tunnels WHERE id = ?1)
              ON CONFLICT (tunnel_id) DO UPDATE SET
                  version = tunnel_configs.version + 1, yaml = excluded.yaml, updated_at = excluded.updated_at
@@ -277,7 +276,7 @@ impl Store {
     /// The tunnel's stored ingress config, if it has one.
     pub async fn tunnel_config(&self, id: &str) -> Result<Option<TunnelConfig>, StoreError> {
         let row: Option<(i64, String, i64)> = sqlx::query_as(
-            "SELECT version, yaml, updated_at FROM tunnel_configs WHERE tunnel_id = ?1 AND yaml != ''",
+            "SELECT version, yaml, updated_at FROM tunnel_configs WHERE tunnel_id = ?1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -290,23 +289,6 @@ impl Store {
         }))
     }
 
-    /// Removes the tunnel's stored config (its version is kept, so a later
-    /// one is still newer). `false` if it had none.
-    pub async fn remove_tunnel_config(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE tunnel_configs SET yaml = '', version = version + 1, updated_at = ?2
-             WHERE tunnel_id = ?1 AND yaml != ''",
-        )
-        .bind(id)
-        .bind(now())
-        .execute(&self.pool)
-        .await
-        .map_err(self.db())?;
-        Ok(done.rows_affected() > 0)
-    }
-}
-
-impl Store {
     /// Marks a tunnel as a quick tunnel (see [`Store::quick_tunnels`]).
     pub async fn mark_quick_tunnel(&self, id: &str) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE tunnels SET quick = 1 WHERE id = ?1")

@@ -125,7 +125,6 @@ async fn quick_tunnels_serve_a_public_name_and_go_away_when_idle() {
 async fn an_edge_without_quick_tunnels_says_so() {
     let dir = support::temp_dir();
     let edge = Edge::start(dir.path()).await;
-    let office = edge.tunnel("office", &[]).await;
     let mut quick = quick_tunnel(&edge, "hello_world", dir.path());
     assert!(!quick.wait_exit().await.success());
     let log = quick.logs();
@@ -135,5 +134,4 @@ async fn an_edge_without_quick_tunnels_says_so() {
     );
     let (status, _) = ask(&edge).await;
     assert_eq!(status, 404);
-    drop(office);
 }

@@ -24,12 +24,7 @@ pub(super) async fn set_ingress(
     Path(key): Path<String>,
     body: Result<Json<SetIngress>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body must be JSON like {{\"config\": \"<the YAML text>\"}} ({e})"),
-        )
-    })?;
+    let Json(body) = body.map_err(|r| ApiError::bad_body(r, r#"{"config": "<the YAML text>"}"#))?;
     let tunnel = state.find_tunnel(&key).await?;
     let warnings = stored_config::validate(&body.config).map_err(|e| match e {
         ConfigRefusal::TooLarge { .. } => {
