@@ -195,7 +195,10 @@ impl Dialer {
                 Target::Unix(path.clone()),
                 tls.then(|| "localhost".to_owned()),
             ),
-            Service::HttpStatus(_) | Service::HelloWorld | Service::Pool(_) => return Ok(None),
+            Service::HttpStatus(_)
+            | Service::HelloWorld
+            | Service::Pool(_)
+            | Service::Unsupported(_) => return Ok(None),
         };
         let tls = match tls_host {
             Some(host) => Some(tls_for(o, &host, base_dir)?),

@@ -32,8 +32,10 @@ pub(crate) enum ConfigRefusal {
 
 /// Checks `yaml` as a connector would (rules, services, `originRequest`
 /// settings; files such as `caPool` are checked where the connector runs).
-/// The warnings are the "setting is ignored" sentences.
-pub(crate) fn validate(yaml: &str) -> Result<Vec<String>, ConfigRefusal> {
+/// The warnings are the connector's sentences, plus one for each
+/// `access.audTag` that is not the tag of an application in `app_tags`
+/// (which only the edge can know).
+pub(crate) fn validate(yaml: &str, app_tags: &[String]) -> Result<Vec<String>, ConfigRefusal> {
     let limit = warren_connector::ingress::DEFAULT_MAX_CONFIG_BYTES;
     if yaml.len() as u64 > limit {
         return Err(ConfigRefusal::TooLarge {
@@ -41,7 +43,27 @@ pub(crate) fn validate(yaml: &str) -> Result<Vec<String>, ConfigRefusal> {
             limit,
         });
     }
-    let (_, warnings) = warren_connector::ingress::IngressConfig::from_yaml_with_warnings(yaml)?;
+    let (config, mut warnings) =
+        warren_connector::ingress::IngressConfig::from_yaml_with_warnings(yaml)?;
+    // Tag -> the rules naming it (a global `access` reaches every rule).
+    let mut unknown = std::collections::BTreeMap::<&str, Vec<String>>::new();
+    for (index, rule) in config.rules.iter().enumerate() {
+        let tags = rule.origin_request.access.iter().flat_map(|a| &a.aud_tags);
+        for tag in tags.filter(|t| !app_tags.contains(t)) {
+            unknown
+                .entry(tag)
+                .or_default()
+                .push(format!("rule {}", index + 1));
+        }
+    }
+    warnings.extend(unknown.into_iter().map(|(tag, rules)| {
+        format!(
+            "originRequest.access.audTag \"{tag}\" is not the tag of any access application on \
+             this edge, so no token matches it; copy the tag from `warren access app show APP` \
+             (in {})",
+            rules.join(", ")
+        )
+    }));
     Ok(warnings)
 }
 

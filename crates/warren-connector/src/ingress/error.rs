@@ -115,6 +115,19 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: super::hostname::HostnameError,
     },
+    /// `--url` naming a cloudflared mode Warren does not have (in a
+    /// config file such a rule loads with a warning instead).
+    #[error(
+        "ingress rule {rule} has service \"{service}\", which Warren does not support: {instead}"
+    )]
+    UnsupportedService {
+        /// Rule number.
+        rule: usize,
+        /// The service as written.
+        service: String,
+        /// What to write instead.
+        instead: &'static str,
+    },
     /// A service whose scheme Warren does not know.
     #[error(
         "ingress rule {rule} has service \"{service}\" with an unknown scheme \"{scheme}\"; use \

@@ -33,11 +33,7 @@ pub fn match_hostname(pattern: &str, host: &str) -> bool {
 pub fn ingress_for_url_check(url: &str) -> Result<(String, String), ConfigError> {
     let not_a_url = || ConfigError::NotAUrl(url.to_string());
     let (scheme, rest) = url.split_once("://").ok_or_else(not_a_url)?;
-    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !scheme_ok {
+    if !is_scheme(scheme) {
         return Err(not_a_url());
     }
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -63,6 +59,15 @@ pub fn ingress_for_url_check(url: &str) -> Result<(String, String), ConfigError>
         return Err(not_a_url());
     }
     Ok((host.to_ascii_lowercase(), path.to_string()))
+}
+
+/// `scheme` is a URL scheme: a letter, then letters, digits, `+`, `-`
+/// or `.`.
+pub(super) fn is_scheme(scheme: &str) -> bool {
+    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// Characters allowed in a host name (not IP literals).
@@ -120,6 +125,27 @@ pub enum HostnameError {
     /// A label over 63 characters.
     #[error("a label is longer than 63 characters")]
     LongLabel,
+    /// A Unicode name that IDNA cannot turn into an ASCII one.
+    #[error(
+        "it is not a valid internationalised domain name; write it in its xn-- (punycode) form"
+    )]
+    NotIdna,
+}
+
+/// A `hostname` pattern in the ASCII form requests carry: a Unicode name
+/// (`bücher.example`, `*.bücher.example`) becomes its punycode
+/// (`xn--bcher-kva.example`), as cloudflared accepts it; an ASCII one is
+/// returned as written.
+pub(super) fn ascii_hostname(hostname: &str) -> Result<String, HostnameError> {
+    if hostname.is_ascii() {
+        return Ok(hostname.to_owned());
+    }
+    let (wildcard, name) = match hostname.strip_prefix("*.") {
+        Some(rest) => ("*.", rest),
+        None => ("", hostname),
+    };
+    let ascii = idna::domain_to_ascii(name).map_err(|_| HostnameError::NotIdna)?;
+    Ok(format!("{wildcard}{ascii}"))
 }
 
 /// Checks a `hostname` pattern.

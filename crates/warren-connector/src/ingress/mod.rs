@@ -40,8 +40,15 @@
 //! `http://` and `https://` origins (without a path), `tcp://host:port`
 //! (plus cloudflared's TCP aliases `ssh://`, `rdp://` and `smb://`, whose
 //! ports default to 22, 3389 and 445), `unix:/path/to.sock`,
-//! `unix+tls:/path/to.sock`, `http_status:NNN` and `hello_world`. See
-//! [`Service`].
+//! `unix+tls:/path/to.sock`, `http_status:NNN` and `hello_world`. Any other
+//! `scheme://host:port` is raw TCP, as cloudflared has it, with a warning
+//! (a misspelt `htps://` lands there too). cloudflared's `bastion` and
+//! `socks-proxy` (and a rule with `bastionMode: true` and no service) load
+//! with a warning naming the rule, and every request such a rule matches
+//! is answered with an error saying what to write instead. See [`Service`].
+//!
+//! A Unicode `hostname` is matched in its punycode form
+//! (`bücher.example` is `xn--bcher-kva.example`).
 //!
 //! `service: pool` spreads a rule over several `http(s)://` or `tcp://`
 //! origins listed in the rule's `originPool`, with steering and active
@@ -60,9 +67,10 @@
 //!
 //! # Errors
 //!
-//! Loading stops at the first problem, in rule order (the global
-//! `originRequest` first), with a [`ConfigError`] whose message is one
-//! sentence naming the 1-based rule number and what to change.
+//! Every rule is read, and every wrong one is reported in rule order (the
+//! global `originRequest` first) as one [`ConfigError`] (`Several` when
+//! there is more than one), each a sentence naming the 1-based rule number
+//! and what to change.
 
 mod duration;
 mod error;
@@ -84,7 +92,7 @@ pub use error::{ConfigError, Scope};
 pub use hostname::{ingress_for_url_check, match_hostname, HostnameError};
 pub use origin::{OriginAccess, OriginRequest, ProxyProtocol, SslMode};
 pub use pool::{HashOn, HealthCheck, OriginPool, Steering};
-pub use service::Service;
+pub use service::{Service, Unsupported};
 
 use parse::{parse_config, Warnings};
 
@@ -171,6 +179,18 @@ impl IngressConfig {
             return Err(ConfigError::MissingService { rule: 1 });
         }
         let service = service::parse(url, 1)?;
+        if let Service::Unsupported(mode) = service {
+            return Err(ConfigError::UnsupportedService {
+                rule: 1,
+                service: url.to_owned(),
+                instead: mode.instead(),
+            });
+        }
+        if let Some(scheme) = service::tcp_by_scheme(url) {
+            tracing::warn!(
+                "--url {url}: the scheme \"{scheme}\" is not one Warren knows, so it is proxied as raw TCP to {service}"
+            );
+        }
         Ok(IngressConfig {
             rules: vec![Rule {
                 hostname: None,

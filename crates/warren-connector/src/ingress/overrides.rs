@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_norway::{Mapping, Value};
 
 use super::duration::duration_value;
-use super::parse::{key_text, kind, scalar_text, untag, Warnings};
+use super::parse::{key_text, kind, scalar_text, untag, yaml_bool, Warnings};
 use super::{ConfigError, OriginAccess, OriginRequest, ProxyProtocol, Scope, SslMode};
 
 /// The settings one `originRequest` block sets; `None` leaves the inherited
@@ -193,15 +193,7 @@ impl Field<'_> {
     /// `true`/`false`, or YAML 1.1's `yes`/`no`/`on`/`off` (what
     /// cloudflared's YAML decoder reads as booleans), in any case.
     fn boolean(&self) -> Result<bool, ConfigError> {
-        match untag(self.value) {
-            Value::Bool(b) => Ok(*b),
-            Value::String(s) => match s.to_ascii_lowercase().as_str() {
-                "yes" | "on" | "true" | "y" => Ok(true),
-                "no" | "off" | "false" | "n" => Ok(false),
-                _ => Err(self.bad("true or false")),
-            },
-            _ => Err(self.bad("true or false")),
-        }
+        yaml_bool(self.value).ok_or_else(|| self.bad("true or false"))
     }
 
     /// A string setting; `""` means "unset".
@@ -275,6 +267,12 @@ impl Field<'_> {
     }
 }
 
+/// The shape of a Warren application's tag (a UUID's 32 lower-case hex
+/// digits), which is what `audTag` must hold.
+fn is_warren_tag(tag: &str) -> bool {
+    tag.len() == 32 && tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Keys of `originRequest.access` Warren reads.
 const ACCESS_KEYS: &[&str] = &["required", "audTag"];
 
@@ -341,6 +339,16 @@ impl Field<'_> {
                     )));
                 }
             }
+        }
+        for tag in access.aud_tags.iter().filter(|t| !is_warren_tag(t)) {
+            warnings.add(
+                format!(
+                    "originRequest.access.audTag \"{tag}\" is not a Warren application tag (32 \
+                     lower-case hex digits, shown by `warren access app show APP`); the edge signs \
+                     tokens for Warren applications only, so a Cloudflare Access tag never matches"
+                ),
+                place.to_string(),
+            );
         }
         if access.required && access.aud_tags.is_empty() {
             return Err(ConfigError::Shape(format!(

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_norway::{Mapping, Value};
 
-use super::hostname::validate_hostname;
+use super::hostname::{ascii_hostname, validate_hostname};
 use super::overrides::Overrides;
+use super::service::Unsupported;
 use super::{pool, service, ConfigError, IngressConfig, OriginRequest, Rule, Scope, Service};
 
 /// Top-level keys this module reads.
@@ -80,6 +81,20 @@ pub(super) fn scalar_text(value: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A boolean, also in YAML 1.1's spellings (`yes`, `on`, `y` and their
+/// opposites), which cloudflared's YAML decoder accepts.
+pub(super) fn yaml_bool(value: &Value) -> Option<bool> {
+    match untag(value) {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "yes" | "on" | "true" | "y" => Some(true),
+            "no" | "off" | "false" | "n" => Some(false),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -266,14 +281,19 @@ fn parse_rule(
         }
     };
 
-    let hostname = text_field("hostname", "app.example.com")?;
-    if let Some(hostname) = &hostname {
-        validate_hostname(hostname).map_err(|reason| ConfigError::BadHostname {
-            rule: number,
-            hostname: hostname.clone(),
-            reason,
-        })?;
-    }
+    let hostname = match text_field("hostname", "app.example.com")? {
+        None => None,
+        Some(written) => {
+            let bad = |reason| ConfigError::BadHostname {
+                rule: number,
+                hostname: written.clone(),
+                reason,
+            };
+            let ascii = ascii_hostname(&written).map_err(bad)?;
+            validate_hostname(&ascii).map_err(bad)?;
+            Some(ascii)
+        }
+    };
 
     let path = match text_field("path", "^/api/")? {
         None => None,
@@ -287,6 +307,8 @@ fn parse_rule(
 
     let pool_block = get(map, "originPool");
     let service = match text_field("service", "http://localhost:8000")? {
+        // cloudflared's bastion rule may name no service at all.
+        None if bastion_mode(map) => Service::Unsupported(Unsupported::Bastion),
         None => return Err(ConfigError::MissingService { rule: number }),
         Some(s) if s.is_empty() => return Err(ConfigError::MissingService { rule: number }),
         Some(s) if s == "pool" => match pool_block {
@@ -301,9 +323,30 @@ fn parse_rule(
                     service: s,
                 });
             }
+            if let (Some(scheme), Service::Tcp { .. }) = (service::tcp_by_scheme(&s), &service) {
+                warnings.add(
+                    format!(
+                        "the service \"{s}\" has a scheme Warren does not know (\"{scheme}\"), \
+                         so it is proxied as raw TCP, as cloudflared does; write it as {service} \
+                         to say so"
+                    ),
+                    format!("rule {number}"),
+                );
+            }
             service
         }
     };
+    if let Service::Unsupported(mode) = service {
+        warnings.add(
+            format!(
+                "the `{}` service is not supported and every request it matches is answered \
+                 with an error: {}",
+                mode.spelling(),
+                mode.instead()
+            ),
+            format!("rule {number}"),
+        );
+    }
 
     let origin_request = match get(map, "originRequest") {
         None => defaults.clone(),
@@ -316,6 +359,15 @@ fn parse_rule(
         service,
         origin_request,
     })
+}
+
+/// Whether the rule's own `originRequest` says `bastionMode: true`
+/// (cloudflared's bastion rule, which needs no `service`).
+fn bastion_mode(rule: &Mapping) -> bool {
+    let Some(Value::Mapping(block)) = get(rule, "originRequest").map(untag) else {
+        return false;
+    };
+    get(block, "bastionMode").and_then(yaml_bool) == Some(true)
 }
 
 /// The useful line of a regex error: the regex crate's syntax errors span

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
-use super::hostname::{is_host_char, split_host_port};
+use super::hostname::{is_host_char, is_scheme, split_host_port};
 use super::{ConfigError, OriginPool};
 
 /// Where a rule sends requests.
@@ -57,6 +57,55 @@ pub enum Service {
     /// `pool`: several `http(s)://` or `tcp://` origins, from the rule's
     /// `originPool`.
     Pool(OriginPool),
+    /// `bastion`, `socks-proxy`, or a rule whose `originRequest.bastionMode`
+    /// is true and that names no service: cloudflared modes Warren does not
+    /// have. The config still loads (with a warning naming the rule) and
+    /// every request the rule matches is answered with
+    /// [`Unsupported::answer`].
+    Unsupported(Unsupported),
+}
+
+/// A cloudflared service mode Warren does not implement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unsupported {
+    /// `bastion` (or `bastionMode: true`): cloudflared picks the SSH
+    /// target from a header the client sends.
+    Bastion,
+    /// `socks-proxy`: a SOCKS5 proxy into the connector's network.
+    SocksProxy,
+}
+
+impl Unsupported {
+    /// The service as cloudflared spells it.
+    pub fn spelling(self) -> &'static str {
+        match self {
+            Unsupported::Bastion => "bastion",
+            Unsupported::SocksProxy => "socks-proxy",
+        }
+    }
+
+    /// What to write instead, as one clause.
+    pub fn instead(self) -> &'static str {
+        match self {
+            Unsupported::Bastion => {
+                "Warren has no bastion mode; give each SSH host its own rule, such as \
+                 `service: ssh://HOST:22`, and reach it with `warren access tcp`"
+            }
+            Unsupported::SocksProxy => {
+                "Warren's connector has no SOCKS proxy service; give each origin its own rule, \
+                 such as `service: tcp://HOST:PORT`"
+            }
+        }
+    }
+
+    /// The answer to a request the rule matches, one sentence.
+    pub fn answer(self, host: &str) -> String {
+        format!(
+            "{host} is served by the `{}` service, which Warren does not support: {}",
+            self.spelling(),
+            self.instead()
+        )
+    }
 }
 
 impl fmt::Display for Service {
@@ -98,6 +147,7 @@ impl fmt::Display for Service {
             Service::HttpStatus(code) => write!(f, "http_status:{code}"),
             Service::HelloWorld => f.write_str("hello_world"),
             Service::Pool(pool) => write!(f, "{pool}"),
+            Service::Unsupported(mode) => f.write_str(mode.spelling()),
         }
     }
 }
@@ -140,6 +190,11 @@ pub(super) fn parse(svc: &str, rule: usize) -> Result<Service, ConfigError> {
     if svc == "hello_world" || svc == "hello-world" {
         return Ok(Service::HelloWorld);
     }
+    for mode in [Unsupported::Bastion, Unsupported::SocksProxy] {
+        if svc == mode.spelling() {
+            return Ok(Service::Unsupported(mode));
+        }
+    }
     if let Some(code) = svc.strip_prefix("http_status:") {
         return code
             .bytes()
@@ -177,13 +232,18 @@ pub(super) fn parse(svc: &str, rule: usize) -> Result<Service, ConfigError> {
         return Err(no_url_scheme(svc, rule));
     };
     let lower = scheme.to_ascii_lowercase();
-    let Some(&(_, https, default_port)) = URL_SCHEMES.iter().find(|(name, ..)| *name == lower)
-    else {
-        return Err(ConfigError::UnknownScheme {
-            rule,
-            service: svc.to_string(),
-            scheme: scheme.to_string(),
-        });
+    // Any other well-formed scheme is raw TCP, as cloudflared has it
+    // (`redis://db:6379`); the rule gets a warning ([`tcp_by_scheme`]).
+    let (https, default_port) = match URL_SCHEMES.iter().find(|(name, ..)| *name == lower) {
+        Some(&(_, https, default_port)) => (https, default_port),
+        None if is_scheme(scheme) => (None, None),
+        None => {
+            return Err(ConfigError::UnknownScheme {
+                rule,
+                service: svc.to_string(),
+                scheme: scheme.to_string(),
+            })
+        }
     };
 
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -252,6 +312,15 @@ pub(super) fn parse(svc: &str, rule: usize) -> Result<Service, ConfigError> {
             port,
         },
     })
+}
+
+/// The scheme of `svc` when it is one Warren does not know, so that
+/// [`parse`] made the service raw TCP: the rule deserves a warning, since
+/// a misspelt `htps://` lands here too.
+pub(super) fn tcp_by_scheme(svc: &str) -> Option<&str> {
+    let (scheme, _) = svc.split_once("://")?;
+    let lower = scheme.to_ascii_lowercase();
+    (is_scheme(scheme) && !URL_SCHEMES.iter().any(|(name, ..)| *name == lower)).then_some(scheme)
 }
 
 /// The error for a service without `://`: a known scheme missing its `//`,

@@ -114,6 +114,9 @@ pub(super) async fn serve_http(
         Service::Pool(pool) if pool.is_tcp() => {
             return respond_final(send, tcp_only(&head.host)).await
         }
+        Service::Unsupported(mode) => {
+            return respond_final(send, error(ErrorCode::NoService, mode.answer(&head.host))).await
+        }
         Service::Http { .. } | Service::Unix { .. } | Service::Pool(_) => {}
     }
     // Without a body, `recv` stays open (unread) until the answer is sent.

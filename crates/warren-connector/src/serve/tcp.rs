@@ -67,6 +67,9 @@ pub(super) async fn serve_tcp(
                 Err(answer) => return respond_final(send, answer).await,
             }
         }
+        (Service::Unsupported(mode), _) => {
+            return respond_final(send, error(ErrorCode::NoService, mode.answer(&t.host))).await
+        }
         (svc, _) => {
             return respond_final(
                 send,

@@ -26,7 +26,14 @@ pub(super) async fn set_ingress(
 ) -> ApiResult<Json<Value>> {
     let Json(body) = body.map_err(|r| ApiError::bad_body(r, r#"{"config": "<the YAML text>"}"#))?;
     let tunnel = state.find_tunnel(&key).await?;
-    let warnings = stored_config::validate(&body.config).map_err(|e| match e {
+    let app_tags: Vec<String> = state
+        .store
+        .list_apps()
+        .await?
+        .into_iter()
+        .map(|a| a.tag)
+        .collect();
+    let warnings = stored_config::validate(&body.config, &app_tags).map_err(|e| match e {
         ConfigRefusal::TooLarge { .. } => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }

@@ -154,7 +154,7 @@ ingress:
   - hostname: a.example.com
     service: http://localhost:1
     originRequest:
-      access: { required: true, audTag: [t1, t2], teamName: corp, environment: fed }
+      access: { required: true, audTag: [00000000000000000000000000000001, 0000000000000000000000000000000a], teamName: corp, environment: fed }
   - service: http_status:404
 "#,
     )
@@ -171,6 +171,7 @@ ingress:
     assert_eq!(
         config.rules[0].describe(0),
         "rule 1\n  hostname: a.example.com\n  service: http://localhost:1\n  \
-         originRequest.access.required: true\n  originRequest.access.audTag: t1, t2"
+         originRequest.access.required: true\n  originRequest.access.audTag: \
+         00000000000000000000000000000001, 0000000000000000000000000000000a"
     );
 }

@@ -70,20 +70,23 @@ fn bad_path_regex() {
 
 #[test]
 fn unknown_scheme() {
+    // A bare word that is no scheme, host or cloudflared mode.
     assert_eq!(
-        service_err("ftp://localhost:21"),
-        "ingress rule 1 has service \"ftp://localhost:21\" with an unknown scheme \"ftp\"; use \
+        service_err("bastian"),
+        "ingress rule 1 has service \"bastian\" with an unknown scheme \"bastian\"; use \
          http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
     );
+    // Something before `://` that cannot be a scheme.
     assert_eq!(
-        service_err("bastion"),
-        "ingress rule 1 has service \"bastion\" with an unknown scheme \"bastion\"; use \
-         http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
-    );
-    assert_eq!(
-        service_err("redis://db:6379"),
-        "ingress rule 1 has service \"redis://db:6379\" with an unknown scheme \"redis\"; \
+        service_err("1http://localhost:80"),
+        "ingress rule 1 has service \"1http://localhost:80\" with an unknown scheme \"1http\"; \
          use http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
+    );
+    // Another scheme is TCP, which needs a port.
+    assert_eq!(
+        service_err("redis://db"),
+        "ingress rule 1 has service \"redis://db\" with no port; add one, as in \
+         tcp://localhost:5432"
     );
 }
 

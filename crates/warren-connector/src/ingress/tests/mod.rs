@@ -4,6 +4,7 @@
 use super::*;
 
 mod access;
+mod cloudflared;
 mod errors;
 mod matching;
 mod origin_request;

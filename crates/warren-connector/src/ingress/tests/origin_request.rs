@@ -183,6 +183,9 @@ ingress:
     assert_eq!(
         warnings,
         vec![
+            "originRequest.access.audTag \"abc\" is not a Warren application tag (32 lower-case \
+             hex digits, shown by `warren access app show APP`); the edge signs tokens for \
+             Warren applications only, so a Cloudflare Access tag never matches (in rule 2)",
             "originRequest.access.teamName is not used by warren (the connector gets the keys \
              from its edge) and is ignored (in rule 2)",
             "originRequest.bastionMode is not supported by warren and is ignored (in the global \
