@@ -23,6 +23,8 @@
 //! | DELETE | `/v1/routes/{hostname}` | 204 |
 //! | GET | `/v1/audit?since=&app=&identity=&decision=&after=&limit=` | `{"entries", "next_after"}`, oldest first |
 //! | GET | `/v1/audit/verify` | `{"checked", "broken_at", "problem"}` |
+//! | POST | `/v1/apply` `{"declared", "dry_run"?, "prune"?}` | `{"changes": [{"action", "kind", "name", "detail"?}], "applied", "warnings", "new_secrets"?}`: the edge made to match a declared state, in one transaction (see `apply`) |
+//! | GET | `/v1/export` | the edge's state as a declared state (`warren export`) |
 //! | GET | `/metrics` | the edge's metrics, OpenMetrics text (see `metrics.rs`) |
 //! | ... | `/v1/access/...` | applications, policies, service tokens, identity providers, sessions, keys: see [`access`] |
 //!
@@ -34,6 +36,7 @@
 //! token, `error` is the one error answer ([`ApiError`]).
 
 mod access;
+mod apply;
 mod audit;
 mod auth;
 mod error;
@@ -136,6 +139,8 @@ pub(crate) fn router(state: AdminState, body_timeout: Duration) -> Router {
         .route("/v1/routes/{hostname}", delete(routes::delete_route))
         .route("/v1/audit", get(audit::list_audit))
         .route("/v1/audit/verify", get(audit::verify_audit))
+        .route("/v1/apply", post(apply::apply))
+        .route("/v1/export", get(apply::export))
         .route("/metrics", get(metrics))
         .merge(access::routes())
         .route_layer(middleware::from_fn_with_state(

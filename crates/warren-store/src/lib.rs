@@ -13,6 +13,9 @@
 //!
 //! Writes that take more than one statement run in one `BEGIN IMMEDIATE`
 //! transaction, so they neither half-apply nor fail on a lock upgrade.
+//! The writes `warren apply` makes are methods of [`StoreTx`] as well
+//! ([`Store::begin`]), so a whole plan lands as one transaction; the
+//! `Store` method of the same name runs one in a transaction of its own.
 //!
 //! One module per job, each adding its methods to [`Store`]: `store`
 //! (opening, migrations), `tunnels`, `routes`, `admin_tokens`, `access/`
@@ -35,7 +38,7 @@ pub use access::{AppRow, IdpRow, ServiceTokenRow, SessionRow, SigningKeyRow};
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerdict};
 pub use error::StoreError;
 pub use routes::{RouteMember, RouteRow, Steering};
-pub use store::{Store, DB_FILE};
+pub use store::{Store, StoreTx, DB_FILE};
 pub use tunnels::{Tunnel, TunnelConfig, TunnelSecrets};
 
 #[cfg(test)]

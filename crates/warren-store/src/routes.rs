@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::now;
-use crate::{validate, Store, StoreError};
+use crate::store::{now, one_write};
+use crate::{validate, Store, StoreError, StoreTx};
 
 /// How a route chooses among its tunnels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,172 +94,6 @@ fn route_from(
 }
 
 impl Store {
-    /// Routes `hostname` (lower-cased, validated) to a tunnel. A `public`
-    /// route is reachable without an access application.
-    pub async fn add_route(
-        &self,
-        hostname: &str,
-        tunnel_id: &str,
-        public: bool,
-    ) -> Result<RouteRow, StoreError> {
-        let host = validate::normalize_hostname(hostname)
-            .ok_or_else(|| StoreError::InvalidHostname(hostname.to_owned()))?;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.db())?;
-        let tunnel_name = self.tunnel_name_in(&mut tx, tunnel_id).await?;
-        self.ensure_no_route(&mut tx, &host).await?;
-        let row = RouteRow {
-            tunnels: vec![RouteMember {
-                tunnel_id: tunnel_id.to_owned(),
-                tunnel_name: tunnel_name.clone(),
-                priority: 1,
-                weight: 1,
-            }],
-            hostname: host,
-            tunnel_id: tunnel_id.to_owned(),
-            tunnel_name,
-            created_at: now(),
-            steering: Steering::Single,
-            public,
-        };
-        sqlx::query(
-            "INSERT INTO routes (hostname, tunnel_id, created_at, public) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(&row.hostname)
-        .bind(&row.tunnel_id)
-        .bind(row.created_at)
-        .bind(public)
-        .execute(&mut *tx)
-        .await
-        .map_err(self.db())?;
-        tx.commit().await.map_err(self.db())?;
-        Ok(row)
-    }
-
-    /// The name of tunnel `id`, inside a write transaction.
-    async fn tunnel_name_in(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        id: &str,
-    ) -> Result<String, StoreError> {
-        let name: Option<String> = sqlx::query_scalar("SELECT name FROM tunnels WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(self.db())?;
-        name.ok_or_else(|| StoreError::UnknownTunnel(id.into()))
-    }
-
-    /// `RouteExists` if `host` (normalized) is already routed.
-    async fn ensure_no_route(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        host: &str,
-    ) -> Result<(), StoreError> {
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT t.name FROM routes r JOIN tunnels t ON t.id = r.tunnel_id
-             WHERE r.hostname = ?1",
-        )
-        .bind(host)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(self.db())?;
-        match existing {
-            Some(tunnel_name) => Err(StoreError::RouteExists {
-                hostname: host.to_owned(),
-                tunnel_name,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Routes `hostname` to several tunnels (a load balancer over
-    /// tunnels): `members` are `(tunnel id, weight)` in priority order.
-    pub async fn add_pool_route(
-        &self,
-        hostname: &str,
-        steering: Steering,
-        members: &[(String, i64)],
-        public: bool,
-    ) -> Result<RouteRow, StoreError> {
-        let host = validate::normalize_hostname(hostname)
-            .ok_or_else(|| StoreError::InvalidHostname(hostname.to_owned()))?;
-        let invalid = |m: &str| Err(StoreError::InvalidPool(m.to_owned()));
-        if steering == Steering::Single {
-            return invalid("a load-balanced route needs steering failover or weighted; use `warren tunnel route dns` for one tunnel");
-        }
-        if members.len() < 2 {
-            return invalid("a load-balanced route needs at least two tunnels; use `warren tunnel route dns` for one");
-        }
-        if members.len() > 32 {
-            return invalid("a load-balanced route can have at most 32 tunnels");
-        }
-        for (i, (id, w)) in members.iter().enumerate() {
-            if members[..i].iter().any(|(o, _)| o == id) {
-                return invalid("a tunnel appears twice in the route; list each tunnel once");
-            }
-            if !(0..=1000).contains(w) {
-                return invalid("tunnel weights must be between 0 and 1000");
-            }
-        }
-        if steering == Steering::Weighted && members.iter().all(|(_, w)| *w == 0) {
-            return invalid("every weight is 0, so no tunnel would get traffic; give at least one tunnel a weight above 0");
-        }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.db())?;
-        self.ensure_no_route(&mut tx, &host).await?;
-        let mut tunnels = Vec::with_capacity(members.len());
-        for (i, (id, weight)) in members.iter().enumerate() {
-            tunnels.push(RouteMember {
-                tunnel_id: id.clone(),
-                tunnel_name: self.tunnel_name_in(&mut tx, id).await?,
-                priority: i as i64 + 1,
-                weight: *weight,
-            });
-        }
-        let first = &tunnels[0];
-        let row = RouteRow {
-            hostname: host,
-            tunnel_id: first.tunnel_id.clone(),
-            tunnel_name: first.tunnel_name.clone(),
-            created_at: now(),
-            steering,
-            tunnels,
-            public,
-        };
-        sqlx::query(
-            "INSERT INTO routes (hostname, tunnel_id, created_at, steering, public) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(&row.hostname)
-        .bind(&row.tunnel_id)
-        .bind(row.created_at)
-        .bind(steering.as_str())
-        .bind(public)
-        .execute(&mut *tx)
-        .await
-        .map_err(self.db())?;
-        for m in &row.tunnels {
-            sqlx::query(
-                "INSERT INTO route_tunnels (hostname, tunnel_id, priority, weight) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .bind(&row.hostname)
-            .bind(&m.tunnel_id)
-            .bind(m.priority)
-            .bind(m.weight)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.db())?;
-        }
-        tx.commit().await.map_err(self.db())?;
-        Ok(row)
-    }
-
     /// All routes with their tunnels, by hostname.
     pub async fn list_routes(&self) -> Result<Vec<RouteRow>, StoreError> {
         let rows: Vec<RouteTuple> = sqlx::query_as(
@@ -290,16 +124,185 @@ impl Store {
         }
         Ok(routes)
     }
+}
+
+one_write! {
+    /// Routes `hostname` to a tunnel (see [`StoreTx::add_route`]).
+    pub async fn add_route(&self, hostname: &str, tunnel_id: &str, public: bool) -> RouteRow;
+    /// Routes `hostname` to several tunnels (see [`StoreTx::add_pool_route`]).
+    pub async fn add_pool_route(
+        &self,
+        hostname: &str,
+        steering: Steering,
+        members: &[(String, i64)],
+        public: bool
+    ) -> RouteRow;
+    /// Makes a route public or not (see [`StoreTx::set_route_public`]).
+    pub async fn set_route_public(&self, hostname: &str, public: bool) -> bool;
+    /// Deletes a route (see [`StoreTx::delete_route`]).
+    pub async fn delete_route(&self, hostname: &str) -> bool;
+}
+
+impl StoreTx {
+    /// Routes `hostname` (lower-cased, validated) to a tunnel. A `public`
+    /// route is reachable without an access application.
+    pub async fn add_route(
+        &mut self,
+        hostname: &str,
+        tunnel_id: &str,
+        public: bool,
+    ) -> Result<RouteRow, StoreError> {
+        let host = validate::normalize_hostname(hostname)
+            .ok_or_else(|| StoreError::InvalidHostname(hostname.to_owned()))?;
+        let tunnel_name = self.tunnel_name_in(tunnel_id).await?;
+        self.ensure_no_route(&host).await?;
+        let row = RouteRow {
+            tunnels: vec![RouteMember {
+                tunnel_id: tunnel_id.to_owned(),
+                tunnel_name: tunnel_name.clone(),
+                priority: 1,
+                weight: 1,
+            }],
+            hostname: host,
+            tunnel_id: tunnel_id.to_owned(),
+            tunnel_name,
+            created_at: now(),
+            steering: Steering::Single,
+            public,
+        };
+        sqlx::query(
+            "INSERT INTO routes (hostname, tunnel_id, created_at, public) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(&row.hostname)
+        .bind(&row.tunnel_id)
+        .bind(row.created_at)
+        .bind(public)
+        .execute(self.conn())
+        .await
+        .map_err(self.db())?;
+        Ok(row)
+    }
+
+    /// The name of tunnel `id`, inside a write transaction.
+    async fn tunnel_name_in(&mut self, id: &str) -> Result<String, StoreError> {
+        let name: Option<String> = sqlx::query_scalar("SELECT name FROM tunnels WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(self.db())?;
+        name.ok_or_else(|| StoreError::UnknownTunnel(id.into()))
+    }
+
+    /// `RouteExists` if `host` (normalized) is already routed.
+    async fn ensure_no_route(&mut self, host: &str) -> Result<(), StoreError> {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT t.name FROM routes r JOIN tunnels t ON t.id = r.tunnel_id
+             WHERE r.hostname = ?1",
+        )
+        .bind(host)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(self.db())?;
+        match existing {
+            Some(tunnel_name) => Err(StoreError::RouteExists {
+                hostname: host.to_owned(),
+                tunnel_name,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Routes `hostname` to several tunnels (a load balancer over
+    /// tunnels): `members` are `(tunnel id, weight)` in priority order.
+    pub async fn add_pool_route(
+        &mut self,
+        hostname: &str,
+        steering: Steering,
+        members: &[(String, i64)],
+        public: bool,
+    ) -> Result<RouteRow, StoreError> {
+        let host = validate::normalize_hostname(hostname)
+            .ok_or_else(|| StoreError::InvalidHostname(hostname.to_owned()))?;
+        let invalid = |m: &str| Err(StoreError::InvalidPool(m.to_owned()));
+        if steering == Steering::Single {
+            return invalid("a load-balanced route needs steering failover or weighted; use `warren tunnel route dns` for one tunnel");
+        }
+        if members.len() < 2 {
+            return invalid("a load-balanced route needs at least two tunnels; use `warren tunnel route dns` for one");
+        }
+        if members.len() > 32 {
+            return invalid("a load-balanced route can have at most 32 tunnels");
+        }
+        for (i, (id, w)) in members.iter().enumerate() {
+            if members[..i].iter().any(|(o, _)| o == id) {
+                return invalid("a tunnel appears twice in the route; list each tunnel once");
+            }
+            if !(0..=1000).contains(w) {
+                return invalid("tunnel weights must be between 0 and 1000");
+            }
+        }
+        if steering == Steering::Weighted && members.iter().all(|(_, w)| *w == 0) {
+            return invalid("every weight is 0, so no tunnel would get traffic; give at least one tunnel a weight above 0");
+        }
+        self.ensure_no_route(&host).await?;
+        let mut tunnels = Vec::with_capacity(members.len());
+        for (i, (id, weight)) in members.iter().enumerate() {
+            tunnels.push(RouteMember {
+                tunnel_id: id.clone(),
+                tunnel_name: self.tunnel_name_in(id).await?,
+                priority: i as i64 + 1,
+                weight: *weight,
+            });
+        }
+        let first = &tunnels[0];
+        let row = RouteRow {
+            hostname: host,
+            tunnel_id: first.tunnel_id.clone(),
+            tunnel_name: first.tunnel_name.clone(),
+            created_at: now(),
+            steering,
+            tunnels,
+            public,
+        };
+        sqlx::query(
+            "INSERT INTO routes (hostname, tunnel_id, created_at, steering, public) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&row.hostname)
+        .bind(&row.tunnel_id)
+        .bind(row.created_at)
+        .bind(steering.as_str())
+        .bind(public)
+        .execute(self.conn())
+        .await
+        .map_err(self.db())?;
+        for m in &row.tunnels {
+            sqlx::query(
+                "INSERT INTO route_tunnels (hostname, tunnel_id, priority, weight) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .bind(&row.hostname)
+            .bind(&m.tunnel_id)
+            .bind(m.priority)
+            .bind(m.weight)
+            .execute(self.conn())
+            .await
+            .map_err(self.db())?;
+        }
+        Ok(row)
+    }
 
     /// Makes the route for `hostname` public or not; `false` if there is
     /// no such route.
-    pub async fn set_route_public(&self, hostname: &str, public: bool) -> Result<bool, StoreError> {
+    pub async fn set_route_public(
+        &mut self,
+        hostname: &str,
+        public: bool,
+    ) -> Result<bool, StoreError> {
         let host = hostname.trim().to_ascii_lowercase();
         let host = host.strip_suffix('.').unwrap_or(&host);
         let done = sqlx::query("UPDATE routes SET public = ?2 WHERE hostname = ?1")
             .bind(host)
             .bind(public)
-            .execute(&self.pool)
+            .execute(self.conn())
             .await
             .map_err(self.db())?;
         Ok(done.rows_affected() > 0)
@@ -307,12 +310,12 @@ impl Store {
 
     /// Deletes the route for `hostname` (compared lower-case). `false` if
     /// there was none.
-    pub async fn delete_route(&self, hostname: &str) -> Result<bool, StoreError> {
+    pub async fn delete_route(&mut self, hostname: &str) -> Result<bool, StoreError> {
         let host = hostname.trim().to_ascii_lowercase();
         let host = host.strip_suffix('.').unwrap_or(&host);
         let done = sqlx::query("DELETE FROM routes WHERE hostname = ?1")
             .bind(host)
-            .execute(&self.pool)
+            .execute(self.conn())
             .await
             .map_err(self.db())?;
         Ok(done.rows_affected() > 0)

@@ -106,9 +106,80 @@ impl Store {
     }
 
     pub(crate) fn db(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {
-        move |source| StoreError::Database {
-            path: self.path.to_path_buf(),
-            source,
-        }
+        db_error(&self.path)
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE`, so it never fails
+    /// half-way for another writer): the changes made through the
+    /// [`StoreTx`] land together at [`StoreTx::commit`], or not at all if
+    /// it is dropped first.
+    pub async fn begin(&self) -> Result<StoreTx, StoreError> {
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.db())?;
+        Ok(StoreTx {
+            tx,
+            path: self.path.clone(),
+        })
     }
 }
+
+fn db_error(path: &Path) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |source| StoreError::Database {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A write transaction from [`Store::begin`]. The store's write methods
+/// are methods of this type too, so that several changes (`warren
+/// apply`) can be made as one; each `Store` method of the same name runs
+/// in a transaction of its own ([`one_write!`]).
+pub struct StoreTx {
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for StoreTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTx").field("path", &self.path).finish()
+    }
+}
+
+impl StoreTx {
+    /// Makes every change of the transaction land, together.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        let path = self.path;
+        self.tx.commit().await.map_err(db_error(&path))
+    }
+
+    pub(crate) fn db(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+        db_error(&self.path)
+    }
+
+    /// The connection the transaction runs on.
+    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
+    }
+}
+
+/// `Store` methods that each run the [`StoreTx`] method of the same name
+/// in a transaction of their own.
+macro_rules! one_write {
+    ($($(#[$meta:meta])* pub async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        impl $crate::Store {
+            $(
+                $(#[$meta])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, $crate::StoreError> {
+                    let mut tx = self.begin().await?;
+                    let out = tx.$name($($arg),*).await?;
+                    tx.commit().await?;
+                    Ok(out)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use one_write;

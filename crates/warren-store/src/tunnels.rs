@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{is_unique_violation, now};
-use crate::{validate, Store, StoreError};
+use crate::store::{is_unique_violation, now, one_write};
+use crate::{validate, Store, StoreError, StoreTx};
 
 /// A named tunnel. Its secret hash is deliberately not a field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,43 +64,6 @@ impl Store {
             .await
     }
 
-    /// Creates a tunnel with a new UUID, asking `secret_hash` for the hash
-    /// of its secret given that id, so that the tunnel is written once and
-    /// complete (no placeholder hash, no second statement).
-    pub async fn create_tunnel_with(
-        &self,
-        name: &str,
-        generation: i64,
-        secret_hash: impl FnOnce(&str) -> [u8; 32],
-    ) -> Result<Tunnel, StoreError> {
-        if !validate::is_valid_tunnel_name(name) {
-            return Err(StoreError::InvalidName(name.to_owned()));
-        }
-        let tunnel = Tunnel {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: name.to_owned(),
-            secret_generation: generation,
-            created_at: now(),
-        };
-        let hash = secret_hash(&tunnel.id);
-        let result = sqlx::query(
-            "INSERT INTO tunnels (id, name, secret_hash, secret_generation, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(&tunnel.id)
-        .bind(&tunnel.name)
-        .bind(&hash[..])
-        .bind(tunnel.secret_generation)
-        .bind(tunnel.created_at)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(tunnel),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::TunnelExists(name.to_owned())),
-            Err(e) => Err(self.db()(e)),
-        }
-    }
-
     /// All tunnels, by name.
     pub async fn list_tunnels(&self) -> Result<Vec<Tunnel>, StoreError> {
         let rows: Vec<TunnelTuple> = sqlx::query_as(
@@ -123,38 +86,6 @@ impl Store {
         .await
         .map_err(self.db())?;
         Ok(row.map(tunnel_from))
-    }
-
-    /// Deletes a tunnel and (by cascade) its routes; a load-balanced route
-    /// loses only this tunnel, unless it was the last one. `false` if there
-    /// was no such tunnel.
-    pub async fn delete_tunnel(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.db())?;
-        // Pool routes that name this tunnel first move to their next one.
-        sqlx::query(
-            "UPDATE routes SET tunnel_id = (
-                 SELECT rt.tunnel_id FROM route_tunnels rt
-                 WHERE rt.hostname = routes.hostname AND rt.tunnel_id != ?1
-                 ORDER BY rt.priority LIMIT 1)
-             WHERE tunnel_id = ?1 AND steering != 'single' AND EXISTS (
-                 SELECT 1 FROM route_tunnels rt
-                 WHERE rt.hostname = routes.hostname AND rt.tunnel_id != ?1)",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(self.db())?;
-        let done = sqlx::query("DELETE FROM tunnels WHERE id = ?1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.db())?;
-        tx.commit().await.map_err(self.db())?;
-        Ok(done.rows_affected() > 0)
     }
 
     /// Replaces a tunnel's secret hash and generation (secret rotation).
@@ -241,38 +172,6 @@ pub struct TunnelConfig {
 }
 
 impl Store {
-    /// Stores `yaml` as the tunnel's ingress config, one version above the
-    /// last (the first is 1); returns it.
-    pub async fn set_tunnel_config(
-        &self,
-        id: &str,
-        yaml: &str,
-    ) -> Result<TunnelConfig, StoreError> {
-        let now = now();
-        let done: Option<(i64,)> = sqlx::query_as(
-            "INSERT INTO tunnel_configs (tunnel_id, version, yaml, updated_at)
-             SELECT ?1, 1, ?2, ?3
-             WHERE EXISTS (SELECT 1 FROM tunnels WHERE id = ?1)
-             ON CONFLICT (tunnel_id) DO UPDATE SET
-                 version = tunnel_configs.version + 1, yaml = excluded.yaml, updated_at = excluded.updated_at
-             RETURNING version",
-        )
-        .bind(id)
-        .bind(yaml)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(self.db())?;
-        match done {
-            Some((version,)) => Ok(TunnelConfig {
-                version,
-                yaml: yaml.to_owned(),
-                updated_at: now,
-            }),
-            None => Err(StoreError::UnknownTunnel(id.to_owned())),
-        }
-    }
-
     /// The tunnel's stored ingress config, if it has one.
     pub async fn tunnel_config(&self, id: &str) -> Result<Option<TunnelConfig>, StoreError> {
         let row: Option<(i64, String, i64)> = sqlx::query_as(
@@ -312,5 +211,118 @@ impl Store {
         .await
         .map_err(self.db())?;
         Ok(rows.into_iter().map(tunnel_from).collect())
+    }
+}
+
+one_write! {
+    /// Creates a tunnel with a new UUID, asking `secret_hash` for the hash
+    /// of its secret given that id (see [`StoreTx::create_tunnel_with`]).
+    pub async fn create_tunnel_with(
+        &self,
+        name: &str,
+        generation: i64,
+        secret_hash: impl FnOnce(&str) -> [u8; 32]
+    ) -> Tunnel;
+    /// Deletes a tunnel and its routes (see [`StoreTx::delete_tunnel`]).
+    pub async fn delete_tunnel(&self, id: &str) -> bool;
+    /// Stores the tunnel's next ingress config (see
+    /// [`StoreTx::set_tunnel_config`]).
+    pub async fn set_tunnel_config(&self, id: &str, yaml: &str) -> TunnelConfig;
+}
+
+impl StoreTx {
+    /// Creates a tunnel with a new UUID, asking `secret_hash` for the hash
+    /// of its secret given that id, so that the tunnel is written once and
+    /// complete (no placeholder hash, no second statement).
+    pub async fn create_tunnel_with(
+        &mut self,
+        name: &str,
+        generation: i64,
+        secret_hash: impl FnOnce(&str) -> [u8; 32],
+    ) -> Result<Tunnel, StoreError> {
+        if !validate::is_valid_tunnel_name(name) {
+            return Err(StoreError::InvalidName(name.to_owned()));
+        }
+        let tunnel = Tunnel {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            secret_generation: generation,
+            created_at: now(),
+        };
+        let hash = secret_hash(&tunnel.id);
+        let result = sqlx::query(
+            "INSERT INTO tunnels (id, name, secret_hash, secret_generation, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&tunnel.id)
+        .bind(&tunnel.name)
+        .bind(&hash[..])
+        .bind(tunnel.secret_generation)
+        .bind(tunnel.created_at)
+        .execute(self.conn())
+        .await;
+        match result {
+            Ok(_) => Ok(tunnel),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::TunnelExists(name.to_owned())),
+            Err(e) => Err(self.db()(e)),
+        }
+    }
+
+    /// Deletes a tunnel and (by cascade) its routes; a load-balanced route
+    /// loses only this tunnel, unless it was the last one. `false` if there
+    /// was no such tunnel.
+    pub async fn delete_tunnel(&mut self, id: &str) -> Result<bool, StoreError> {
+        // Pool routes that name this tunnel first move to their next one.
+        sqlx::query(
+            "UPDATE routes SET tunnel_id = (
+                 SELECT rt.tunnel_id FROM route_tunnels rt
+                 WHERE rt.hostname = routes.hostname AND rt.tunnel_id != ?1
+                 ORDER BY rt.priority LIMIT 1)
+             WHERE tunnel_id = ?1 AND steering != 'single' AND EXISTS (
+                 SELECT 1 FROM route_tunnels rt
+                 WHERE rt.hostname = routes.hostname AND rt.tunnel_id != ?1)",
+        )
+        .bind(id)
+        .execute(self.conn())
+        .await
+        .map_err(self.db())?;
+        let done = sqlx::query("DELETE FROM tunnels WHERE id = ?1")
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map_err(self.db())?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores `yaml` as the tunnel's ingress config, one version above the
+    /// last (the first is 1); returns it.
+    pub async fn set_tunnel_config(
+        &mut self,
+        id: &str,
+        yaml: &str,
+    ) -> Result<TunnelConfig, StoreError> {
+        let now = now();
+        let done: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO tunnel_configs (tunnel_id, version, yaml, updated_at)
+             SELECT ?1, 1, ?2, ?3
+             WHERE EXISTS (SELECT 1 FROM tunnels WHERE id = ?1)
+             ON CONFLICT (tunnel_id) DO UPDATE SET
+                 version = tunnel_configs.version + 1, yaml = excluded.yaml, updated_at = excluded.updated_at
+             RETURNING version",
+        )
+        .bind(id)
+        .bind(yaml)
+        .bind(now)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(self.db())?;
+        match done {
+            Some((version,)) => Ok(TunnelConfig {
+                version,
+                yaml: yaml.to_owned(),
+                updated_at: now,
+            }),
+            None => Err(StoreError::UnknownTunnel(id.to_owned())),
+        }
     }
 }

@@ -61,6 +61,12 @@ enum Command {
         #[command(subcommand)]
         cmd: admin_cli::audit::AuditCmd,
     },
+    /// Make the edge's tunnels, routes, stored ingress, access apps,
+    /// identity providers and service tokens match a file, in one
+    /// transaction (`--dry-run` prints the plan).
+    Apply(admin_cli::apply::ApplyArgs),
+    /// Write the edge's state in the format `warren apply` reads.
+    Export(admin_cli::apply::ExportArgs),
 }
 
 /// A `--flag 30s` value (Go-style duration or seconds).
@@ -76,6 +82,8 @@ fn main() -> std::process::ExitCode {
             cmd: Some(TunnelCmd::Admin(_) | TunnelCmd::Ingress { .. }),
             ..
         } | Command::Audit { .. }
+            | Command::Apply(_)
+            | Command::Export(_)
             | Command::Access {
                 cmd: AccessCmd::Admin(_)
                     | AccessCmd::Token { .. }
@@ -177,6 +185,8 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Access { cmd } => access_cmd::run(cmd).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Audit { cmd } => admin_cli::audit::run(cmd).await,
+        Command::Apply(args) => admin_cli::apply::apply(args).await,
+        Command::Export(args) => admin_cli::apply::export(args).await,
     }
 }
 

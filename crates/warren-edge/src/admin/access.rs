@@ -252,7 +252,7 @@ async fn remove_policy(
 }
 
 /// The longest a service token may be created for: a year (and a day).
-const MAX_TOKEN_DAYS: i64 = 366;
+pub(super) const MAX_TOKEN_DAYS: i64 = 366;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -264,7 +264,7 @@ struct CreateToken {
 }
 
 /// A fresh client id and secret.
-fn new_credentials() -> (String, String) {
+pub(super) fn new_credentials() -> (String, String) {
     let mut secret = [0u8; 32];
     rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
     (
@@ -355,18 +355,18 @@ struct AddIdp {
     ca_file: Option<String>,
 }
 
-async fn add_idp(
-    State(state): State<AdminState>,
-    body: Result<Json<AddIdp>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<IdpRow>)> {
-    const EXAMPLE: &str = r#"{"name": "corp", "issuer": "https://id.example.com", "client_id": "warren", "client_secret": "..."}"#;
-    let Json(b) = body.map_err(|r| ApiError::bad_body(r, EXAMPLE))?;
-    let issuer: http::Uri = b.issuer.parse().map_err(|_| {
+/// An identity provider as given, checked and with its defaults: the
+/// issuer an `https://` URL (`http://` only on loopback) without a
+/// trailing `/`; scopes openid, email and profile when none are given,
+/// and openid among them; the groups claim `groups` when empty. Used by
+/// `POST /v1/access/idps` and `warren apply`.
+pub(super) fn checked_idp(mut idp: IdpRow) -> ApiResult<IdpRow> {
+    let issuer: http::Uri = idp.issuer.parse().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             format!(
                 "{:?} is not a URL; give the issuer such as https://id.example.com",
-                b.issuer
+                idp.issuer
             ),
         )
     })?;
@@ -377,30 +377,39 @@ async fn add_idp(
             "the issuer must be an https:// URL (http:// is accepted only on loopback, for testing)",
         ));
     }
-    let scopes = if b.scopes.is_empty() {
-        vec!["openid".into(), "email".into(), "profile".into()]
-    } else {
-        b.scopes
-    };
-    if !scopes.iter().any(|s| s == "openid") {
+    if idp.scopes.is_empty() {
+        idp.scopes = vec!["openid".into(), "email".into(), "profile".into()];
+    }
+    if !idp.scopes.iter().any(|s| s == "openid") {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "the scopes must include openid",
         ));
     }
-    let row = state
-        .store
-        .put_idp(&IdpRow {
-            name: b.name,
-            issuer: b.issuer.trim_end_matches('/').to_owned(),
-            client_id: b.client_id,
-            client_secret: b.client_secret,
-            scopes,
-            groups_claim: b.groups_claim.unwrap_or_else(|| "groups".into()),
-            ca_file: b.ca_file,
-            created_at: 0,
-        })
-        .await?;
+    if idp.groups_claim.is_empty() {
+        idp.groups_claim = "groups".into();
+    }
+    idp.issuer = idp.issuer.trim_end_matches('/').to_owned();
+    Ok(idp)
+}
+
+async fn add_idp(
+    State(state): State<AdminState>,
+    body: Result<Json<AddIdp>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<IdpRow>)> {
+    const EXAMPLE: &str = r#"{"name": "corp", "issuer": "https://id.example.com", "client_id": "warren", "client_secret": "..."}"#;
+    let Json(b) = body.map_err(|r| ApiError::bad_body(r, EXAMPLE))?;
+    let idp = checked_idp(IdpRow {
+        name: b.name,
+        issuer: b.issuer,
+        client_id: b.client_id,
+        client_secret: b.client_secret,
+        scopes: b.scopes,
+        groups_claim: b.groups_claim.unwrap_or_default(),
+        ca_file: b.ca_file,
+        created_at: 0,
+    })?;
+    let row = state.store.put_idp(&idp).await?;
     state.access_changed().await?;
     tracing::info!(idp = %row.name, issuer = %row.issuer, "identity provider set");
     Ok((StatusCode::CREATED, Json(row)))

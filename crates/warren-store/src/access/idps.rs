@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::now;
-use crate::{Store, StoreError};
+use crate::store::{now, one_write};
+use crate::{Store, StoreError, StoreTx};
 
 /// An OIDC identity provider.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,39 +53,6 @@ struct StoredIdp {
 }
 
 impl Store {
-    /// Adds or replaces the identity provider `idp.name`.
-    pub async fn put_idp(&self, idp: &IdpRow) -> Result<IdpRow, StoreError> {
-        if !crate::validate::is_valid_tunnel_name(&idp.name) {
-            return Err(StoreError::InvalidInput(format!(
-                "{:?} is not a valid identity provider name; use 1 to 63 letters, digits, '_', '.' or '-'",
-                idp.name
-            )));
-        }
-        let spec = StoredIdp {
-            issuer: idp.issuer.clone(),
-            client_id: idp.client_id.clone(),
-            client_secret: idp.client_secret.clone(),
-            scopes: idp.scopes.clone(),
-            groups_claim: idp.groups_claim.clone(),
-            ca_file: idp.ca_file.clone(),
-        };
-        let created_at = now();
-        sqlx::query(
-            "INSERT INTO identity_providers (name, spec, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET spec = excluded.spec",
-        )
-        .bind(&idp.name)
-        .bind(serde_json::to_string(&spec).expect("idp serializes"))
-        .bind(created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(self.db())?;
-        Ok(IdpRow {
-            created_at,
-            ..idp.clone()
-        })
-    }
-
     /// Every identity provider (with secrets, for the edge), oldest first.
     pub async fn list_idps(&self) -> Result<Vec<IdpRow>, StoreError> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
@@ -114,12 +81,54 @@ impl Store {
             })
             .collect()
     }
+}
+
+one_write! {
+    /// Adds or replaces an identity provider (see [`StoreTx::put_idp`]).
+    pub async fn put_idp(&self, idp: &IdpRow) -> IdpRow;
+    /// Deletes an identity provider (see [`StoreTx::delete_idp`]).
+    pub async fn delete_idp(&self, name: &str) -> bool;
+}
+
+impl StoreTx {
+    /// Adds or replaces the identity provider `idp.name`.
+    pub async fn put_idp(&mut self, idp: &IdpRow) -> Result<IdpRow, StoreError> {
+        if !crate::validate::is_valid_tunnel_name(&idp.name) {
+            return Err(StoreError::InvalidInput(format!(
+                "{:?} is not a valid identity provider name; use 1 to 63 letters, digits, '_', '.' or '-'",
+                idp.name
+            )));
+        }
+        let spec = StoredIdp {
+            issuer: idp.issuer.clone(),
+            client_id: idp.client_id.clone(),
+            client_secret: idp.client_secret.clone(),
+            scopes: idp.scopes.clone(),
+            groups_claim: idp.groups_claim.clone(),
+            ca_file: idp.ca_file.clone(),
+        };
+        let created_at = now();
+        sqlx::query(
+            "INSERT INTO identity_providers (name, spec, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET spec = excluded.spec",
+        )
+        .bind(&idp.name)
+        .bind(serde_json::to_string(&spec).expect("idp serializes"))
+        .bind(created_at)
+        .execute(self.conn())
+        .await
+        .map_err(self.db())?;
+        Ok(IdpRow {
+            created_at,
+            ..idp.clone()
+        })
+    }
 
     /// Deletes identity provider `name`; `false` if there was none.
-    pub async fn delete_idp(&self, name: &str) -> Result<bool, StoreError> {
+    pub async fn delete_idp(&mut self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM identity_providers WHERE name = ?1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(self.conn())
             .await
             .map_err(self.db())?;
         Ok(done.rows_affected() > 0)

@@ -15,6 +15,7 @@ use hyper::Method;
 use serde_json::json;
 
 pub(crate) mod access;
+pub(crate) mod apply;
 pub(crate) mod audit;
 mod client;
 mod text;

@@ -179,6 +179,15 @@ impl Edge {
         warren(args, &env).await
     }
 
+    /// The CLI with the API's address and token, plus `extra` variables.
+    pub async fn cli_with_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Out {
+        let env = self.api_env();
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.extend_from_slice(extra);
+        warren(args, &env).await
+    }
+
     /// Creates a tunnel with public routes; returns its token.
     pub async fn tunnel(&self, name: &str, hosts: &[&str]) -> String {
         let o = self.cli(&["tunnel", "create", name]).await;
