@@ -37,7 +37,13 @@ const ENDPOINTS: &[(Method, &str)] = &[
     (Method::POST, "/v1/access/sessions/revoke"),
     (Method::PATCH, "/v1/routes/app.example.com"),
     (Method::PUT, "/v1/tunnels/t1/ingress"),
+    (Method::POST, "/v1/apply"),
 ];
+
+/// `/v1/apply` gets the input as its declared state, always as a dry run
+/// (a second `dry_run` in the input is a duplicate field, refused): the
+/// planner and every store step run, then roll back.
+const APPLY: usize = 10;
 
 /// Service tokens cannot be deleted through the API, and every access
 /// change reloads them all: start over with a fresh store after this many
@@ -199,8 +205,8 @@ async fn undo(api: &AdminApi, i: usize, answer: &Value) {
         }
         6 => delete(api, &format!("/v1/access/idps/{}", field("name"))).await,
         // Service tokens stay (see INPUTS_PER_STORE); revoking sessions,
-        // a route's public flag and a stored config (no connector runs
-        // it) change nothing the next input needs.
+        // a route's public flag, a stored config (no connector runs it)
+        // and a dry-run apply change nothing the next input needs.
         _ => {}
     }
 }
@@ -223,7 +229,11 @@ fuzz_target!(|data: &[u8]| {
     let (method, uri) = &ENDPOINTS[i];
     FIXTURE.with_borrow_mut(|f| {
         f.run(async |api| {
-            let body = Bytes::copy_from_slice(body);
+            let body = if i == APPLY {
+                [&b"{\"dry_run\": true, \"declared\": "[..], body, b"}"].concat().into()
+            } else {
+                Bytes::copy_from_slice(body)
+            };
             let (status, answer) = call(api, method.clone(), uri, content_type, body).await;
             if status.is_success() {
                 undo(api, i, &answer).await;
