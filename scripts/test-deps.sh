@@ -2,7 +2,8 @@
 # Installs what the end-to-end tests need besides Rust: Debian's Chromium, the
 # Prometheus project's Python client from PyPI (its OpenMetrics parser reads
 # /metrics), the Kubernetes API schemas (kubernetes-validate, for deploy/),
-# and the Node packages of tests/fixtures/oidc (OIDC provider + browser driver).
+# openapi-spec-validator (for the admin API's /api/openapi.json), and the Node
+# packages of tests/fixtures/oidc (OIDC provider + browser driver).
 # Idempotent: a second run does nothing.
 set -euo pipefail
 
@@ -62,6 +63,20 @@ else
   python3 -m pip install --quiet --disable-pip-version-check \
     --target "$deploy_site" "kubernetes-validate==$kv_version" 2>&1 | grep -v "Running pip as the 'root' user" || true
   [ -f "$deploy_site/kubernetes_validate/__init__.py" ] || { echo "test-deps: installing kubernetes-validate failed" >&2; exit 1; }
+fi
+
+# The OpenAPI validator the admin API's document is checked with
+# (tests/openapi.rs, tests/fixtures/openapi/validate.py), the same way.
+openapi_site="$root/tests/fixtures/openapi/site"
+osv_version=0.9.0
+if [ -f "$openapi_site/openapi_spec_validator-$osv_version.dist-info/METADATA" ]; then
+  echo "test-deps: openapi-spec-validator $osv_version present in tests/fixtures/openapi/site"
+else
+  echo "test-deps: pip install openapi-spec-validator==$osv_version into tests/fixtures/openapi/site"
+  rm -rf "$openapi_site"
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
+    --target "$openapi_site" "openapi-spec-validator==$osv_version" 2>&1 | grep -v "Running pip as the 'root' user" || true
+  [ -f "$openapi_site/openapi_spec_validator/__init__.py" ] || { echo "test-deps: installing openapi-spec-validator failed" >&2; exit 1; }
 fi
 
 command -v npm >/dev/null 2>&1 || { echo "test-deps: npm not found (install Node.js 20+)" >&2; exit 1; }

@@ -2,13 +2,28 @@
 //! tokens and secrets, and hostname routes.
 //!
 //! [`router`] builds it over an [`AdminState`]. Every endpoint except
-//! `GET /v1/health` needs `Authorization: Bearer <admin token>`. Every
-//! error is `{"error": "<one sentence>"}`; store errors become HTTP
-//! statuses in one place ([`ApiError::from`] for [`StoreError`]).
+//! `GET /v1/health` and `GET /api/openapi.json` needs `Authorization:
+//! Bearer <admin token>`. Every error is `{"error": "<one sentence>"}`;
+//! store errors become HTTP statuses in one place ([`ApiError::from`] for
+//! [`StoreError`]).
+//!
+//! **Every admin route is documented.** Each endpoint is registered with
+//! `utoipa_axum::routes!` from its handler's `#[utoipa::path]`, which gives
+//! the router its route and the OpenAPI 3.1 document its operation from the
+//! same annotation (`openapi.rs` adds the rest: info, tags, the
+//! `admin_token` scheme on every operation behind the token check). Never
+//! add a route with `.route(`: `clippy.toml` refuses it, and the
+//! route-walk test (`admin/tests/route_walk.rs`) fails on a served path or
+//! method the document does not list. The document is served without the
+//! admin token: it is generated from the binary and carries no state (the
+//! same for every edge of a version, nothing of this edge's tunnels, routes
+//! or users), so it tells no one more than the released source does, and
+//! a client can read it before it has a token.
 //!
 //! | method | path | answer |
 //! | --- | --- | --- |
 //! | GET | `/v1/health` | `{"status":"ok"}` |
+//! | GET | `/api/openapi.json` | this table as an OpenAPI 3.1 document, with every body's schema (no token needed) |
 //! | POST | `/v1/tunnels` `{"name"}` | 201 tunnel |
 //! | GET | `/v1/tunnels` | tunnels with `status` and `connections` |
 //! | GET | `/v1/tunnels/{name_or_id}` | tunnel plus `routes` |
@@ -32,8 +47,9 @@
 //! marked `Cache-Control: no-store`.
 //!
 //! One module per resource: `tunnels`, `tokens` (a tunnel's token and
-//! secret rotation), `routes`, `audit`, `access`; `auth` checks the admin
-//! token, `error` is the one error answer ([`ApiError`]).
+//! secret rotation), `ingress`, `routes`, `audit`, `access`; `auth` checks
+//! the admin token, `error` is the one error answer ([`ApiError`]),
+//! `openapi` the document.
 
 mod access;
 mod apply;
@@ -41,6 +57,7 @@ mod audit;
 mod auth;
 mod error;
 mod ingress;
+mod openapi;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -55,10 +72,11 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::json;
+use serde::Serialize;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 use warren_store::Store;
 
 use crate::registry::Registry;
@@ -75,10 +93,16 @@ pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 /// connector's 1 MiB bound, escaped as a JSON string.
 pub(crate) const INGRESS_BODY_LIMIT: usize = 3 * 1024 * 1024;
 
+/// Largest body of `POST /v1/apply`: a declared state of up to 4 MiB
+/// (what `warren apply` reads), its configs escaped as JSON strings.
+pub(crate) const APPLY_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
 /// The body bound of a request to `path`.
 fn body_limit(path: &str) -> usize {
     if path.starts_with("/v1/tunnels/") && path.ends_with("/ingress") {
         INGRESS_BODY_LIMIT
+    } else if path == "/v1/apply" {
+        APPLY_BODY_LIMIT
     } else {
         BODY_LIMIT
     }
@@ -108,55 +132,49 @@ pub(crate) struct AdminState {
 /// The admin API. A request's body must arrive whole within
 /// `body_timeout` (see [`body_within`]).
 pub(crate) fn router(state: AdminState, body_timeout: Duration) -> Router {
-    let authed = Router::new()
-        .route(
-            "/v1/tunnels",
-            get(tunnels::list_tunnels).post(tunnels::create_tunnel),
-        )
-        .route(
-            "/v1/tunnels/{tunnel}",
-            get(tunnels::tunnel_info).delete(tunnels::delete_tunnel),
-        )
-        .route("/v1/tunnels/{tunnel}/token", get(tokens::tunnel_token))
-        .route(
-            "/v1/tunnels/{tunnel}/rotate-secret",
-            post(tokens::rotate_secret),
-        )
-        .route(
-            "/v1/tunnels/{tunnel}/revoke-old-secret",
-            post(tokens::revoke_previous_secret),
-        )
-        .route(
-            "/v1/tunnels/{tunnel}/ingress",
-            get(ingress::get_ingress)
-                .put(ingress::set_ingress)
-                .layer(DefaultBodyLimit::max(INGRESS_BODY_LIMIT)),
-        )
-        .route(
-            "/v1/routes",
-            get(routes::list_routes).post(routes::add_route),
-        )
-        .route("/v1/routes/{hostname}", delete(routes::delete_route))
-        .route("/v1/audit", get(audit::list_audit))
-        .route("/v1/audit/verify", get(audit::verify_audit))
-        .route("/v1/apply", post(apply::apply))
-        .route("/v1/export", get(apply::export))
-        .route("/metrics", get(metrics))
-        .merge(access::routes())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_admin,
-        ));
-    Router::new()
-        .route("/v1/health", get(health))
-        .merge(authed)
+    let (routes, api) = endpoints(&state).split_for_parts();
+    routes
         .fallback(no_such_endpoint)
+        // After every route: it is set on the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(openapi::Document::new(api)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(move |req, next| {
             body_within(body_timeout, req, next)
         }))
         .with_state(state)
+}
+
+/// Every endpoint, each registered with its OpenAPI operation by
+/// `routes!`, and the document they make.
+fn endpoints(state: &AdminState) -> OpenApiRouter<AdminState> {
+    let mut authed = OpenApiRouter::default()
+        .routes(routes!(tunnels::list_tunnels, tunnels::create_tunnel))
+        .routes(routes!(tunnels::tunnel_info, tunnels::delete_tunnel))
+        .routes(routes!(tokens::tunnel_token))
+        .routes(routes!(tokens::rotate_secret))
+        .routes(routes!(tokens::revoke_previous_secret))
+        .routes(
+            routes!(ingress::get_ingress, ingress::set_ingress)
+                .layer(DefaultBodyLimit::max(INGRESS_BODY_LIMIT)),
+        )
+        .routes(routes!(routes::list_routes, routes::add_route))
+        .routes(routes!(routes::delete_route))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
+        .routes(routes!(apply::apply).layer(DefaultBodyLimit::max(APPLY_BODY_LIMIT)))
+        .routes(routes!(apply::export))
+        .routes(routes!(metrics))
+        .merge(access::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
+    openapi::behind_token(authed.get_openapi_mut());
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(health))
+        .routes(routes!(openapi::openapi_json))
+        .merge(authed)
 }
 
 /// Reads a request's whole body, at most [`BODY_LIMIT`] bytes, within
@@ -198,8 +216,21 @@ async fn body_within(timeout: Duration, req: Request, next: Next) -> Response {
         .await
 }
 
-/// `GET /metrics`: the edge's metrics, with tunnels named as the store
-/// names them.
+/// The edge's metrics, in the OpenMetrics text format.
+///
+/// Tunnels are named as the store names them; `metrics.rs` lists the
+/// series.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    responses((
+        status = 200,
+        description = "Every series, OpenMetrics text.",
+        body = String,
+        content_type = warren_transport::metrics::CONTENT_TYPE,
+    ))
+)]
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AdminState>,
 ) -> ApiResult<Response> {
@@ -216,20 +247,34 @@ async fn metrics(
         .into_response())
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// The answer of `GET /v1/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
+/// Whether the admin API answers; needs no token.
+#[utoipa::path(
+    get,
+    path = "/v1/health",
+    tag = "health",
+    responses((status = 200, description = "The edge is up.", body = Health))
+)]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The answer to a path no endpoint has.
+const NO_SUCH_ENDPOINT: &str = "there is no such admin API endpoint; the API lives under /v1 (for example GET /v1/tunnels), and GET /api/openapi.json lists every endpoint";
+
+/// The answer to a method a path's endpoint does not take.
+const METHOD_NOT_ALLOWED: &str = "this admin API endpoint does not take that HTTP method; GET /api/openapi.json lists the methods of every endpoint";
+
 async fn no_such_endpoint() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "there is no such admin API endpoint; the API lives under /v1 (for example GET /v1/tunnels)",
-    )
+    ApiError::new(StatusCode::NOT_FOUND, NO_SUCH_ENDPOINT)
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "this admin API endpoint does not take that HTTP method; see the endpoint list in the admin API documentation",
-    )
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED)
 }

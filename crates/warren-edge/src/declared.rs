@@ -44,7 +44,7 @@ use warren_policy::Policy;
 use warren_store::Steering;
 
 /// Everything `warren apply` manages, by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Declared {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -61,7 +61,7 @@ pub struct Declared {
 
 /// A tunnel. Its secret and token are the edge's; `warren tunnel token
 /// NAME` prints the token after the apply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TunnelSpec {
     pub name: String,
@@ -71,12 +71,13 @@ pub struct TunnelSpec {
     pub ingress: Option<String>,
     /// A file holding it, relative to the declaring file (CLI only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub ingress_file: Option<PathBuf>,
 }
 
 /// A hostname route: to one `tunnel`, or over several `tunnels` with
 /// `steering`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     pub hostname: String,
@@ -92,7 +93,7 @@ pub struct RouteSpec {
 }
 
 /// One tunnel of a load-balanced route (priority is the list order).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteTunnel {
     pub tunnel: String,
@@ -105,7 +106,7 @@ fn one() -> i64 {
 }
 
 /// An OIDC identity provider.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdpSpec {
     pub name: String,
@@ -120,6 +121,7 @@ pub struct IdpSpec {
     pub client_secret_env: Option<String>,
     /// A file holding the client secret (CLI only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub client_secret_file: Option<PathBuf>,
     /// Default: openid, email, profile.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -148,7 +150,7 @@ impl std::fmt::Debug for IdpSpec {
 }
 
 /// An access application and its policies, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
     pub name: String,
@@ -173,7 +175,7 @@ fn default_session() -> u64 {
 }
 
 /// A service token, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceTokenSpec {
     pub name: String,
@@ -190,6 +192,7 @@ pub struct ServiceTokenSpec {
     pub secret_env: Option<String>,
     /// A file holding the secret (CLI only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub secret_file: Option<PathBuf>,
     /// Days a new token lasts; absent (and no `expires_at`): it does not
     /// expire.

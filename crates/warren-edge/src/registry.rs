@@ -61,7 +61,7 @@ pub(crate) struct ConnMeta {
 }
 
 /// A connector's answer to a stored config pushed to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub(crate) struct ConfigState {
     pub version: u64,
     /// It runs that version now.
@@ -72,7 +72,7 @@ pub(crate) struct ConfigState {
 }
 
 /// What the admin API shows of a connection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct ConnectionInfo {
     pub id: String,
     pub connector_id: String,
@@ -93,7 +93,7 @@ pub(crate) struct ConnectionInfo {
 }
 
 /// Whether a tunnel can serve, from its connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelStatus {
     /// Some connector has all of its configured connections up.
@@ -105,18 +105,8 @@ pub enum TunnelStatus {
     Inactive,
 }
 
-impl TunnelStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TunnelStatus::Active => "active",
-            TunnelStatus::Degraded => "degraded",
-            TunnelStatus::Inactive => "inactive",
-        }
-    }
-}
-
 /// One connector process of a tunnel, from its connections.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct ConnectorInfo {
     pub id: String,
     pub version: String,

@@ -9,6 +9,7 @@ use crate::cidr::IpRange;
 
 /// A set of hostnames (and optionally a path prefix) behind one set of
 /// ordered policies.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Application {
@@ -28,6 +29,7 @@ pub struct Application {
 }
 
 /// One policy: an action and the rules that select who it applies to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
@@ -46,6 +48,7 @@ pub struct Policy {
 }
 
 /// What a matching policy does.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -78,6 +81,7 @@ impl fmt::Display for Action {
 }
 
 /// One condition on a request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
@@ -93,6 +97,7 @@ pub enum Rule {
     /// exactly.
     Group(String),
     /// A request from this network (IPv4 or IPv6 CIDR, or one address).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "10.0.0.0/8"))]
     IpRange(IpRange),
     /// Any valid service token.
     AnyServiceToken,
@@ -168,6 +173,7 @@ impl fmt::Display for Clause {
 }
 
 /// Who is asking, as the edge established it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Identity {

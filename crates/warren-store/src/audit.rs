@@ -13,7 +13,7 @@ use crate::store::now;
 use crate::{Store, StoreError};
 
 /// What happened, as the caller records it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Unix seconds; 0 means now.
     pub time: i64,
@@ -41,7 +41,7 @@ pub struct AuditEntry {
 }
 
 /// A stored entry with its place in the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub seq: i64,
     #[serde(flatten)]
@@ -65,7 +65,7 @@ pub struct AuditFilter {
 }
 
 /// The outcome of [`Store::verify_audit`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditVerdict {
     /// Rows checked.
     pub checked: u64,

@@ -5,7 +5,9 @@
 //! [`Store`] is the only type; it is cheap to clone (it wraps a connection
 //! pool). **Only this crate knows SQL**: callers get typed rows
 //! ([`Tunnel`], [`RouteRow`]) and typed errors ([`StoreError`], each one a
-//! sentence saying what was wrong and what to do).
+//! sentence saying what was wrong and what to do). The rows the admin API
+//! answers with derive `utoipa::ToSchema`: the edge's OpenAPI document
+//! describes them from these definitions.
 //!
 //! **The store never holds a secret**, only SHA-256 hashes that the caller
 //! computed; a tunnel's secret hash is kept out of [`Tunnel`] so that it

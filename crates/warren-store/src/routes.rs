@@ -7,7 +7,7 @@ use crate::store::{now, one_write};
 use crate::{validate, Store, StoreError, StoreTx};
 
 /// How a route chooses among its tunnels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Steering {
     /// One tunnel.
@@ -38,7 +38,7 @@ impl Steering {
 }
 
 /// One tunnel of a route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RouteMember {
     pub tunnel_id: String,
     pub tunnel_name: String,
@@ -49,7 +49,7 @@ pub struct RouteMember {
 }
 
 /// A hostname route, with the name of the tunnel it points to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RouteRow {
     /// Lower-case; `*.example.com` for a wildcard.
     pub hostname: String,

@@ -7,7 +7,7 @@ use crate::store::{is_unique_violation, now, one_write};
 use crate::{validate, Store, StoreError, StoreTx};
 
 /// A named tunnel. Its secret hash is deliberately not a field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tunnel {
     /// UUID v4.
     pub id: String,

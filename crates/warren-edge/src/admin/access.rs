@@ -26,47 +26,34 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
-use warren_policy::{Application, Policy};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use warren_policy::{Action, Application, Policy, Rule};
 use warren_proto::token::hash_secret;
 use warren_store::{AppRow, IdpRow, ServiceTokenRow, SessionRow, StoreError};
 
+use super::error::ApiErrorBody;
 use super::{AdminState, ApiError, ApiResult};
 
-/// The access routes (behind the admin token check).
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/v1/access/apps", get(list_apps).post(create_app))
-        .route(
-            "/v1/access/apps/{name}",
-            get(show_app).delete(delete_app).patch(update_app),
-        )
-        .route("/v1/access/apps/{name}/policies", post(add_policy))
-        .route(
-            "/v1/access/apps/{name}/policies/{policy}",
-            delete(remove_policy),
-        )
-        .route(
-            "/v1/access/service-tokens",
-            get(list_tokens).post(create_token),
-        )
-        .route(
-            "/v1/access/service-tokens/{name}/revoke",
-            post(revoke_token),
-        )
-        .route(
-            "/v1/access/service-tokens/{name}/rotate",
-            post(rotate_token),
-        )
-        .route("/v1/access/idps", get(list_idps).post(add_idp))
-        .route("/v1/access/idps/{name}", delete(delete_idp))
-        .route("/v1/access/sessions", get(list_sessions))
-        .route("/v1/access/sessions/revoke", post(revoke_sessions))
-        .route("/v1/access/keys/rotate", post(rotate_keys))
-        .route("/v1/routes/{hostname}", patch(set_public))
+/// The access routes (behind the admin token check), each with its
+/// OpenAPI operation.
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::default()
+        .routes(routes!(list_apps, create_app))
+        .routes(routes!(show_app, delete_app, update_app))
+        .routes(routes!(add_policy))
+        .routes(routes!(remove_policy))
+        .routes(routes!(list_service_tokens, create_service_token))
+        .routes(routes!(revoke_service_token))
+        .routes(routes!(rotate_service_token))
+        .routes(routes!(list_idps, add_idp))
+        .routes(routes!(delete_idp))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_sessions))
+        .routes(routes!(rotate_signing_key))
+        .routes(routes!(set_route_public))
 }
 
 impl AdminState {
@@ -80,21 +67,43 @@ fn default_session() -> u64 {
     24 * 3600
 }
 
-#[derive(Deserialize)]
+/// A new application.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateApp {
+    /// Unique.
+    #[schema(example = "wiki")]
     name: String,
+    /// Exact hostnames or `*.example.com` wildcards.
+    #[schema(example = json!(["wiki.example.com"]))]
     hostnames: Vec<String>,
+    /// Covers only this path and what lies below it.
     #[serde(default)]
     path_prefix: Option<String>,
+    /// How long a session for it lasts (default a day).
     #[serde(default = "default_session")]
+    #[schema(default = default_session)]
     session_duration_secs: u64,
+    /// Evaluated in order; the first that matches decides.
     #[serde(default)]
     policies: Vec<Policy>,
+    /// Record the PostgreSQL statements of its sessions.
     #[serde(default)]
     statement_log: bool,
 }
 
+/// Create an access application.
+#[utoipa::path(
+    post,
+    path = "/v1/access/apps",
+    tag = "apps",
+    request_body = CreateApp,
+    responses(
+        (status = 201, description = "The application as stored.", body = AppRow),
+        (status = 400, description = "A hostname or a policy is not valid.", body = ApiErrorBody),
+        (status = 409, description = "An application of that name exists.", body = ApiErrorBody),
+    )
+)]
 async fn create_app(
     State(state): State<AdminState>,
     body: Result<Json<CreateApp>, JsonRejection>,
@@ -119,10 +128,28 @@ async fn create_app(
     Ok((StatusCode::CREATED, Json(row)))
 }
 
+/// List the access applications.
+#[utoipa::path(
+    get,
+    path = "/v1/access/apps",
+    tag = "apps",
+    responses((status = 200, description = "Every application.", body = Vec<AppRow>))
+)]
 async fn list_apps(State(state): State<AdminState>) -> ApiResult<Json<Vec<AppRow>>> {
     Ok(Json(state.store.list_apps().await?))
 }
 
+/// Show one access application.
+#[utoipa::path(
+    get,
+    path = "/v1/access/apps/{name}",
+    tag = "apps",
+    params(("name" = String, Path, description = "The application's name.")),
+    responses(
+        (status = 200, description = "The application.", body = AppRow),
+        (status = 404, description = "No application of that name.", body = ApiErrorBody),
+    )
+)]
 async fn show_app(
     State(state): State<AdminState>,
     Path(name): Path<String>,
@@ -135,6 +162,17 @@ async fn show_app(
         .ok_or_else(|| StoreError::UnknownApp(name).into())
 }
 
+/// Delete an access application.
+#[utoipa::path(
+    delete,
+    path = "/v1/access/apps/{name}",
+    tag = "apps",
+    params(("name" = String, Path, description = "The application's name.")),
+    responses(
+        (status = 204, description = "Deleted; its hostnames are no longer covered by it."),
+        (status = 404, description = "No application of that name.", body = ApiErrorBody),
+    )
+)]
 async fn delete_app(
     State(state): State<AdminState>,
     Path(name): Path<String>,
@@ -147,19 +185,35 @@ async fn delete_app(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// The fields to change; those left out stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateApp {
     #[serde(default)]
     statement_log: Option<bool>,
     #[serde(default)]
     session_duration_secs: Option<u64>,
+    /// Replaces the list.
     #[serde(default)]
     hostnames: Option<Vec<String>>,
+    /// An empty string removes the prefix.
     #[serde(default)]
     path_prefix: Option<String>,
 }
 
+/// Change an access application's settings.
+#[utoipa::path(
+    patch,
+    path = "/v1/access/apps/{name}",
+    tag = "apps",
+    params(("name" = String, Path, description = "The application's name.")),
+    request_body = UpdateApp,
+    responses(
+        (status = 200, description = "The application as changed.", body = AppRow),
+        (status = 400, description = "The change would make it not valid.", body = ApiErrorBody),
+        (status = 404, description = "No application of that name.", body = ApiErrorBody),
+    )
+)]
 async fn update_app(
     State(state): State<AdminState>,
     Path(name): Path<String>,
@@ -188,15 +242,56 @@ async fn update_app(
     Ok(Json(row))
 }
 
-#[derive(Deserialize)]
+/// A policy, and where among the application's policies it goes. The
+/// policy's fields are spelled out rather than flattened, so that the
+/// schema can refuse unknown fields as the parser does.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct AddPolicy {
-    #[serde(flatten)]
-    policy: Policy,
+    /// Unique within the application.
+    #[schema(example = "staff")]
+    name: String,
+    action: Action,
+    /// At least one must match.
+    include: Vec<Rule>,
+    /// None may match.
+    #[serde(default)]
+    exclude: Vec<Rule>,
+    /// All must match.
+    #[serde(default)]
+    require: Vec<Rule>,
     /// 1-based place among the policies; default last.
     #[serde(default)]
+    #[schema(minimum = 1)]
     position: Option<usize>,
 }
 
+impl AddPolicy {
+    fn into_parts(self) -> (Policy, Option<usize>) {
+        let policy = Policy {
+            name: self.name,
+            action: self.action,
+            include: self.include,
+            exclude: self.exclude,
+            require: self.require,
+        };
+        (policy, self.position)
+    }
+}
+
+/// Add a policy to an access application.
+#[utoipa::path(
+    post,
+    path = "/v1/access/apps/{name}/policies",
+    tag = "apps",
+    params(("name" = String, Path, description = "The application's name.")),
+    request_body = AddPolicy,
+    responses(
+        (status = 200, description = "The application with the policy in place.", body = AppRow),
+        (status = 400, description = "The policy is not valid, or the application has one of that name.", body = ApiErrorBody),
+        (status = 404, description = "No application of that name.", body = ApiErrorBody),
+    )
+)]
 async fn add_policy(
     State(state): State<AdminState>,
     Path(name): Path<String>,
@@ -205,21 +300,21 @@ async fn add_policy(
     const EXAMPLE: &str =
         r#"{"name": "staff", "action": "allow", "include": [{"email_domain": "example.com"}]}"#;
     let Json(b) = body.map_err(|r| ApiError::bad_body(r, EXAMPLE))?;
-    let policy_name = b.policy.name.clone();
+    let (policy, position) = b.into_parts();
+    let policy_name = policy.name.clone();
     let row = state
         .store
         .modify_app(&name, |row| {
-            if row.app.policies.iter().any(|p| p.name == b.policy.name) {
+            if row.app.policies.iter().any(|p| p.name == policy.name) {
                 return Err(StoreError::InvalidApp(format!(
                     "application {} already has a policy named {:?}; remove it first with `warren access policy remove {} {}`",
-                    row.name, b.policy.name, row.name, b.policy.name
+                    row.name, policy.name, row.name, policy.name
                 )));
             }
-            let at = b
-                .position
+            let at = position
                 .map_or(row.app.policies.len(), |p| p.saturating_sub(1))
                 .min(row.app.policies.len());
-            row.app.policies.insert(at, b.policy);
+            row.app.policies.insert(at, policy);
             Ok(())
         })
         .await?;
@@ -228,6 +323,21 @@ async fn add_policy(
     Ok(Json(row))
 }
 
+/// Remove a policy from an access application.
+#[utoipa::path(
+    delete,
+    path = "/v1/access/apps/{name}/policies/{policy}",
+    tag = "apps",
+    params(
+        ("name" = String, Path, description = "The application's name."),
+        ("policy" = String, Path, description = "The policy's name."),
+    ),
+    responses(
+        (status = 200, description = "The application without the policy.", body = AppRow),
+        (status = 400, description = "The application has no policy of that name.", body = ApiErrorBody),
+        (status = 404, description = "No application of that name.", body = ApiErrorBody),
+    )
+)]
 async fn remove_policy(
     State(state): State<AdminState>,
     Path((name, policy)): Path<(String, String)>,
@@ -254,13 +364,27 @@ async fn remove_policy(
 /// The longest a service token may be created for: a year (and a day).
 pub(super) const MAX_TOKEN_DAYS: i64 = 366;
 
-#[derive(Deserialize)]
+/// A new service token.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
+    #[schema(example = "ci")]
     name: String,
-    /// Days until it expires; default never.
+    /// Days until it expires, 1 to 366; default never.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 366)]
     duration_days: Option<i64>,
+}
+
+/// A service token with its secret, which is shown once and never cached.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ServiceTokenWithSecret {
+    #[serde(flatten)]
+    token: ServiceTokenRow,
+    /// The same as `id`: sent as `Warren-Access-Client-Id`.
+    client_id: String,
+    /// Sent as `Warren-Access-Client-Secret`; the edge keeps only its hash.
+    client_secret: String,
 }
 
 /// A fresh client id and secret.
@@ -274,18 +398,32 @@ pub(super) fn new_credentials() -> (String, String) {
 }
 
 /// A token with its secret; never cached.
-fn with_secret(row: &ServiceTokenRow, secret: &str) -> Response {
-    let mut v = serde_json::to_value(row).expect("tokens serialize");
-    v["client_id"] = json!(row.id);
-    v["client_secret"] = json!(secret);
+fn with_secret(row: ServiceTokenRow, secret: String) -> Response {
+    let body = ServiceTokenWithSecret {
+        client_id: row.id.clone(),
+        token: row,
+        client_secret: secret,
+    };
     (
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(v),
+        Json(body),
     )
         .into_response()
 }
 
-async fn create_token(
+/// Create a service token.
+#[utoipa::path(
+    post,
+    path = "/v1/access/service-tokens",
+    tag = "service-tokens",
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token with its secret, shown this once (Cache-Control: no-store).", body = ServiceTokenWithSecret),
+        (status = 400, description = "The name or duration_days is not valid.", body = ApiErrorBody),
+        (status = 409, description = "A token of that name exists.", body = ApiErrorBody),
+    )
+)]
+async fn create_service_token(
     State(state): State<AdminState>,
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Response)> {
@@ -309,14 +447,34 @@ async fn create_token(
         .await?;
     state.access_changed().await?;
     tracing::info!(token = %row.name, client_id = %row.id, "service token created");
-    Ok((StatusCode::CREATED, with_secret(&row, &secret)))
+    Ok((StatusCode::CREATED, with_secret(row, secret)))
 }
 
-async fn list_tokens(State(state): State<AdminState>) -> ApiResult<Json<Vec<ServiceTokenRow>>> {
+/// List the service tokens, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/access/service-tokens",
+    tag = "service-tokens",
+    responses((status = 200, description = "Every service token.", body = Vec<ServiceTokenRow>))
+)]
+async fn list_service_tokens(
+    State(state): State<AdminState>,
+) -> ApiResult<Json<Vec<ServiceTokenRow>>> {
     Ok(Json(state.store.list_service_tokens().await?))
 }
 
-async fn revoke_token(
+/// Revoke a service token.
+#[utoipa::path(
+    post,
+    path = "/v1/access/service-tokens/{name}/revoke",
+    tag = "service-tokens",
+    params(("name" = String, Path, description = "The token's name or client id.")),
+    responses(
+        (status = 200, description = "The token, revoked.", body = ServiceTokenRow),
+        (status = 404, description = "No such token.", body = ApiErrorBody),
+    )
+)]
+async fn revoke_service_token(
     State(state): State<AdminState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ServiceTokenRow>> {
@@ -326,7 +484,19 @@ async fn revoke_token(
     Ok(Json(row))
 }
 
-async fn rotate_token(
+/// Give a service token a new secret.
+#[utoipa::path(
+    post,
+    path = "/v1/access/service-tokens/{name}/rotate",
+    tag = "service-tokens",
+    params(("name" = String, Path, description = "The token's name or client id.")),
+    responses(
+        (status = 200, description = "The token with its new secret, shown this once (Cache-Control: no-store); the old secret stops working.", body = ServiceTokenWithSecret),
+        (status = 404, description = "No such token.", body = ApiErrorBody),
+        (status = 409, description = "The token is revoked.", body = ApiErrorBody),
+    )
+)]
+async fn rotate_service_token(
     State(state): State<AdminState>,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
@@ -337,20 +507,28 @@ async fn rotate_token(
         .await?;
     state.access_changed().await?;
     tracing::info!(token = %row.name, "service token secret rotated");
-    Ok(with_secret(&row, &secret))
+    Ok(with_secret(row, secret))
 }
 
-#[derive(Deserialize)]
+/// An OIDC identity provider.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddIdp {
+    #[schema(example = "corp")]
     name: String,
+    /// An https:// URL (http:// only on loopback).
+    #[schema(example = "https://id.example.com")]
     issuer: String,
     client_id: String,
+    /// Kept to present to the provider; never returned.
     client_secret: String,
+    /// Must include `openid`; default `openid email profile`.
     #[serde(default)]
     scopes: Vec<String>,
+    /// The ID-token claim that lists the user's groups; default `groups`.
     #[serde(default)]
     groups_claim: Option<String>,
+    /// A PEM file of CAs to trust for the issuer, besides the system roots.
     #[serde(default)]
     ca_file: Option<String>,
 }
@@ -393,6 +571,17 @@ pub(super) fn checked_idp(mut idp: IdpRow) -> ApiResult<IdpRow> {
     Ok(idp)
 }
 
+/// Set an identity provider.
+#[utoipa::path(
+    post,
+    path = "/v1/access/idps",
+    tag = "idps",
+    request_body = AddIdp,
+    responses(
+        (status = 201, description = "The provider as stored, without its client secret.", body = IdpRow),
+        (status = 400, description = "The issuer or the scopes are not valid.", body = ApiErrorBody),
+    )
+)]
 async fn add_idp(
     State(state): State<AdminState>,
     body: Result<Json<AddIdp>, JsonRejection>,
@@ -415,10 +604,28 @@ async fn add_idp(
     Ok((StatusCode::CREATED, Json(row)))
 }
 
+/// List the identity providers, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/access/idps",
+    tag = "idps",
+    responses((status = 200, description = "Every identity provider.", body = Vec<IdpRow>))
+)]
 async fn list_idps(State(state): State<AdminState>) -> ApiResult<Json<Vec<IdpRow>>> {
     Ok(Json(state.store.list_idps().await?))
 }
 
+/// Delete an identity provider.
+#[utoipa::path(
+    delete,
+    path = "/v1/access/idps/{name}",
+    tag = "idps",
+    params(("name" = String, Path, description = "The provider's name.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No provider of that name.", body = ApiErrorBody),
+    )
+)]
 async fn delete_idp(
     State(state): State<AdminState>,
     Path(name): Path<String>,
@@ -433,42 +640,92 @@ async fn delete_idp(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List the sessions the edge issued.
+#[utoipa::path(
+    get,
+    path = "/v1/access/sessions",
+    tag = "sessions",
+    responses((status = 200, description = "Every session, revoked ones included.", body = Vec<SessionRow>))
+)]
 async fn list_sessions(State(state): State<AdminState>) -> ApiResult<Json<Vec<SessionRow>>> {
     Ok(Json(state.store.list_sessions().await?))
 }
 
-#[derive(Deserialize)]
+/// Which sessions to revoke.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeSessions {
-    /// A session id or an email address.
+    /// A session id, or an email address for all of that user's sessions.
+    #[schema(example = "alice@example.com")]
     session: String,
 }
 
+/// How many sessions were revoked.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Revoked {
+    revoked: u64,
+}
+
+/// Revoke a session, or every session of a user.
+#[utoipa::path(
+    post,
+    path = "/v1/access/sessions/revoke",
+    tag = "sessions",
+    request_body = RevokeSessions,
+    responses((status = 200, description = "The sessions are refused from now on.", body = Revoked))
+)]
 async fn revoke_sessions(
     State(state): State<AdminState>,
     body: Result<Json<RevokeSessions>, JsonRejection>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Revoked>> {
     let Json(b) = body.map_err(|r| ApiError::bad_body(r, r#"{"session": "alice@example.com"}"#))?;
     let n = state.store.revoke_sessions(&b.session).await?;
     state.access_changed().await?;
     tracing::info!(session = %b.session, revoked = n, "sessions revoked");
-    Ok(Json(json!({ "revoked": n })))
+    Ok(Json(Revoked { revoked: n }))
 }
 
-async fn rotate_keys(State(state): State<AdminState>) -> ApiResult<Json<serde_json::Value>> {
+/// The new signing key.
+#[derive(Serialize, utoipa::ToSchema)]
+struct NewKey {
+    /// Its key id, as in the edge's JWKS and the tokens' `kid`.
+    kid: String,
+}
+
+/// Rotate the identity-token signing key.
+#[utoipa::path(
+    post,
+    path = "/v1/access/keys/rotate",
+    tag = "keys",
+    responses((status = 200, description = "New identity tokens are signed with the new key.", body = NewKey))
+)]
+async fn rotate_signing_key(State(state): State<AdminState>) -> ApiResult<Json<NewKey>> {
     let kid = crate::access::keys::rotate(&state.store).await?;
     state.access_changed().await?;
     tracing::info!(%kid, "identity-token signing key rotated");
-    Ok(Json(json!({ "kid": kid })))
+    Ok(Json(NewKey { kid }))
 }
 
-#[derive(Deserialize)]
+/// Whether the route is reachable without an access application.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetPublic {
     public: bool,
 }
 
-async fn set_public(
+/// Make a route public, or not.
+#[utoipa::path(
+    patch,
+    path = "/v1/routes/{hostname}",
+    tag = "routes",
+    params(("hostname" = String, Path, description = "The route's hostname.")),
+    request_body = SetPublic,
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 404, description = "No route for that hostname.", body = ApiErrorBody),
+    )
+)]
+async fn set_route_public(
     State(state): State<AdminState>,
     Path(hostname): Path<String>,
     body: Result<Json<SetPublic>, JsonRejection>,

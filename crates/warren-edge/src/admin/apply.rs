@@ -32,24 +32,29 @@ use warren_store::{
 };
 
 use super::access::{checked_idp, new_credentials, MAX_TOKEN_DAYS};
+use super::error::ApiErrorBody;
 use super::tunnels::FIRST_GENERATION;
 use super::{AdminState, ApiError, ApiResult};
 use crate::declared::{AppSpec, Declared, IdpSpec, RouteSpec, ServiceTokenSpec};
 use crate::stored_config;
 
-/// `POST /v1/apply` body.
-#[derive(Deserialize)]
+/// A declared state to apply.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ApplyRequest {
+    /// The state to reach.
     declared: Declared,
+    /// Plan and check everything, then change nothing.
     #[serde(default)]
     dry_run: bool,
+    /// Also delete what `declared` does not name (service tokens are
+    /// revoked).
     #[serde(default)]
     prune: bool,
 }
 
 /// What an apply did (or, dry, would do).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct ApplyAnswer {
     /// In the order they run.
     changes: Vec<Change>,
@@ -62,7 +67,8 @@ pub(super) struct ApplyAnswer {
     new_secrets: Vec<NewSecret>,
 }
 
-#[derive(Debug, Serialize)]
+/// A service token the edge made a secret for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct NewSecret {
     name: String,
     client_id: String,
@@ -70,7 +76,7 @@ struct NewSecret {
 }
 
 /// One line of the plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub(super) struct Change {
     /// `create`, `update` or `delete`.
     action: &'static str,
@@ -742,6 +748,22 @@ fn tunnel_id(ids: &BTreeMap<String, String>, name: &str) -> Result<String, Store
         .ok_or_else(|| StoreError::UnknownTunnel(name.to_owned()))
 }
 
+/// Make the edge match a declared state (`warren apply`).
+///
+/// Planned against the store, then every step runs in one transaction;
+/// a dry run runs them too and rolls back.
+#[utoipa::path(
+    post,
+    path = "/v1/apply",
+    tag = "apply",
+    request_body = ApplyRequest,
+    responses(
+        (status = 200, description = "The plan, and whether it was applied; new service token secrets are shown this once (Cache-Control: no-store).", body = ApplyAnswer),
+        (status = 400, description = "Something in the declared state is refused; nothing was changed.", body = ApiErrorBody),
+        (status = 404, description = "A step names something the edge does not have; nothing was changed.", body = ApiErrorBody),
+        (status = 409, description = "A step conflicts with what the edge has (a name taken); nothing was changed.", body = ApiErrorBody),
+    )
+)]
 pub(super) async fn apply(
     State(state): State<AdminState>,
     body: Result<Json<ApplyRequest>, JsonRejection>,
@@ -823,10 +845,17 @@ fn answer(a: ApplyAnswer) -> Response {
         .into_response()
 }
 
-/// `GET /v1/export`: the edge's state as a [`Declared`]. Identity
-/// providers come without their client secret (the CLI names an
+/// Write the edge's state as a declared state (`warren export`).
+///
+/// Identity providers come without their client secret (the CLI names an
 /// environment variable for it); service tokens with the SHA-256 of their
 /// secret, which is all the edge has and all another edge needs.
+#[utoipa::path(
+    get,
+    path = "/v1/export",
+    tag = "apply",
+    responses((status = 200, description = "The edge's state, as `warren apply` reads it (Cache-Control: no-store).", body = Declared))
+)]
 pub(super) async fn export(State(state): State<AdminState>) -> ApiResult<Response> {
     let now = Current::read(&state).await?;
     let tunnels = now

@@ -6,10 +6,21 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 use warren_store::StoreError;
 
 use super::BODY_LIMIT;
+
+/// The body of every error answer, `{"error": "<one sentence>"}`; the
+/// OpenAPI document's `ApiErrorBody`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ApiErrorBody {
+    /// What was wrong and what to do, in one sentence.
+    #[schema(
+        example = "no tunnel named or with id \"office\"; list tunnels with `warren tunnel list`"
+    )]
+    pub error: String,
+}
 
 /// An error answer: a status and one sentence.
 #[derive(Debug)]
@@ -51,7 +62,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        let body = ApiErrorBody {
+            error: self.message,
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use warren_store::{RouteRow, Steering};
 
+use super::error::ApiErrorBody;
 use super::{AdminState, ApiError, ApiResult};
 
 impl AdminState {
@@ -20,13 +21,19 @@ impl AdminState {
 /// `{"tunnel", "hostname"}` for one tunnel, or `{"hostname", "steering",
 /// "tunnels": [{"tunnel", "weight"}]}` for a load balancer over tunnels
 /// (priority = order).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct AddRoute {
+    /// Under `--domain`; `*.example.com` for a wildcard.
+    #[schema(example = "app.example.com")]
     hostname: String,
+    /// The one tunnel (its name or id); not with `tunnels`.
     #[serde(default)]
+    #[schema(example = "office")]
     tunnel: Option<String>,
+    /// How a load balancer picks among `tunnels` (default `failover`).
     #[serde(default)]
     steering: Option<Steering>,
+    /// The tunnels of a load balancer, by priority; not with `tunnel`.
     #[serde(default)]
     tunnels: Option<Vec<PoolMember>>,
     /// Reachable without an access application.
@@ -34,10 +41,14 @@ pub(super) struct AddRoute {
     public: bool,
 }
 
-#[derive(Deserialize)]
+/// One tunnel of a load balancer.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct PoolMember {
+    /// Its name or id.
     tunnel: String,
+    /// Share of new streams under `weighted` steering.
     #[serde(default = "one")]
+    #[schema(default = one)]
     weight: i64,
 }
 
@@ -45,6 +56,19 @@ fn one() -> i64 {
     1
 }
 
+/// Route a hostname to a tunnel, or to a load balancer over tunnels.
+#[utoipa::path(
+    post,
+    path = "/v1/routes",
+    tag = "routes",
+    request_body = AddRoute,
+    responses(
+        (status = 201, description = "The route; the edge serves the hostname now.", body = RouteRow),
+        (status = 400, description = "The hostname is not allowed, or the tunnels are not given as one of the two shapes.", body = ApiErrorBody),
+        (status = 404, description = "A named tunnel does not exist.", body = ApiErrorBody),
+        (status = 409, description = "The hostname is routed already.", body = ApiErrorBody),
+    )
+)]
 pub(super) async fn add_route(
     State(state): State<AdminState>,
     body: Result<Json<AddRoute>, JsonRejection>,
@@ -93,10 +117,28 @@ pub(super) async fn add_route(
     Ok((StatusCode::CREATED, Json(route)))
 }
 
+/// List the routes.
+#[utoipa::path(
+    get,
+    path = "/v1/routes",
+    tag = "routes",
+    responses((status = 200, description = "Every route.", body = Vec<RouteRow>))
+)]
 pub(super) async fn list_routes(State(state): State<AdminState>) -> ApiResult<Json<Vec<RouteRow>>> {
     Ok(Json(state.store.list_routes().await?))
 }
 
+/// Delete a route.
+#[utoipa::path(
+    delete,
+    path = "/v1/routes/{hostname}",
+    tag = "routes",
+    params(("hostname" = String, Path, description = "The route's hostname.")),
+    responses(
+        (status = 204, description = "Deleted; the edge no longer serves the hostname."),
+        (status = 404, description = "No route for that hostname.", body = ApiErrorBody),
+    )
+)]
 pub(super) async fn delete_route(
     State(state): State<AdminState>,
     Path(hostname): Path<String>,

@@ -17,6 +17,8 @@ use crate::registry::Registry;
 use crate::routes::RouteTable;
 use crate::secrets::{bootstrap_admin_token, TunnelSecrets};
 
+mod route_walk;
+
 /// The admin routers' body timeout in these tests.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -8,11 +8,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use warren_proto::token::{hash_secret, verify_secret, TunnelToken};
 use warren_store::Tunnel;
 
+use super::error::ApiErrorBody;
 use super::{AdminState, ApiError, ApiResult};
 
 impl AdminState {
@@ -41,15 +41,35 @@ impl AdminState {
     }
 }
 
+/// A tunnel's token.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct TokenBody {
+    /// What `warren tunnel run --token` takes: the tunnel id, its secret,
+    /// the edge addresses and the CA pin.
+    token: String,
+}
+
 /// `{"token": ...}`, not to be cached anywhere.
 fn token_response(token: String) -> Response {
     (
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(json!({ "token": token })),
+        Json(TokenBody { token }),
     )
         .into_response()
 }
 
+/// Get a tunnel's token.
+#[utoipa::path(
+    get,
+    path = "/v1/tunnels/{tunnel}/token",
+    tag = "tunnels",
+    params(("tunnel" = String, Path, description = "The tunnel's name or id.")),
+    responses(
+        (status = 200, description = "The token at the tunnel's current secret (Cache-Control: no-store).", body = TokenBody),
+        (status = 404, description = "No such tunnel.", body = ApiErrorBody),
+        (status = 409, description = "The stored secret does not match this edge's tunnel-secret.key.", body = ApiErrorBody),
+    )
+)]
 pub(super) async fn tunnel_token(
     State(state): State<AdminState>,
     Path(key): Path<String>,
@@ -64,17 +84,33 @@ const MAX_GRACE: u64 = 30 * 24 * 3600;
 /// The grace window, when the request does not name one: a day.
 const DEFAULT_GRACE: u64 = 24 * 3600;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RotateParams {
     /// Seconds the replaced secret keeps working for registrations (0:
-    /// none).
+    /// none; default a day, at most 30 days).
+    #[param(maximum = 2592000)]
     grace_seconds: Option<u64>,
 }
 
+/// Rotate a tunnel's secret.
+///
 /// Moves the tunnel to the next secret generation. Live connections stay
 /// up; the replaced secret keeps working for new registrations for
 /// `grace_seconds` (default a day), so connectors re-dialling with the old
 /// token are not locked out while the new one is rolled out.
+#[utoipa::path(
+    post,
+    path = "/v1/tunnels/{tunnel}/rotate-secret",
+    tag = "tunnels",
+    params(("tunnel" = String, Path, description = "The tunnel's name or id."), RotateParams),
+    responses(
+        (status = 200, description = "The new token (Cache-Control: no-store).", body = TokenBody),
+        (status = 400, description = "grace_seconds is not a number or longer than 30 days.", body = ApiErrorBody),
+        (status = 404, description = "No such tunnel.", body = ApiErrorBody),
+        (status = 409, description = "The tunnel has used up its secret generations, or its stored secret does not match this edge's tunnel-secret.key.", body = ApiErrorBody),
+    )
+)]
 pub(super) async fn rotate_secret(
     State(state): State<AdminState>,
     Path(key): Path<String>,
@@ -116,14 +152,34 @@ pub(super) async fn rotate_secret(
     Ok(token_response(state.token(&tunnel).await?))
 }
 
-/// Ends the grace window of the secret the last rotation replaced, at
-/// once: registrations with it are refused from now on, and connections
-/// that registered with it are closed (their connectors re-dial and are
-/// refused until they get the new token).
+/// What revoking the replaced secret did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct RevokedSecret {
+    /// A replaced secret was still accepted, and no longer is.
+    revoked: bool,
+    /// Connections that had registered with it, now closed.
+    closed_connections: usize,
+}
+
+/// End the grace window of a tunnel's replaced secret now.
+///
+/// Registrations with the secret the last rotation replaced are refused
+/// from now on, and connections that registered with it are closed (their
+/// connectors re-dial and are refused until they get the new token).
+#[utoipa::path(
+    post,
+    path = "/v1/tunnels/{tunnel}/revoke-old-secret",
+    tag = "tunnels",
+    params(("tunnel" = String, Path, description = "The tunnel's name or id.")),
+    responses(
+        (status = 200, description = "The replaced secret no longer works.", body = RevokedSecret),
+        (status = 404, description = "No such tunnel.", body = ApiErrorBody),
+    )
+)]
 pub(super) async fn revoke_previous_secret(
     State(state): State<AdminState>,
     Path(key): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<RevokedSecret>> {
     let tunnel = state.find_tunnel(&key).await?;
     let revoked = state.store.revoke_previous_secret(&tunnel.id).await?;
     let closed = state.registry.disconnect_old_secrets(
@@ -132,9 +188,10 @@ pub(super) async fn revoke_previous_secret(
         "the tunnel's previous secret was revoked",
     );
     tracing::info!(tunnel = %tunnel.name, id = %tunnel.id, revoked, closed_connections = closed, "revoked the tunnel's previous secret");
-    Ok(Json(
-        json!({ "revoked": revoked, "closed_connections": closed }),
-    ))
+    Ok(Json(RevokedSecret {
+        revoked,
+        closed_connections: closed,
+    }))
 }
 
 fn unix_now() -> i64 {

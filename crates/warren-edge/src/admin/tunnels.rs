@@ -9,20 +9,21 @@ use serde::{Deserialize, Serialize};
 use warren_proto::token::hash_secret;
 use warren_store::Tunnel;
 
+use super::error::ApiErrorBody;
 use super::{AdminState, ApiError, ApiResult};
-use crate::registry::{ConnectionInfo, ConnectorInfo};
+use crate::registry::{ConnectionInfo, ConnectorInfo, TunnelStatus};
 
 /// Generation of a new tunnel's first secret.
 pub(super) const FIRST_GENERATION: i64 = 1;
 
 /// A tunnel as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct TunnelView {
     #[serde(flatten)]
     tunnel: Tunnel,
     /// `active`: some connector has all its connections up; `degraded`:
     /// serving on fewer; `inactive`: no connection.
-    status: &'static str,
+    status: TunnelStatus,
     /// Unix seconds since the tunnel has been continuously connected.
     up_since: Option<u64>,
     connectors: Vec<ConnectorInfo>,
@@ -40,7 +41,7 @@ impl AdminState {
     pub(super) fn view(&self, tunnel: Tunnel) -> TunnelView {
         let health = self.registry.health(&tunnel.id, tunnel.secret_generation);
         TunnelView {
-            status: health.status.as_str(),
+            status: health.status,
             up_since: health.up_since,
             connectors: health.connectors,
             connections: health.connections,
@@ -58,11 +59,26 @@ impl AdminState {
     }
 }
 
-#[derive(Deserialize)]
+/// A new tunnel.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct CreateTunnel {
+    /// Unique; letters, digits, `-` and `_`.
+    #[schema(example = "office")]
     name: String,
 }
 
+/// Create a tunnel.
+#[utoipa::path(
+    post,
+    path = "/v1/tunnels",
+    tag = "tunnels",
+    request_body = CreateTunnel,
+    responses(
+        (status = 201, description = "The tunnel; fetch its token with `GET /v1/tunnels/{tunnel}/token`.", body = TunnelView),
+        (status = 400, description = "The name is not valid.", body = ApiErrorBody),
+        (status = 409, description = "A tunnel of that name exists.", body = ApiErrorBody),
+    )
+)]
 pub(super) async fn create_tunnel(
     State(state): State<AdminState>,
     body: Result<Json<CreateTunnel>, JsonRejection>,
@@ -79,6 +95,13 @@ pub(super) async fn create_tunnel(
     Ok((StatusCode::CREATED, Json(state.view(tunnel))))
 }
 
+/// List the tunnels with their status and connections.
+#[utoipa::path(
+    get,
+    path = "/v1/tunnels",
+    tag = "tunnels",
+    responses((status = 200, description = "Every tunnel.", body = Vec<TunnelView>))
+)]
 pub(super) async fn list_tunnels(
     State(state): State<AdminState>,
 ) -> ApiResult<Json<Vec<TunnelView>>> {
@@ -86,6 +109,17 @@ pub(super) async fn list_tunnels(
     Ok(Json(tunnels.into_iter().map(|t| state.view(t)).collect()))
 }
 
+/// Show one tunnel with its routes.
+#[utoipa::path(
+    get,
+    path = "/v1/tunnels/{tunnel}",
+    tag = "tunnels",
+    params(("tunnel" = String, Path, description = "The tunnel's name or id.")),
+    responses(
+        (status = 200, description = "The tunnel, with `routes` and, during a rotation's grace window, `previous_secret_valid_until`.", body = TunnelView),
+        (status = 404, description = "No such tunnel.", body = ApiErrorBody),
+    )
+)]
 pub(super) async fn tunnel_info(
     State(state): State<AdminState>,
     Path(key): Path<String>,
@@ -111,6 +145,17 @@ pub(super) async fn tunnel_info(
     Ok(Json(view))
 }
 
+/// Delete a tunnel, its routes, and its live connections.
+#[utoipa::path(
+    delete,
+    path = "/v1/tunnels/{tunnel}",
+    tag = "tunnels",
+    params(("tunnel" = String, Path, description = "The tunnel's name or id.")),
+    responses(
+        (status = 204, description = "Deleted; its connectors are disconnected."),
+        (status = 404, description = "No such tunnel.", body = ApiErrorBody),
+    )
+)]
 pub(super) async fn delete_tunnel(
     State(state): State<AdminState>,
     Path(key): Path<String>,

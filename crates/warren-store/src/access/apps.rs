@@ -8,7 +8,7 @@ use crate::store::{is_unique_violation, now, one_write};
 use crate::{Store, StoreError, StoreTx};
 
 /// An access application as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppRow {
     /// Unique; the same as `app.name`.
     pub name: String,

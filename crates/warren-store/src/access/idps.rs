@@ -8,7 +8,7 @@ use crate::store::{now, one_write};
 use crate::{Store, StoreError, StoreTx};
 
 /// An OIDC identity provider.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdpRow {
     pub name: String,
     /// The issuer URL; discovery is at `{issuer}/.well-known/openid-configuration`.

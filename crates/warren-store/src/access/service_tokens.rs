@@ -7,7 +7,7 @@ use crate::store::{is_unique_violation, now, one_write};
 use crate::{Store, StoreError, StoreTx};
 
 /// A service token, without its secret hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceTokenRow {
     /// The client id, sent as `Warren-Access-Client-Id`.
     pub id: String,

@@ -8,7 +8,7 @@ use crate::store::now;
 use crate::{Store, StoreError};
 
 /// A session the edge issued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionRow {
     pub id: String,
     pub identity: Identity,

@@ -39,12 +39,15 @@ pub enum Dep {
     /// The `kubernetes-validate` Python package (the Kubernetes API's
     /// schemas), for `deploy/kubernetes`.
     KubeValidate,
+    /// The `openapi-spec-validator` Python package, which checks the admin
+    /// API's `/api/openapi.json`.
+    OpenApiValidator,
     /// `systemd-analyze`, for `deploy/systemd`.
     SystemdAnalyze,
 }
 
 impl Dep {
-    pub const ALL: [Dep; 8] = [
+    pub const ALL: [Dep; 9] = [
         Dep::Curl,
         Dep::Postgres,
         Dep::Pgbench,
@@ -52,6 +55,7 @@ impl Dep {
         Dep::Python3,
         Dep::PromClient,
         Dep::KubeValidate,
+        Dep::OpenApiValidator,
         Dep::SystemdAnalyze,
     ];
 
@@ -65,6 +69,7 @@ impl Dep {
             Dep::Python3 => "python3",
             Dep::PromClient => "prometheus_client",
             Dep::KubeValidate => "kubernetes-validate",
+            Dep::OpenApiValidator => "openapi-spec-validator",
             Dep::SystemdAnalyze => "systemd-analyze",
         }
     }
@@ -79,6 +84,7 @@ impl Dep {
             Dep::Python3 => "warren_missing_python3",
             Dep::PromClient => "warren_missing_prometheus_client",
             Dep::KubeValidate => "warren_missing_kubernetes_validate",
+            Dep::OpenApiValidator => "warren_missing_openapi_spec_validator",
             Dep::SystemdAnalyze => "warren_missing_systemd_analyze",
         }
     }
@@ -100,6 +106,9 @@ impl Dep {
             Dep::KubeValidate => {
                 "install it with scripts/test-deps.sh (pip install into tests/fixtures/deploy/site)"
             }
+            Dep::OpenApiValidator => {
+                "install it with scripts/test-deps.sh (pip install into tests/fixtures/openapi/site)"
+            }
             Dep::SystemdAnalyze => "install it with .ci/run (apt-get install systemd)",
         }
     }
@@ -119,6 +128,14 @@ impl Dep {
             Dep::KubeValidate => {
                 let module =
                     deploy_fixtures(manifest_dir).join("site/kubernetes_validate/__init__.py");
+                if !module.is_file() {
+                    return Err(format!("{} is not installed", module.display()));
+                }
+                Ok(vec![tool("python3")?, module])
+            }
+            Dep::OpenApiValidator => {
+                let module =
+                    openapi_fixtures(manifest_dir).join("site/openapi_spec_validator/__init__.py");
                 if !module.is_file() {
                     return Err(format!("{} is not installed", module.display()));
                 }
@@ -170,6 +187,7 @@ impl Dep {
             Dep::Oidc => dirs.push(oidc_fixtures(manifest_dir)),
             Dep::PromClient => dirs.push(metrics_fixtures(manifest_dir)),
             Dep::KubeValidate => dirs.push(deploy_fixtures(manifest_dir)),
+            Dep::OpenApiValidator => dirs.push(openapi_fixtures(manifest_dir)),
             _ => {}
         }
         dirs.retain(|d| d.is_dir());
@@ -246,6 +264,13 @@ pub fn metrics_fixtures(manifest_dir: &Path) -> PathBuf {
 pub fn deploy_fixtures(manifest_dir: &Path) -> PathBuf {
     let root = manifest_dir.ancestors().nth(2).unwrap_or(manifest_dir);
     root.join("tests/fixtures/deploy")
+}
+
+/// Where the OpenAPI test's script lives (`validate.py`, and the
+/// `openapi-spec-validator` package installed beside it in `site/`).
+pub fn openapi_fixtures(manifest_dir: &Path) -> PathBuf {
+    let root = manifest_dir.ancestors().nth(2).unwrap_or(manifest_dir);
+    root.join("tests/fixtures/openapi")
 }
 
 /// Panics, saying what is missing and how to install it, unless `dep` is
