@@ -201,6 +201,22 @@ async fn apply_plans_applies_prunes_and_refuses_a_bad_file_whole() {
         .await;
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("unknown field `tunnel`"), "{}", o.stderr);
+
+    // A client id that could not travel in a header.
+    let bad_id = write_config(
+        dir.path(),
+        "bad-id.yaml",
+        "service_tokens:\n  - {name: odd, client_id: \"a b\"}\n",
+    );
+    let o = edge
+        .cli(&["apply", "-f", &bad_id.display().to_string()])
+        .await;
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("has client id \"a b\"; use 1 to 128 letters"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -478,6 +478,18 @@ pub(super) fn plan(
             .as_deref()
             .map(|h| parse_hash(&spec.name, h))
             .transpose()?;
+        if let Some(id) = &spec.client_id {
+            let ok = (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !ok {
+                return Err(bad(format!(
+                    "service token {:?} has client id {id:?}; use 1 to 128 letters, digits, '.', '_' or '-' (or leave it out and the edge makes one)",
+                    spec.name
+                )));
+            }
+        }
         if spec.duration_days.is_some() && spec.expires_at.is_some() {
             return Err(bad(format!(
                 "service token {:?} has both duration_days and expires_at; keep one",
