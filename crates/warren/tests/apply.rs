@@ -213,7 +213,8 @@ async fn apply_plans_applies_prunes_and_refuses_a_bad_file_whole() {
         .await;
     assert_ne!(o.code, 0);
     assert!(
-        o.stderr.contains("has client id \"a b\"; use 1 to 128 letters"),
+        o.stderr
+            .contains("has client id \"a b\"; use 1 to 128 letters"),
         "{}",
         o.stderr
     );

@@ -91,7 +91,8 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<()> {
         idp.client_secret_env = Some(var);
     }
     let value = serde_json::to_value(&declared).context("cannot write the state")?;
-    let yaml = serde_norway::to_string(&value).context("cannot write the state as YAML")?;
+    let yaml =
+        serde_norway::to_string(&readable(value)).context("cannot write the state as YAML")?;
     let text = format!(
         "# The edge's state, from `warren export`; apply it with `warren apply -f FILE`.\n{yaml}"
     );
@@ -106,6 +107,42 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<()> {
         eprintln!("note: {note}");
     }
     Ok(())
+}
+
+/// The state as YAML values in reading order: the sections as
+/// [`Declared`] lists them, and in each entry its `name` or `hostname`
+/// first (JSON's maps, through which the state passes, are sorted).
+fn readable(value: Value) -> serde_norway::Value {
+    const SECTIONS: &[&str] = &[
+        "tunnels",
+        "routes",
+        "identity_providers",
+        "apps",
+        "service_tokens",
+    ];
+    let rank = |key: &str| match key {
+        "name" | "hostname" => 0,
+        _ => SECTIONS
+            .iter()
+            .position(|s| *s == key)
+            .map_or(usize::MAX, |i| i + 1),
+    };
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by_key(|(k, _)| rank(k));
+            serde_norway::Value::Mapping(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (serde_norway::Value::String(k), readable(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => {
+            serde_norway::Value::Sequence(items.into_iter().map(readable).collect())
+        }
+        other => serde_norway::to_value(other).unwrap_or(serde_norway::Value::Null),
+    }
 }
 
 /// `WARREN_IDP_<NAME>_CLIENT_SECRET`, the name upper-cased with every
@@ -366,6 +403,19 @@ mod tests {
         assert!(
             e.contains("is not a Warren declared state: unknown field `tunnel`"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn exports_read_in_order() {
+        let v = json!({
+            "service_tokens": [{"secret_sha256": "ab", "name": "ci"}],
+            "tunnels": [{"name": "office"}],
+            "routes": [{"tunnel": "office", "hostname": "a.example.com", "public": true}],
+        });
+        assert_eq!(
+            serde_norway::to_string(&readable(v)).unwrap(),
+            "tunnels:\n- name: office\nroutes:\n- hostname: a.example.com\n  public: true\n  tunnel: office\nservice_tokens:\n- name: ci\n  secret_sha256: ab\n"
         );
     }
 
