@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod device;
 pub mod edge_http;
 pub mod login;
 pub mod pgcert;

@@ -38,6 +38,19 @@ pub enum LoginError {
     },
     #[error("there is no HOME directory to keep the token in; set HOME or WARREN_HOME")]
     NoHome,
+    /// The edge refused the sign-in; its sentence.
+    #[error("{message}")]
+    Refused { status: u16, message: String },
+    #[error("the edge's answer to the sign-in makes no sense ({0}); check that --edge is a Warren edge of the same version")]
+    BadAnswer(String),
+    #[error(transparent)]
+    Edge(crate::AccessError),
+    #[error("the edge at {edge} did not answer within {after:?}; check --edge and try again")]
+    EdgeTimeout { edge: String, after: Duration },
+    #[error(
+        "cannot read the pasted code: {0}; paste the code the sign-in page showed and press Enter"
+    )]
+    Paste(String),
 }
 
 /// `https://host[:port]` → (`host`, `host[:port]`).

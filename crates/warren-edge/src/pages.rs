@@ -52,6 +52,18 @@ pub(crate) enum EdgeFailure {
     NoIdentityProvider { app: String },
     /// The identity provider could not be used.
     IdentityProvider { reason: String },
+    /// `access login --device`: the identity provider offers no device
+    /// authorization grant.
+    DeviceUnavailable { idp: String },
+    /// Too many device sign-ins are waiting (from this address, or on the
+    /// edge).
+    TooManySignIns,
+    /// The device sign-in expired, or was never started, or was used.
+    SignInExpired,
+    /// The user declined the device sign-in at the identity provider.
+    SignInDeclined,
+    /// A pasted one-time code is unknown, used or expired.
+    CodeNotValid,
 }
 
 impl EdgeFailure {
@@ -129,6 +141,11 @@ impl EdgeFailure {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::IdentityProvider { .. } => StatusCode::BAD_GATEWAY,
+            Self::DeviceUnavailable { .. } => StatusCode::NOT_IMPLEMENTED,
+            Self::TooManySignIns => StatusCode::TOO_MANY_REQUESTS,
+            Self::SignInExpired => StatusCode::GONE,
+            Self::SignInDeclined => StatusCode::FORBIDDEN,
+            Self::CodeNotValid => StatusCode::GONE,
         }
     }
 
@@ -160,6 +177,11 @@ impl EdgeFailure {
             Self::NoIdentityProvider { .. } => "no-identity-provider",
             Self::AuditUnavailable => "audit-unavailable",
             Self::IdentityProvider { .. } => "identity-provider-error",
+            Self::DeviceUnavailable { .. } => "device-sign-in-unavailable",
+            Self::TooManySignIns => "too-many-sign-ins",
+            Self::SignInExpired => "sign-in-expired",
+            Self::SignInDeclined => "sign-in-declined",
+            Self::CodeNotValid => "code-not-valid",
         }
     }
 
@@ -201,7 +223,28 @@ impl EdgeFailure {
             Self::IdentityProvider { reason } => format!(
                 "The identity provider could not be reached to sign you in ({reason}); try again later."
             ),
+            Self::DeviceUnavailable { idp } => format!(
+                "The identity provider {idp} does not offer sign-in from another device (its discovery document has no device_authorization_endpoint); run `warren access login` where a browser can be opened, or enable the device grant for this client at the provider."
+            ),
+            Self::TooManySignIns => "Too many sign-ins from another device are waiting to be finished, from your address or on this edge; finish one, or wait a few minutes for them to expire, and try again.".into(),
+            Self::SignInExpired => "This sign-in has expired, was already finished, or was never started here; run `warren access login --device` again.".into(),
+            Self::SignInDeclined => "The sign-in was declined at the identity provider; run `warren access login --device` again to sign in.".into(),
+            Self::CodeNotValid => "The pasted code is not valid: it was mistyped, already used, is for another hostname, or is more than 5 minutes old; run `warren access login --device` again for a new one.".into(),
         }
+    }
+
+    /// The same failure as JSON, for the CLI's endpoints:
+    /// `{"error": code, "message": sentence}` with the status and the
+    /// `Warren-Error` header of the page.
+    pub(crate) fn json(&self) -> Response<BoxBody> {
+        let body = serde_json::json!({ "error": self.code(), "message": self.sentence() });
+        Response::builder()
+            .status(self.status())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "no-store")
+            .header("warren-error", self.code())
+            .body(full(body.to_string()))
+            .expect("static response parts are valid")
     }
 
     /// The page.

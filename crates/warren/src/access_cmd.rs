@@ -17,14 +17,30 @@ pub(crate) enum AccessCmd {
     /// Carry TCP connections to a hostname's TCP service through the edge.
     Tcp(AccessTcpArgs),
     /// Sign in to a protected hostname through the browser; the token is
-    /// cached under ~/.warren/ for `access tcp` and `access token`.
+    /// cached under ~/.warren/ for `access tcp` and `access token`. Where no
+    /// browser can be opened (SSH, no display), the sign-in is finished on
+    /// another device, as with --device.
     Login {
         /// https://HOST[:PORT] of the protected hostname.
         url: String,
-        /// Only print the URL to open; do not start a browser.
-        #[arg(long)]
+        /// Only print the URL to open; do not start a browser (the browser
+        /// must reach this machine's loopback).
+        #[arg(long, conflicts_with = "device")]
         no_browser: bool,
-        /// How long to wait for the browser to come back.
+        /// Sign in on another device: a code to enter at the identity
+        /// provider (its device authorization grant), or, where it has none,
+        /// a URL to open anywhere and a code to paste back here.
+        #[arg(long)]
+        device: bool,
+        /// The edge's HTTPS address for --device [default: the URL's host
+        /// and port].
+        #[arg(long, env = "WARREN_EDGE")]
+        edge: Option<String>,
+        /// CA file to trust for the edge (the edge's ca.pem) instead of the
+        /// public roots, for --device.
+        #[arg(long, env = "WARREN_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+        /// How long to wait for the sign-in to finish.
         #[arg(long, default_value = "5m", value_parser = duration)]
         timeout: Duration,
     },
@@ -148,8 +164,28 @@ pub(crate) async fn run(cmd: AccessCmd) -> anyhow::Result<()> {
         AccessCmd::Login {
             url,
             no_browser,
+            device,
+            edge,
+            ca_cert,
             timeout,
-        } => access_login(&url, no_browser, timeout).await,
+        } => {
+            let how = if device {
+                How::Device
+            } else if no_browser {
+                How::PrintUrl
+            } else {
+                How::Auto
+            };
+            let trust = match &ca_cert {
+                Some(p) => Trust::Roots(std::sync::Arc::new(
+                    warren_transport::tls::roots_from_file(p)?,
+                )),
+                None => Trust::WebPki,
+            };
+            sign_in(&url, how, edge.as_deref(), &trust, timeout)
+                .await
+                .map(|_| ())
+        }
         AccessCmd::PgCert(args) => access_pg_cert(args).await,
         AccessCmd::Token { hostname } => {
             let host = hostname.trim().to_ascii_lowercase();
@@ -207,30 +243,126 @@ async fn access_pg_cert(args: PgCertArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn access_login(url: &str, no_browser: bool, timeout: Duration) -> anyhow::Result<()> {
-    sign_in(url, no_browser, timeout).await.map(|_| ())
+/// How `warren access login` signs in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Open a browser here, or sign in on another device where none can be.
+    Auto,
+    /// Print the loopback sign-in URL; start no browser.
+    PrintUrl,
+    /// Sign in on another device.
+    Device,
 }
 
-/// The browser sign-in for `url`; returns the (cached) token.
-async fn sign_in(url: &str, no_browser: bool, timeout: Duration) -> anyhow::Result<String> {
-    let token = warren_access::login::login(url, timeout, |open| {
-        eprintln!("Open this URL in a browser to sign in:\n\n    {open}\n");
-        if !no_browser {
-            // Best effort: without a desktop the printed URL is the way.
-            let _ = std::process::Command::new("xdg-open")
-                .arg(open)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn();
-        }
-    })
-    .await?;
+/// Why no browser can be opened here, if none can: an SSH session, or
+/// (Linux) no display and no `BROWSER`.
+fn no_browser_here() -> Option<&'static str> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("SSH_CONNECTION") || set("SSH_TTY") {
+        return Some("this is an SSH session");
+    }
+    if cfg!(target_os = "linux") && !set("DISPLAY") && !set("WAYLAND_DISPLAY") && !set("BROWSER") {
+        return Some("there is no display (DISPLAY, WAYLAND_DISPLAY) and no BROWSER");
+    }
+    None
+}
+
+/// The sign-in for `url`; returns the (cached) token. `edge` and `trust`
+/// are how the device sign-in reaches the edge.
+async fn sign_in(
+    url: &str,
+    how: How,
+    edge: Option<&str>,
+    trust: &Trust,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let device = match how {
+        How::Device => true,
+        How::PrintUrl => false,
+        How::Auto => match no_browser_here() {
+            Some(why) => {
+                eprintln!(
+                    "No browser can be opened here ({why}); sign in on another device instead."
+                );
+                true
+            }
+            None => false,
+        },
+    };
+    let token = if device {
+        device_sign_in(url, edge, trust, timeout).await?
+    } else {
+        warren_access::login::login(url, timeout, |open| {
+            eprintln!("Open this URL in a browser to sign in:\n\n    {open}\n");
+            if how == How::Auto {
+                // Best effort: without a desktop the printed URL is the way.
+                let _ = std::process::Command::new("xdg-open")
+                    .arg(open)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
+            }
+        })
+        .await?
+    };
     let (host, _) = warren_access::login::parse_url(url)?;
     let exp = warren_access::login::expiry(&token).unwrap_or(0);
     eprintln!(
         "Signed in to {host}; the token is cached for `warren access tcp` (valid for {} more minutes). Print it with `warren access token {host}`.",
         (exp - admin_cli::now()).max(0) / 60
     );
+    Ok(token)
+}
+
+/// The sign-in on another device (`warren_access::device`); a pasted code
+/// is read from standard input.
+async fn device_sign_in(
+    url: &str,
+    edge: Option<&str>,
+    trust: &Trust,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let (host, authority) = warren_access::login::parse_url(url)?;
+    let edge = edge.map_or_else(
+        || {
+            if authority.contains(':') {
+                authority.clone()
+            } else {
+                format!("{authority}:443")
+            }
+        },
+        str::to_owned,
+    );
+    let access = warren_access::AccessTcp::new(&host, &edge, trust)?;
+    let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    let token = warren_access::device::login(
+        url,
+        &edge,
+        access.tls(),
+        timeout,
+        |prompt| match prompt {
+            warren_access::device::Prompt::Device {
+                user_code,
+                verification_uri,
+                verification_uri_complete,
+                expires_in,
+            } => {
+                eprintln!("To sign in, open this URL on any device:\n\n    {verification_uri}\n\nand enter the code  {user_code}\n");
+                if let Some(c) = verification_uri_complete {
+                    eprintln!("Or open this URL, which carries the code:\n\n    {c}\n");
+                }
+                eprintln!(
+                    "Waiting for the sign-in (the code is valid for {} minutes) ...",
+                    expires_in.as_secs() / 60
+                );
+            }
+            warren_access::device::Prompt::Paste { url } => {
+                eprintln!("The identity provider offers no sign-in by code, so open this URL in a browser on any device:\n\n    {url}\n\nsign in, and paste the code the last page shows here, then press Enter:");
+            }
+        },
+        stdin,
+    )
+    .await?;
     Ok(token)
 }
 
@@ -275,7 +407,14 @@ async fn access_tcp(args: AccessTcpArgs) -> anyhow::Result<()> {
                 "it needs you to sign in"
             };
             eprintln!("{host}: {why}.");
-            let token = sign_in(&url, args.no_browser, args.login_timeout).await?;
+            // Carrying stdin/stdout (a ProxyCommand), stdin is not the
+            // user's to paste a code into: the loopback URL is printed.
+            let how = if args.no_browser || args.url.is_none() {
+                How::PrintUrl
+            } else {
+                How::Auto
+            };
+            let token = sign_in(&url, how, Some(&edge), &trust, args.login_timeout).await?;
             credentials = warren_access::Credentials::Token(token);
         }
     }

@@ -177,6 +177,7 @@ struct Inner {
     settings: AccessSettings,
     http: oidc::IdpClient,
     sessions: sessions::Sessions,
+    device: oidc::DeviceLogins,
 }
 
 impl Access {
@@ -199,6 +200,7 @@ impl Access {
                 routes,
                 settings,
                 sessions: sessions::Sessions::default(),
+                device: oidc::DeviceLogins::default(),
             }),
         };
         tokio::spawn(refresh::refresh_loop(Arc::downgrade(&access.inner)));
@@ -225,6 +227,11 @@ impl Access {
 
     pub(crate) fn idp_client(&self) -> &oidc::IdpClient {
         &self.inner.http
+    }
+
+    /// The device sign-ins waiting for their users.
+    pub(crate) fn device_logins(&self) -> &oidc::DeviceLogins {
+        &self.inner.device
     }
 
     /// Reloads the snapshot (and the route table) now.

@@ -1,6 +1,7 @@
 //! The edge's own endpoints under `/.warren/` on every routed hostname:
 //! the JWKS (`/.warren/certs`), sign-in, its callback and sign-out, the
-//! decision without an origin (`/.warren/whoami`), and client certificates
+//! decision without an origin (`/.warren/whoami`), the device sign-in
+//! (`/.warren/device/start`, `/poll`, `/redeem`), and client certificates
 //! for the native PostgreSQL listener (`/.warren/pg-cert`).
 
 use std::net::SocketAddr;
@@ -60,6 +61,39 @@ pub(crate) async fn serve<B>(
         }
         _ => None,
     }
+}
+
+/// `POST /.warren/device/start` and `/.warren/device/poll`: the device
+/// sign-in of `warren access login --device` for the application covering
+/// `host` (no cookie, no credentials: the answers are JSON).
+pub(crate) async fn device(
+    ctx: &EdgeCtx,
+    req: Request<Incoming>,
+    host: &str,
+    path: &str,
+    client: SocketAddr,
+) -> Response<BoxBody> {
+    if req.method() != hyper::Method::POST {
+        return EdgeFailure::BadRequest {
+            reason: format!("{path} takes a POST"),
+        }
+        .json();
+    }
+    let snap = ctx.access.snapshot();
+    let Some(app) = snap.app_for(host, "/").cloned() else {
+        return EdgeFailure::NotProtected {
+            host: host.to_owned(),
+        }
+        .json();
+    };
+    if path == access::oidc::DEVICE_START_PATH {
+        return access::oidc::start(&ctx.access, &app, host, client).await;
+    }
+    let body = access::oidc::device_body(req.into_body());
+    if path == access::oidc::DEVICE_REDEEM_PATH {
+        return access::oidc::redeem(&ctx.access, body, host).await;
+    }
+    access::oidc::poll(&ctx.access, body, host, client).await
 }
 
 /// Answers whether the presented credentials would be allowed, without

@@ -86,6 +86,12 @@ async fn serve(
             let answer = edge_paths::whoami(ctx, &req, &session);
             return settle(&mut session, answer);
         }
+        access::oidc::DEVICE_START_PATH
+        | access::oidc::DEVICE_POLL_PATH
+        | access::oidc::DEVICE_REDEEM_PATH => {
+            let answer = edge_paths::device(ctx, req, &host, &path, client).await;
+            return settle(&mut session, Ok(answer));
+        }
         _ => {}
     }
     if let Some(resp) = edge_paths::serve(ctx, &req, &host, &path, client).await {

@@ -78,11 +78,23 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str], envs: &[(&str, &str)], log_dir: &Path) -> Proc {
+        Proc::spawn_stdin(name, args, envs, log_dir, Stdio::null())
+    }
+
+    /// [`Proc::spawn`] with `stdin` (e.g. `Stdio::piped()`, then written
+    /// through `child.stdin`).
+    pub fn spawn_stdin(
+        name: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log_dir: &Path,
+        stdin: Stdio,
+    ) -> Proc {
         let log = log_dir.join(format!("{name}-{}.log", rand_suffix()));
         let err = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(warren_bin());
         cmd.args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(err)
             .env("RUST_LOG", "info")

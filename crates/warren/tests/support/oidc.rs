@@ -39,16 +39,28 @@ impl Provider {
     /// Starts the provider accepting these redirect URIs; waits for its
     /// readiness line.
     pub async fn start(redirect_uris: &[String], log_dir: &Path) -> Provider {
-        Provider::start_with(redirect_uris, log_dir, false).await
+        Provider::start_with(redirect_uris, log_dir, false, true).await
+    }
+
+    /// [`Provider::start`] without the device authorization grant
+    /// (`DEVICE_FLOW=0`): its discovery document names no device
+    /// authorization endpoint.
+    pub async fn start_without_device_flow(redirect_uris: &[String], log_dir: &Path) -> Provider {
+        Provider::start_with(redirect_uris, log_dir, false, false).await
     }
 
     /// [`Provider::start`] with the test control on (`TEST_CONTROL=1`):
     /// see [`Provider::tamper_next`].
     pub async fn start_controlled(redirect_uris: &[String], log_dir: &Path) -> Provider {
-        Provider::start_with(redirect_uris, log_dir, true).await
+        Provider::start_with(redirect_uris, log_dir, true, true).await
     }
 
-    async fn start_with(redirect_uris: &[String], log_dir: &Path, control: bool) -> Provider {
+    async fn start_with(
+        redirect_uris: &[String],
+        log_dir: &Path,
+        control: bool,
+        device_flow: bool,
+    ) -> Provider {
         require(Dep::Oidc);
         let log = std::fs::File::create(log_dir.join("oidc-provider.log")).unwrap();
         let mut child = Command::new("node")
@@ -59,6 +71,7 @@ impl Provider {
             .env("CLIENT_SECRET", CLIENT_SECRET)
             .env("REDIRECT_URIS", redirect_uris.join(","))
             .env("TEST_CONTROL", if control { "1" } else { "0" })
+            .env("DEVICE_FLOW", if device_flow { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -246,8 +259,36 @@ pub async fn browse(
     then: Option<&str>,
     expect_host: Option<&str>,
 ) -> Visit {
+    browse_with(url, user, resolve, then, expect_host, &[]).await
+}
+
+/// Opens the provider's device verification URL `url` (which carries the
+/// user code) as the user on another device would: confirms the device,
+/// signs in as `user`, and ends on the provider's page saying the device
+/// is signed in.
+pub async fn confirm_device(url: &str, user: (&str, &str)) -> Visit {
+    browse_with(
+        url,
+        user,
+        &[],
+        None,
+        None,
+        &[("CONFIRM", "#confirm"), ("DONE", "#device-done")],
+    )
+    .await
+}
+
+async fn browse_with(
+    url: &str,
+    user: (&str, &str),
+    resolve: &[&str],
+    then: Option<&str>,
+    expect_host: Option<&str>,
+    envs: &[(&str, &str)],
+) -> Visit {
     require(Dep::Oidc);
     let mut cmd = Command::new("node");
+    cmd.envs(envs.iter().copied());
     cmd.arg("browser.js")
         .current_dir(fixtures())
         .env("URL", url)

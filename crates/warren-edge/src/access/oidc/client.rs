@@ -34,6 +34,9 @@ pub(super) struct Discovery {
     pub(super) authorization_endpoint: String,
     pub(super) token_endpoint: String,
     pub(super) jwks_uri: String,
+    /// RFC 8628's endpoint, where the provider offers the device grant.
+    #[serde(default)]
+    pub(super) device_authorization_endpoint: Option<String>,
 }
 
 /// A provider's discovery document and key set, and when they were read.
@@ -91,6 +94,23 @@ impl IdpClient {
         headers: &[(&str, String)],
         body: Option<String>,
     ) -> Result<Bytes, IdpError> {
+        let (status, body) = self.call_status(idp, method, url, headers, body).await?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            return Err(failed(format!("{url}: answered {status}: {text}")));
+        }
+        Ok(body)
+    }
+
+    /// One request; the status and (bounded) body of whatever answer came.
+    async fn call_status(
+        &self,
+        idp: &IdpRow,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<String>,
+    ) -> Result<(http::StatusCode, Bytes), IdpError> {
         let uri: Uri = url
             .parse()
             .map_err(|e| failed(format!("{url} is not a valid URL ({e})")))?;
@@ -111,7 +131,7 @@ impl IdpClient {
         uri: &Uri,
         headers: &[(&str, String)],
         body: Option<String>,
-    ) -> Result<Bytes, IdpError> {
+    ) -> Result<(http::StatusCode, Bytes), IdpError> {
         let host = uri.host().ok_or_else(|| failed("the URL has no host"))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
@@ -165,11 +185,7 @@ impl IdpClient {
             .await
             .map_err(|e| failed(format!("reading the answer: {e}")))?
             .to_bytes();
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-            return Err(failed(format!("answered {status}: {text}")));
-        }
-        Ok(body)
+        Ok((status, body))
     }
 
     /// The provider's discovery document (and cached JWKS), from cache.
@@ -247,13 +263,41 @@ struct TokenAnswer {
     id_token: String,
 }
 
-/// Code → verified ID token → (email, groups, subject): the code is
-/// exchanged at the token endpoint (client secret + PKCE `verifier`),
-/// and the ID token is verified against the provider's JWKS by the rules
-/// of OpenID Connect Core §3.1.3.7 (see `idtoken`). A key id not in the
-/// cached key set has the set fetched again, at most once per
-/// [`KEY_REFETCH_INTERVAL`], so that a provider's key rotation needs no
-/// restart.
+/// Who a verified ID token says signed in.
+#[derive(Debug, Clone)]
+pub(super) struct SignedIn {
+    pub(super) email: String,
+    pub(super) groups: Vec<String>,
+    /// The provider's subject.
+    pub(super) sub: String,
+}
+
+/// The `Authorization` header of the edge's client at the provider.
+fn basic_auth(idp: &IdpRow) -> (&'static str, String) {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        encode(&idp.client_id),
+        encode(&idp.client_secret)
+    ));
+    ("authorization", format!("Basic {basic}"))
+}
+
+fn form() -> (&'static str, String) {
+    ("content-type", "application/x-www-form-urlencoded".into())
+}
+
+/// The scopes a sign-in asks for.
+pub(super) fn scopes(idp: &IdpRow) -> String {
+    if idp.scopes.is_empty() {
+        "openid email profile".to_owned()
+    } else {
+        idp.scopes.join(" ")
+    }
+}
+
+/// Code → verified ID token → who signed in: the code is exchanged at
+/// the token endpoint (client secret + PKCE `verifier`), and the ID token
+/// is verified by [`verified`].
 pub(super) async fn exchange(
     client: &IdpClient,
     idp: &IdpRow,
@@ -261,7 +305,7 @@ pub(super) async fn exchange(
     redirect_uri: &str,
     verifier: &str,
     nonce: &str,
-) -> Result<(String, Vec<String>, String), IdpError> {
+) -> Result<SignedIn, IdpError> {
     let (disc, keys) = client.discover(idp, false).await?;
     let body = format!(
         "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
@@ -269,27 +313,153 @@ pub(super) async fn exchange(
         encode(redirect_uri),
         encode(verifier),
     );
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        encode(&idp.client_id),
-        encode(&idp.client_secret)
-    ));
     let answer = client
         .call(
             idp,
             Method::POST,
             &disc.token_endpoint,
-            &[
-                ("content-type", "application/x-www-form-urlencoded".into()),
-                ("authorization", format!("Basic {basic}")),
-            ],
+            &[form(), basic_auth(idp)],
             Some(body),
         )
         .await?;
     let answer: TokenAnswer = serde_json::from_slice(&answer)
         .map_err(|e| failed(format!("the token endpoint's answer has no ID token ({e})")))?;
-    let head = Head::parse(&answer.id_token)?;
-    let jwk = match head.key(&keys)? {
+    verified(client, idp, &disc, &keys, &answer.id_token, Some(nonce)).await
+}
+
+/// What the provider's device authorization endpoint answered (RFC 8628
+/// §3.2).
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct DeviceAuthorization {
+    pub(super) device_code: String,
+    pub(super) user_code: String,
+    pub(super) verification_uri: String,
+    #[serde(default)]
+    pub(super) verification_uri_complete: Option<String>,
+    pub(super) expires_in: u64,
+    #[serde(default)]
+    pub(super) interval: Option<u64>,
+}
+
+/// Starts a device authorization grant at the provider; `None` when its
+/// discovery document has no device authorization endpoint.
+pub(super) async fn device_authorize(
+    client: &IdpClient,
+    idp: &IdpRow,
+) -> Result<Option<DeviceAuthorization>, IdpError> {
+    let (disc, _) = client.discover(idp, false).await?;
+    let Some(endpoint) = disc.device_authorization_endpoint else {
+        return Ok(None);
+    };
+    let body = format!(
+        "client_id={}&scope={}",
+        encode(&idp.client_id),
+        encode(&scopes(idp))
+    );
+    let answer = client
+        .call(
+            idp,
+            Method::POST,
+            &endpoint,
+            &[form(), basic_auth(idp)],
+            Some(body),
+        )
+        .await?;
+    serde_json::from_slice(&answer).map(Some).map_err(|e| {
+        failed(format!(
+            "the device authorization endpoint's answer does not parse ({e})"
+        ))
+    })
+}
+
+/// What one poll of the token endpoint with a device code gave (RFC 8628
+/// §3.5).
+#[derive(Debug)]
+pub(super) enum DeviceToken {
+    /// `authorization_pending`: the user has not finished yet.
+    Pending,
+    /// `slow_down`: poll 5 s less often from now on.
+    SlowDown,
+    /// `access_denied`: the user refused.
+    Denied,
+    /// `expired_token`: the device code expired.
+    Expired,
+    /// Tokens were issued and the ID token verified.
+    SignedIn(SignedIn),
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// One poll of the token endpoint with `device_code`; an ID token it
+/// issues is verified like the browser flow's, without a nonce.
+pub(super) async fn device_token(
+    client: &IdpClient,
+    idp: &IdpRow,
+    device_code: &str,
+) -> Result<DeviceToken, IdpError> {
+    let (disc, keys) = client.discover(idp, false).await?;
+    let body = format!(
+        "grant_type={}&device_code={}&client_id={}",
+        encode("urn:ietf:params:oauth:grant-type:device_code"),
+        encode(device_code),
+        encode(&idp.client_id),
+    );
+    let (status, answer) = client
+        .call_status(
+            idp,
+            Method::POST,
+            &disc.token_endpoint,
+            &[form(), basic_auth(idp)],
+            Some(body),
+        )
+        .await?;
+    if !status.is_success() {
+        let err: OAuthError = serde_json::from_slice(&answer).map_err(|_| {
+            failed(format!(
+                "the token endpoint answered {status} without an OAuth error"
+            ))
+        })?;
+        return match err.error.as_str() {
+            "authorization_pending" => Ok(DeviceToken::Pending),
+            "slow_down" => Ok(DeviceToken::SlowDown),
+            "access_denied" => Ok(DeviceToken::Denied),
+            "expired_token" => Ok(DeviceToken::Expired),
+            other => Err(failed(format!(
+                "the token endpoint refused the device code ({other}{})",
+                err.error_description
+                    .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+                    .unwrap_or_default()
+            ))),
+        };
+    }
+    let answer: TokenAnswer = serde_json::from_slice(&answer)
+        .map_err(|e| failed(format!("the token endpoint's answer has no ID token ({e})")))?;
+    verified(client, idp, &disc, &keys, &answer.id_token, None)
+        .await
+        .map(DeviceToken::SignedIn)
+}
+
+/// Verifies an ID token from the token endpoint against the provider's
+/// JWKS by the rules of OpenID Connect Core §3.1.3.7 (see `idtoken`),
+/// with `nonce` the one the sign-in sent. A key id not in the cached key
+/// set has the set fetched again, at most once per
+/// [`KEY_REFETCH_INTERVAL`], so that a provider's key rotation needs no
+/// restart.
+async fn verified(
+    client: &IdpClient,
+    idp: &IdpRow,
+    disc: &Discovery,
+    keys: &JwkSet,
+    id_token: &str,
+    nonce: Option<&str>,
+) -> Result<SignedIn, IdpError> {
+    let head = Head::parse(id_token)?;
+    let jwk = match head.key(keys)? {
         Some(k) => k,
         None => {
             let kid = head.kid.as_deref().unwrap_or("for its algorithm");
@@ -309,7 +479,7 @@ pub(super) async fn exchange(
         }
     };
     let claims = idtoken::verify(
-        &answer.id_token,
+        id_token,
         &head,
         &jwk,
         &Expect {
@@ -335,5 +505,9 @@ pub(super) async fn exchange(
         Some(serde_json::Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     };
-    Ok((email, groups, claims.sub))
+    Ok(SignedIn {
+        email,
+        groups,
+        sub: claims.sub,
+    })
 }

@@ -18,7 +18,7 @@
 //! | 8 | MAC algorithms (HS*, keyed with the client secret): never accepted | [`Head::parse`] |
 //! | 9 | `exp` not past, with [`CLOCK_SKEW`] leeway | [`verify`] (`jsonwebtoken`) |
 //! | 10 | `iat` present, at most [`CLOCK_SKEW`] in the future and [`MAX_AGE`] in the past | [`verify`] |
-//! | 11 | `nonce` equals the one this sign-in sent | [`verify`] |
+//! | 11 | `nonce` equals the one this sign-in sent (the device grant sends none, and takes no token with one) | [`verify`] |
 //! | 12, 13 | `acr`, `auth_time` | not requested (no `acr_values`, no `max_age`), so not checked |
 //!
 //! Key rotation (a `kid` not in the cached key set: one fetch of the set
@@ -212,8 +212,9 @@ pub(super) struct Expect<'a> {
     /// The issuer of the provider's discovery document.
     pub(super) issuer: &'a str,
     pub(super) client_id: &'a str,
-    /// The nonce this sign-in sent.
-    pub(super) nonce: &'a str,
+    /// The nonce this sign-in sent; `None` for the device authorization
+    /// grant (RFC 8628), which sends none.
+    pub(super) nonce: Option<&'a str>,
     /// The current time, in seconds since the epoch.
     pub(super) now: i64,
 }
@@ -326,15 +327,21 @@ pub(super) fn verify(
             want.now - iat
         )));
     }
-    // 11: this sign-in's nonce.
-    match claims.nonce.as_deref() {
-        None => Err(failed(
+    // 11: this sign-in's nonce. A sign-in that sent none (the device
+    // grant) takes no token carrying one: that token was issued to
+    // another sign-in.
+    match (claims.nonce.as_deref(), want.nonce) {
+        (None, None) => Ok(claims),
+        (Some(_), None) => Err(failed(
+            "the ID token carries a nonce, though this sign-in sent none; it was issued to another sign-in, so start over",
+        )),
+        (None, Some(_)) => Err(failed(
             "the ID token carries no nonce, though this sign-in sent one; the identity provider must return it in the ID token",
         )),
-        Some(n) if !nonce_eq(n, want.nonce) => Err(failed(
+        (Some(n), Some(w)) if !nonce_eq(n, w) => Err(failed(
             "the ID token's nonce does not match this sign-in; open the page again to start over",
         )),
-        Some(_) => Ok(claims),
+        (Some(_), Some(_)) => Ok(claims),
     }
 }
 

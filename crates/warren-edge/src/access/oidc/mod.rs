@@ -16,16 +16,25 @@
 //!    access login`, the token is handed to the CLI's loopback listener.
 //! 3. [`logout`]: the session is revoked and the cookie cleared.
 //!
+//! On a host without a browser, `warren access login --device` uses the
+//! provider's device authorization grant instead (`device`: [`start`],
+//! [`poll`]); it ends in the same `establish` as the callback.
+//!
 //! `client` talks to the provider ([`IdpClient`]); `idtoken` checks ID
 //! tokens; `signin` holds the handlers and cookies; `query` the
 //! query-string helpers both use.
 
 mod client;
+mod device;
 mod idtoken;
 mod query;
 mod signin;
 
 pub use client::{IdpClient, IdpError};
+pub(crate) use device::limit as device_body;
+pub use device::{
+    poll, redeem, start, DeviceLogins, DEVICE_POLL_PATH, DEVICE_REDEEM_PATH, DEVICE_START_PATH,
+};
 pub(crate) use query::QUERY_VALUE;
 pub use query::{decode, encode, query_param};
 pub use signin::{begin, callback, logout, session_cookie};

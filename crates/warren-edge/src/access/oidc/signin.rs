@@ -8,12 +8,13 @@ use http::{header, Response, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use warren_policy::Identity;
-use warren_store::{AppRow, AuditEntry, SessionRow};
+use warren_store::{AppRow, AuditEntry, IdpRow, SessionRow};
 use warren_transport::body::{empty, BoxBody};
 
-use super::client::exchange;
+use super::client::{exchange, scopes, SignedIn};
+use super::device::{admit, paste_page, PASTE};
 use super::{encode, query_param, CALLBACK_PATH};
-use crate::access::{claims_for, tokens::cookie, Access, COOKIE};
+use crate::access::{claims_for, tokens::cookie, Access, Snapshot, COOKIE};
 use crate::audit::now;
 use crate::pages::{page, EdgeFailure};
 
@@ -32,7 +33,8 @@ struct Flow {
     /// Path to return to (browser) ...
     #[serde(default)]
     return_to: String,
-    /// ... or the CLI's loopback URL.
+    /// ... or the CLI's loopback URL, or `paste` (the page shows a
+    /// one-time code to paste into the CLI).
     #[serde(default)]
     cli: Option<String>,
     app: String,
@@ -40,7 +42,7 @@ struct Flow {
     authority: String,
 }
 
-fn random_b64(n: usize) -> String {
+pub(super) fn random_b64(n: usize) -> String {
     let mut b = vec![0u8; n];
     rand::Rng::fill(&mut rand::rng(), &mut b[..]);
     URL_SAFE_NO_PAD.encode(b)
@@ -107,19 +109,20 @@ pub async fn begin(
         }
         .response();
     };
-    let cli = match cli {
-        None => None,
-        Some(c) => match safe_cli_url(c) {
-            Some(c) => Some(c),
-            None => {
-                return EdgeFailure::BadRequest {
-                    reason: "the sign-in callback must be an http:// loopback URL with a port"
-                        .into(),
+    let cli =
+        match cli {
+            None => None,
+            Some(PASTE) => Some(PASTE.to_owned()),
+            Some(c) => match safe_cli_url(c) {
+                Some(c) => Some(c),
+                None => return EdgeFailure::BadRequest {
+                    reason:
+                        "the sign-in callback must be an http:// loopback URL with a port, or paste"
+                            .into(),
                 }
-                .response()
-            }
-        },
-    };
+                .response(),
+            },
+        };
     let disc = match access.idp_client().discover(idp, false).await {
         Ok((d, _)) => d,
         Err(e) => {
@@ -149,11 +152,7 @@ pub async fn begin(
         .response();
     };
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(flow.verifier.as_bytes()));
-    let scopes = if idp.scopes.is_empty() {
-        "openid email profile".to_owned()
-    } else {
-        idp.scopes.join(" ")
-    };
+    let scopes = scopes(idp);
     let sep = if disc.authorization_endpoint.contains('?') {
         '&'
     } else {
@@ -234,67 +233,41 @@ pub async fn callback(
         &flow.nonce,
     )
     .await;
-    let (email, groups, sub) = match exchanged {
+    let signed = match exchanged {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(idp = %idp.name, app = %app.name, "sign-in failed: {e}");
             return fail(format!("The sign-in could not be completed: {e}."));
         }
     };
-    let now = now();
-    let exp = now.saturating_add(i64::try_from(app.app.session_duration_secs).unwrap_or(i64::MAX));
-    let sid = uuid::Uuid::new_v4().to_string();
-    let identity = Identity::User {
-        email: email.clone(),
-        groups,
-    };
-    let session = SessionRow {
-        id: sid.clone(),
-        identity: identity.clone(),
-        email: email.clone(),
-        app: app.name.clone(),
-        source: source.to_string(),
-        created_at: now,
-        expires_at: exp,
-        revoked_at: None,
-    };
-    if let Err(e) = access.store().create_session(&session).await {
-        tracing::error!("cannot record a session: {e}");
-        return page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in failed",
-            "The edge cannot record the session right now; try again in a moment.",
-        );
+    let paste = flow.cli.as_deref() == Some(PASTE);
+    if paste {
+        if let Err(refused) = admit(access, &app, &signed, &host, source).await {
+            let mut r = refused.response();
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                flow_cookie("", 0)
+                    .parse()
+                    .expect("cookie is a header value"),
+            );
+            return r;
+        }
     }
-    let Some(token) = snap.keys.sign(&claims_for(
-        &identity,
-        &sub,
-        &host,
-        &app.tag,
-        now,
-        exp,
-        Some(sid),
-    )) else {
-        return page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in failed",
-            "The edge has no signing key yet; try again in a moment.",
-        );
+    let issued = match establish(access, &snap, &app, &idp, signed, &host, source).await {
+        Ok(i) => i,
+        Err(sentence) => return page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in failed", sentence),
     };
-    access
-        .audit(AuditEntry {
-            kind: "login".into(),
-            identity: email.clone(),
-            source: source.to_string(),
-            app: app.name.clone(),
-            hostname: host.clone(),
-            decision: "signed_in".into(),
-            rule: format!("identity provider {}", idp.name),
-            ..Default::default()
-        })
-        .await;
-    tracing::info!(%email, app = %app.name, "signed in");
-    let max_age = exp - now;
+    if paste {
+        let mut r = paste_page(access, &host, issued);
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            flow_cookie("", 0)
+                .parse()
+                .expect("cookie is a header value"),
+        );
+        return r;
+    }
+    let Issued { token, max_age } = issued;
     let mut resp = match &flow.cli {
         Some(cli) => {
             let sep = if cli.contains('?') { '&' } else { '?' };
@@ -318,6 +291,78 @@ pub async fn callback(
             .expect("cookie is a header value"),
     );
     resp
+}
+
+/// A Warren identity token issued at the end of a sign-in.
+pub(super) struct Issued {
+    pub(super) token: String,
+    /// Seconds until it expires.
+    pub(super) max_age: i64,
+}
+
+/// The end of every sign-in, browser or device: records the session in
+/// the store, signs the Warren identity token for `app` on `host`, and
+/// writes the `login` audit entry. The error is the sentence to show
+/// (the edge cannot go on right now).
+pub(super) async fn establish(
+    access: &Access,
+    snap: &Snapshot,
+    app: &AppRow,
+    idp: &IdpRow,
+    signed: SignedIn,
+    host: &str,
+    source: std::net::SocketAddr,
+) -> Result<Issued, &'static str> {
+    let SignedIn { email, groups, sub } = signed;
+    let now = now();
+    let exp = now.saturating_add(i64::try_from(app.app.session_duration_secs).unwrap_or(i64::MAX));
+    let sid = uuid::Uuid::new_v4().to_string();
+    let identity = Identity::User {
+        email: email.clone(),
+        groups,
+    };
+    let session = SessionRow {
+        id: sid.clone(),
+        identity: identity.clone(),
+        email: email.clone(),
+        app: app.name.clone(),
+        source: source.to_string(),
+        created_at: now,
+        expires_at: exp,
+        revoked_at: None,
+    };
+    if let Err(e) = access.store().create_session(&session).await {
+        tracing::error!("cannot record a session: {e}");
+        return Err("The edge cannot record the session right now; try again in a moment.");
+    }
+    let Some(token) = snap.keys.sign(&claims_for(
+        &identity,
+        &sub,
+        host,
+        &app.tag,
+        now,
+        exp,
+        Some(sid),
+    )) else {
+        return Err("The edge has no signing key yet; try again in a moment.");
+    };
+    access
+        .audit(AuditEntry {
+            kind: "login".into(),
+            identity: email.clone(),
+            source: source.to_string(),
+            app: app.name.clone(),
+            hostname: host.to_owned(),
+            decision: "signed_in".into(),
+            rule: format!("identity provider {}", idp.name),
+            ..Default::default()
+        })
+        .await;
+    tracing::info!(%email, app = %app.name, "signed in");
+    Ok(Issued {
+        token,
+        max_age: exp - now,
+    })
 }
 
 /// Signs out: revokes the session in the cookie and clears it.
