@@ -47,8 +47,13 @@ async fn ingress_validation_errors_are_exact_sentences() {
         "{bad_regex}"
     );
     assert_eq!(
+        validate_error("ingress:\n  - hostname: a.example.com\n    service: gopher\n  - service: http_status:404\n").await,
+        "ingress rule 1 has service \"gopher\" with an unknown scheme \"gopher\"; use http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
+    );
+    // Another scheme is raw TCP, as cloudflared has it, so it needs a port.
+    assert_eq!(
         validate_error("ingress:\n  - hostname: a.example.com\n    service: ftp://x\n  - service: http_status:404\n").await,
-        "ingress rule 1 has service \"ftp://x\" with an unknown scheme \"ftp\"; use http://, https://, tcp://, postgres://, unix:, http_status:NNN or hello_world"
+        "ingress rule 1 has service \"ftp://x\" with no port; add one, as in tcp://localhost:5432"
     );
     assert_eq!(
         validate_error("ingress:\n  - hostname: a.example.com\n    service: tcp://localhost:99999\n  - service: http_status:404\n").await,
