@@ -12,7 +12,7 @@ mod support;
 use std::process::Stdio;
 
 use support::oidc::{self, browse, confirm_device, Provider, ALICE, BOB};
-use support::{origins, Proc, Stack};
+use support::{Proc, Stack};
 use tokio::io::AsyncWriteExt;
 
 const APP: &str = "app.example.com";
@@ -28,50 +28,13 @@ impl Device {
     /// APP (an HTTP echo origin, a policy allowing Alice) and the provider,
     /// with or without its device grant.
     async fn start(device_flow: bool) -> Device {
-        let echo = origins::http_echo().await;
-        let s = Stack::start(
-            &[],
-            &format!("  - hostname: {APP}\n    service: http://{echo}\n"),
-        )
-        .await;
-        let e = &s.edge;
-        e.ok(&["tunnel", "route", "dns", "office", APP]).await;
-        e.ok(&["access", "app", "create", "app", "--host", APP])
-            .await;
-        e.ok(&[
-            "access",
-            "policy",
-            "add",
-            "app",
-            "alice",
-            "--action",
-            "allow",
-            "--include",
-            "email=alice@example.com",
-        ])
-        .await;
-        let port = e.https.port();
-        let uris = [format!("https://{APP}:{port}/.warren/callback")];
-        let idp = if device_flow {
-            Provider::start(&uris, s.path()).await
+        let kind = if device_flow {
+            oidc::Kind::Plain
         } else {
-            Provider::start_without_device_flow(&uris, s.path()).await
+            oidc::Kind::WithoutDeviceFlow
         };
-        e.ok(&[
-            "access",
-            "idp",
-            "add",
-            "test",
-            "--issuer",
-            &idp.issuer,
-            "--client-id",
-            oidc::CLIENT_ID,
-            "--client-secret",
-            oidc::CLIENT_SECRET,
-            "--scopes",
-            "openid,email,profile,groups",
-        ])
-        .await;
+        let (s, idp) = oidc::alice_app(APP, kind, "openid,email,profile,groups").await;
+        let port = s.edge.https.port();
         Device {
             s,
             _idp: idp,

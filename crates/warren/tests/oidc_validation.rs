@@ -12,7 +12,7 @@ mod support;
 
 use serde_json::Value;
 use support::oidc::{self, sign_in, Provider, SignIn, ALICE};
-use support::{origins, Stack};
+use support::Stack;
 
 const APP: &str = "app.example.com";
 
@@ -24,45 +24,7 @@ struct Rig {
 /// An edge serving APP (an HTTP echo origin; Alice may sign in) with the
 /// controlled provider as its identity provider.
 async fn rig() -> Rig {
-    let echo = origins::http_echo().await;
-    let s = Stack::start(
-        &[],
-        &format!("  - hostname: {APP}\n    service: http://{echo}\n"),
-    )
-    .await;
-    let e = &s.edge;
-    e.ok(&["tunnel", "route", "dns", "office", APP]).await;
-    e.ok(&["access", "app", "create", "app", "--host", APP])
-        .await;
-    e.ok(&[
-        "access",
-        "policy",
-        "add",
-        "app",
-        "alice",
-        "--action",
-        "allow",
-        "--include",
-        "email=alice@example.com",
-    ])
-    .await;
-    let callback = format!("https://{APP}:{}/.warren/callback", e.https.port());
-    let idp = Provider::start_controlled(&[callback], s.path()).await;
-    e.ok(&[
-        "access",
-        "idp",
-        "add",
-        "test",
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        oidc::CLIENT_ID,
-        "--client-secret",
-        oidc::CLIENT_SECRET,
-        "--scopes",
-        "openid,email,profile",
-    ])
-    .await;
+    let (s, idp) = oidc::alice_app(APP, oidc::Kind::Controlled, "openid,email,profile").await;
     Rig { s, idp }
 }
 

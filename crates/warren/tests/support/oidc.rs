@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::deps::{self, require, Dep};
-use super::{curl, Edge, DEADLINE};
+use super::{curl, origins, Edge, Stack, DEADLINE};
 
 /// The fixture directory.
 pub fn fixtures() -> PathBuf {
@@ -28,6 +28,70 @@ pub const ALICE: (&str, &str) = ("alice@example.com", "alice-password");
 pub const BOB: (&str, &str) = ("bob@other.test", "bob-password");
 pub const CLIENT_ID: &str = "warren-test";
 pub const CLIENT_SECRET: &str = "warren-test-secret";
+
+/// Which provider [`alice_app`] signs in through.
+pub enum Kind {
+    /// [`Provider::start`].
+    Plain,
+    /// [`Provider::start_without_device_flow`].
+    WithoutDeviceFlow,
+    /// [`Provider::start_controlled`].
+    Controlled,
+}
+
+/// An edge serving `host` (an HTTP echo origin) as the access application
+/// `app`, whose one policy lets Alice in, with a provider of `kind` as its
+/// identity provider `test`, asked for `scopes` (comma-separated).
+pub async fn alice_app(host: &str, kind: Kind, scopes: &str) -> (Stack, Provider) {
+    let echo = origins::http_echo().await;
+    let s = Stack::start(
+        &[],
+        &format!("  - hostname: {host}\n    service: http://{echo}\n"),
+    )
+    .await;
+    let e = &s.edge;
+    e.ok(&["tunnel", "route", "dns", "office", host]).await;
+    e.ok(&["access", "app", "create", "app", "--host", host])
+        .await;
+    e.ok(&[
+        "access",
+        "policy",
+        "add",
+        "app",
+        "alice",
+        "--action",
+        "allow",
+        "--include",
+        "email=alice@example.com",
+    ])
+    .await;
+    let uris = [format!(
+        "https://{host}:{}/.warren/callback",
+        e.https.port()
+    )];
+    let (control, device_flow) = match kind {
+        Kind::Plain => (false, true),
+        Kind::WithoutDeviceFlow => (false, false),
+        Kind::Controlled => (true, true),
+    };
+    let idp = Provider::start_with(&uris, s.path(), control, device_flow).await;
+    e.ok(&[
+        "access",
+        "idp",
+        "add",
+        "test",
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--scopes",
+        scopes,
+    ])
+    .await;
+    (s, idp)
+}
 
 /// A running provider.
 pub struct Provider {
