@@ -23,17 +23,7 @@ impl Samples {
     async fn parse(text: &str) -> Samples {
         require(Dep::PromClient);
         let script = metrics_fixtures(env!("CARGO_MANIFEST_DIR").as_ref()).join("parse.py");
-        let mut child = tokio::process::Command::new("python3")
-            .arg(&script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run python3");
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(text.as_bytes()).await.unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().await.unwrap();
+        let out = support::python(&script, &[], text.as_bytes()).await;
         assert!(
             out.status.success(),
             "the OpenMetrics parser refused the text: {}\n{text}",

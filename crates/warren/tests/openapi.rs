@@ -82,20 +82,7 @@ async fn validate(dir: &std::path::Path, doc: &str, answers: &[Value]) -> Result
     let script = openapi_fixtures(env!("CARGO_MANIFEST_DIR").as_ref()).join("validate.py");
     let answers_file = dir.join("answers.json");
     std::fs::write(&answers_file, serde_json::to_vec(answers).unwrap()).unwrap();
-    let mut child = tokio::process::Command::new("python3")
-        .arg(&script)
-        .arg(&answers_file)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    let mut stdin = child.stdin.take().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, doc.as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+    let out = support::python(&script, &[&answers_file], doc.as_bytes()).await;
     if out.status.success() {
         Ok(serde_json::from_slice(&out.stdout).expect("the validator prints JSON"))
     } else {

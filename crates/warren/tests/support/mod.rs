@@ -174,6 +174,27 @@ pub struct Out {
     pub stderr: String,
 }
 
+/// Runs a fixture's Python script with `args`, `input` on its standard
+/// input, to completion (within [`DEADLINE`]).
+pub async fn python(script: &Path, args: &[&Path], input: &[u8]) -> std::process::Output {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .expect("the python script timed out")
+        .unwrap()
+}
+
 /// Runs `warren` with arguments and environment, to completion.
 pub async fn warren(args: &[&str], envs: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(warren_bin());
