@@ -645,15 +645,15 @@ struct Outcome {
 async fn run(
     state: &AdminState,
     tx: &mut StoreTx,
+    now: &Current,
     steps: Vec<Step>,
 ) -> Result<Outcome, StoreError> {
     let mut out = Outcome::default();
-    let mut ids: BTreeMap<String, String> = state
-        .store
-        .list_tunnels()
-        .await?
-        .into_iter()
-        .map(|t| (t.name, t.id))
+    // Tunnel name -> id, as the plan saw them and as the steps change them.
+    let mut ids: BTreeMap<String, String> = now
+        .tunnels
+        .iter()
+        .map(|(name, (id, _))| (name.clone(), id.clone()))
         .collect();
     let secrets = state.secrets.clone();
     for step in steps {
@@ -798,7 +798,7 @@ pub(super) async fn apply(
         )
     });
     let mut tx = state.store.begin().await?;
-    let outcome = run(&state, &mut tx, plan.steps).await?;
+    let outcome = run(&state, &mut tx, &now, plan.steps).await?;
     let applied = !req.dry_run && !plan.changes.is_empty();
     if !applied {
         // Dropping the transaction rolls every step back.
@@ -821,7 +821,7 @@ pub(super) async fn apply(
             .registry
             .disconnect_tunnel(id, "the tunnel was deleted by `warren apply`");
     }
-    if touches_routes || !outcome.deleted_tunnels.is_empty() {
+    if touches_routes {
         state.reload_routes().await?;
     }
     state.access.refresh().await?;
