@@ -428,7 +428,20 @@ async fn create_service_token(
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Response)> {
     let Json(b) = body.map_err(|r| ApiError::bad_body(r, r#"{"name": "ci"}"#))?;
-    let expires_at = match b.duration_days {
+    let (row, secret) = new_service_token(&state, &b.name, b.duration_days).await?;
+    Ok((StatusCode::CREATED, with_secret(row, secret)))
+}
+
+/// Creates the service token `name`, expiring after `duration_days` (1 to
+/// [`MAX_TOKEN_DAYS`]; `None`: never); the token and its secret, which
+/// nothing keeps (the store has its hash). The API and the dashboard both
+/// create tokens here.
+pub(super) async fn new_service_token(
+    state: &AdminState,
+    name: &str,
+    duration_days: Option<i64>,
+) -> ApiResult<(ServiceTokenRow, String)> {
+    let expires_at = match duration_days {
         None => None,
         Some(d @ 1..=MAX_TOKEN_DAYS) => Some(crate::audit::now() + d * 86_400),
         Some(d) => {
@@ -443,11 +456,11 @@ async fn create_service_token(
     let (id, secret) = new_credentials();
     let row = state
         .store
-        .create_service_token(&id, &b.name, &hash_secret(secret.as_bytes()), expires_at)
+        .create_service_token(&id, name, &hash_secret(secret.as_bytes()), expires_at)
         .await?;
     state.access_changed().await?;
     tracing::info!(token = %row.name, client_id = %row.id, "service token created");
-    Ok((StatusCode::CREATED, with_secret(row, secret)))
+    Ok((row, secret))
 }
 
 /// List the service tokens, without their secrets.
@@ -478,10 +491,16 @@ async fn revoke_service_token(
     State(state): State<AdminState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ServiceTokenRow>> {
-    let row = state.store.revoke_service_token(&name).await?;
+    Ok(Json(revoke_token(&state, &name).await?))
+}
+
+/// Revokes the service token `name` (or client id): the API and the
+/// dashboard both revoke here.
+pub(super) async fn revoke_token(state: &AdminState, name: &str) -> ApiResult<ServiceTokenRow> {
+    let row = state.store.revoke_service_token(name).await?;
     state.access_changed().await?;
     tracing::info!(token = %row.name, "service token revoked");
-    Ok(Json(row))
+    Ok(row)
 }
 
 /// Give a service token a new secret.

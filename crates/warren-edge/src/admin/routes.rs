@@ -143,7 +143,14 @@ pub(super) async fn delete_route(
     State(state): State<AdminState>,
     Path(hostname): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if !state.store.delete_route(&hostname).await? {
+    remove_route(&state, &hostname).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the route for `hostname` and reloads the route table: the API
+/// and the dashboard both delete routes here.
+pub(super) async fn remove_route(state: &AdminState, hostname: &str) -> ApiResult<()> {
+    if !state.store.delete_route(hostname).await? {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
@@ -153,5 +160,5 @@ pub(super) async fn delete_route(
     }
     state.reload_routes().await?;
     tracing::info!(hostname = %hostname, "route deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
