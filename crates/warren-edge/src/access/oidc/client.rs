@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
+use sha2::Digest as _;
 use warren_store::IdpRow;
 
 use super::encode;
@@ -265,11 +266,11 @@ struct TokenAnswer {
 
 /// Who a verified ID token says signed in.
 #[derive(Debug, Clone)]
-pub(super) struct SignedIn {
-    pub(super) email: String,
-    pub(super) groups: Vec<String>,
+pub(crate) struct SignedIn {
+    pub(crate) email: String,
+    pub(crate) groups: Vec<String>,
     /// The provider's subject.
-    pub(super) sub: String,
+    pub(crate) sub: String,
 }
 
 /// The `Authorization` header of the edge's client at the provider.
@@ -295,10 +296,42 @@ pub(super) fn scopes(idp: &IdpRow) -> String {
     }
 }
 
+/// Where to send a browser to sign in at `idp` (its authorization
+/// endpoint, from discovery): the authorization code flow with PKCE (S256
+/// of `verifier`), `state` and `nonce`, coming back to `redirect_uri`.
+/// The access sign-in (`signin.rs`) and the dashboard's both start here.
+pub(crate) async fn authorization_url(
+    client: &IdpClient,
+    idp: &IdpRow,
+    redirect_uri: &str,
+    state: &str,
+    nonce: &str,
+    verifier: &str,
+) -> Result<String, IdpError> {
+    let (disc, _) = client.discover(idp, false).await?;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let sep = if disc.authorization_endpoint.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    Ok(format!(
+        "{}{sep}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&nonce={}&code_challenge={}&code_challenge_method=S256",
+        disc.authorization_endpoint,
+        encode(&idp.client_id),
+        encode(redirect_uri),
+        encode(&scopes(idp)),
+        encode(state),
+        encode(nonce),
+        challenge,
+    ))
+}
+
 /// Code → verified ID token → who signed in: the code is exchanged at
 /// the token endpoint (client secret + PKCE `verifier`), and the ID token
 /// is verified by [`verified`].
-pub(super) async fn exchange(
+pub(crate) async fn exchange(
     client: &IdpClient,
     idp: &IdpRow,
     code: &str,

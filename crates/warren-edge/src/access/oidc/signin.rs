@@ -6,12 +6,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http::{header, Response, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use warren_policy::Identity;
 use warren_store::{AppRow, AuditEntry, IdpRow, SessionRow};
 use warren_transport::body::{empty, BoxBody};
 
-use super::client::{exchange, scopes, SignedIn};
+use super::client::{authorization_url, exchange, SignedIn};
 use super::device::{admit, paste_page, PASTE};
 use super::{encode, query_param, CALLBACK_PATH};
 use crate::access::{claims_for, tokens::cookie, Access, Snapshot, COOKIE};
@@ -42,7 +41,7 @@ struct Flow {
     authority: String,
 }
 
-pub(super) fn random_b64(n: usize) -> String {
+pub(crate) fn random_b64(n: usize) -> String {
     let mut b = vec![0u8; n];
     rand::Rng::fill(&mut rand::rng(), &mut b[..]);
     URL_SAFE_NO_PAD.encode(b)
@@ -123,16 +122,6 @@ pub async fn begin(
                 .response(),
             },
         };
-    let disc = match access.idp_client().discover(idp, false).await {
-        Ok((d, _)) => d,
-        Err(e) => {
-            tracing::warn!(idp = %idp.name, "cannot reach the identity provider: {e}");
-            return EdgeFailure::IdentityProvider {
-                reason: e.to_string(),
-            }
-            .response();
-        }
-    };
     let ttl = i64::try_from(access.settings().login_timeout.as_secs()).unwrap_or(600);
     let flow = Flow {
         aud: flow_aud(authority),
@@ -145,29 +134,31 @@ pub async fn begin(
         app: app.name.clone(),
         authority: authority.to_owned(),
     };
+    let location = match authorization_url(
+        access.idp_client(),
+        idp,
+        &format!("https://{authority}{CALLBACK_PATH}"),
+        &flow.state,
+        &flow.nonce,
+        &flow.verifier,
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(idp = %idp.name, "cannot reach the identity provider: {e}");
+            return EdgeFailure::IdentityProvider {
+                reason: e.to_string(),
+            }
+            .response();
+        }
+    };
     let Some(cookie) = snap.keys.sign_any(&flow) else {
         return EdgeFailure::BadRequest {
             reason: "the edge has no signing key yet; try again in a moment".into(),
         }
         .response();
     };
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(flow.verifier.as_bytes()));
-    let scopes = scopes(idp);
-    let sep = if disc.authorization_endpoint.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    let location = format!(
-        "{}{sep}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&nonce={}&code_challenge={}&code_challenge_method=S256",
-        disc.authorization_endpoint,
-        encode(&idp.client_id),
-        encode(&format!("https://{authority}{CALLBACK_PATH}")),
-        encode(&scopes),
-        flow.state,
-        flow.nonce,
-        challenge,
-    );
     let mut resp = redirect(&location);
     resp.headers_mut().append(
         header::SET_COOKIE,
