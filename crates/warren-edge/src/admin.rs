@@ -42,6 +42,7 @@
 //! | GET | `/v1/export` | the edge's state as a declared state (`warren export`) |
 //! | GET | `/metrics` | the edge's metrics, OpenMetrics text (see `metrics.rs`) |
 //! | ... | `/v1/access/...` | applications, policies, service tokens, identity providers, sessions, keys: see [`access`] |
+//! | ... | `/ui/...` | the dashboard: HTML pages for people, not API operations, so not in the document (see [`ui`]) |
 //!
 //! **Tokens and secrets are never logged**; responses carrying them are
 //! marked `Cache-Control: no-store`.
@@ -49,7 +50,8 @@
 //! One module per resource: `tunnels`, `tokens` (a tunnel's token and
 //! secret rotation), `ingress`, `routes`, `audit`, `access`; `auth` checks
 //! the admin token, `error` is the one error answer ([`ApiError`]),
-//! `openapi` the document.
+//! `openapi` the document. `ui` is the dashboard, mounted beside the API
+//! by [`router_with_ui`].
 
 mod access;
 mod apply;
@@ -63,6 +65,7 @@ mod routes;
 mod tests;
 mod tokens;
 mod tunnels;
+pub(crate) mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,11 +132,22 @@ pub(crate) struct AdminState {
     pub metrics: Arc<crate::metrics::EdgeMetrics>,
 }
 
-/// The admin API. A request's body must arrive whole within
-/// `body_timeout` (see [`body_within`]).
+/// The admin API, with a dashboard of default settings (the admin token
+/// only, its traffic never sampled): what tests and fuzzers serve.
 pub(crate) fn router(state: AdminState, body_timeout: Duration) -> Router {
+    let dashboard = ui::Ui::new(ui::UiSettings::default(), Default::default());
+    router_with_ui(state, body_timeout, dashboard)
+}
+
+/// The admin API and, under `/ui/`, the `dashboard`. A request's body
+/// must arrive whole within `body_timeout` (see [`body_within`]).
+pub(crate) fn router_with_ui(
+    state: AdminState,
+    body_timeout: Duration,
+    dashboard: Arc<ui::Ui>,
+) -> Router {
     let (routes, api) = endpoints(&state).split_for_parts();
-    routes
+    let api = routes
         .fallback(no_such_endpoint)
         // After every route: it is set on the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
@@ -142,7 +156,8 @@ pub(crate) fn router(state: AdminState, body_timeout: Duration) -> Router {
         .layer(middleware::from_fn(move |req, next| {
             body_within(body_timeout, req, next)
         }))
-        .with_state(state)
+        .with_state(state.clone());
+    ui::mount(api, ui::Ctx::new(state, dashboard), body_timeout)
 }
 
 /// Every endpoint, each registered with its OpenAPI operation by

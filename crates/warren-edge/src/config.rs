@@ -84,6 +84,10 @@ pub struct EdgeConfig {
     /// How old the newest identity-token signing key may get before a new
     /// one is made at start (default 30 days).
     pub signing_key_rotation: Duration,
+    /// Users of the identity provider in this group (its groups claim)
+    /// may sign in to the dashboard (`/ui/` on the admin listener); `None`:
+    /// only the admin token opens it.
+    pub admin_group: Option<String>,
     pub access: crate::access::AccessSettings,
     pub quic: QuicSettings,
 }
@@ -145,6 +149,7 @@ pub struct PartialEdgeConfig {
     pub audit_retention_days: Option<u64>,
     /// Days.
     pub signing_key_rotation_days: Option<u64>,
+    pub admin_group: Option<String>,
 }
 
 /// Why the edge configuration is unusable.
@@ -169,6 +174,8 @@ pub enum ConfigError {
     ZeroTimeout(&'static str),
     #[error("{0} is 0, which would refuse every connection; give at least 1")]
     ZeroCount(&'static str),
+    #[error("--admin-group is empty; give the name of the identity provider's group whose users may open the dashboard, or leave it out (then only the admin token opens it)")]
+    EmptyAdminGroup,
     #[error("--domain {0} is a public suffix (a top-level domain, or one like co.uk that no one organisation owns), and the edge would serve certificates for every name under it; give a domain you own, such as example.com")]
     PublicSuffixDomain(String),
 }
@@ -233,6 +240,7 @@ impl PartialEdgeConfig {
             signing_key_rotation_days: self
                 .signing_key_rotation_days
                 .or(lower.signing_key_rotation_days),
+            admin_group: self.admin_group.or(lower.admin_group),
         }
     }
 
@@ -263,6 +271,10 @@ impl PartialEdgeConfig {
             v => Ok(v),
         };
         let max_connections = count(self.max_connections, "max-connections")?;
+        let admin_group = match self.admin_group.map(|g| g.trim().to_owned()) {
+            Some(g) if g.is_empty() => return Err(ConfigError::EmptyAdminGroup),
+            g => g,
+        };
         let max_unauthenticated_per_source = count(
             self.max_unauthenticated_per_source,
             "max-unauthenticated-per-source",
@@ -332,6 +344,7 @@ impl PartialEdgeConfig {
                     .unwrap_or(30)
                     .saturating_mul(86_400),
             ),
+            admin_group,
             access: crate::access::AccessSettings::default(),
             quic,
         })
@@ -397,6 +410,23 @@ mod tests {
             };
             assert!(cfg.resolve().is_ok(), "{d}");
         }
+    }
+
+    #[test]
+    fn the_admin_group_is_read_from_the_file_and_never_empty() {
+        let file: PartialEdgeConfig = serde_norway::from_str("admin-group: admins\n").unwrap();
+        let cfg = file.resolve().unwrap();
+        assert_eq!(cfg.admin_group.as_deref(), Some("admins"));
+        assert_eq!(
+            PartialEdgeConfig::default().resolve().unwrap().admin_group,
+            None
+        );
+        let empty = PartialEdgeConfig {
+            admin_group: Some(" ".into()),
+            ..Default::default()
+        };
+        let err = empty.resolve().unwrap_err().to_string();
+        assert!(err.contains("--admin-group is empty"), "{err}");
     }
 
     #[test]

@@ -26,8 +26,14 @@
 //!
 //! Connection bytes are added when the connection ends; HTTP body bytes
 //! as they move.
+//!
+//! The dashboard's traffic plots (`admin/ui/traffic.rs`) sample the same
+//! counters per route ([`EdgeMetrics::route_totals`]): every session, the
+//! ones that ended in [`ERROR_OUTCOMES`], and the bytes both ways.
 
-use std::sync::atomic::AtomicU64;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -83,6 +89,40 @@ struct ConnLabels {
     conn_index: u8,
 }
 
+/// The outcomes the dashboard plots as errors: the origin's 5xx answers,
+/// and sessions the tunnel or the connector failed (not refusals, which
+/// are access decisions, nor clients that went away).
+pub(crate) const ERROR_OUTCOMES: [&str; 4] =
+    ["5xx", "upstream_error", "tunnel_reset", "setup_failed"];
+
+/// Every front end, for reading a route's byte counters of each.
+const FRONTS: [Front; 5] = [
+    Front::Http,
+    Front::EdgeEndpoint,
+    Front::Tcp,
+    Front::TcpQuic,
+    Front::Postgres,
+];
+
+/// A route's running totals since the edge started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RouteTotals {
+    /// Requests and connections that ended (or never started).
+    pub(crate) sessions: u64,
+    /// Those of them that ended in one of [`ERROR_OUTCOMES`].
+    pub(crate) errors: u64,
+    /// Bytes carried, both directions.
+    pub(crate) bytes: u64,
+}
+
+/// The session counts of one route, kept beside the labelled family so
+/// that they can be read without knowing every outcome.
+#[derive(Default)]
+struct RouteCounts {
+    sessions: AtomicU64,
+    errors: AtomicU64,
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
@@ -102,6 +142,9 @@ pub(crate) struct EdgeMetrics {
     tunnel_rtt: Family<ConnLabels, Gauge<f64, AtomicU64>>,
     audit_write: Histogram,
     audit_failures: Counter,
+    /// Sessions and errors by route (routes as configured, so bounded like
+    /// the labels), for [`EdgeMetrics::route_totals`].
+    route_counts: RwLock<HashMap<String, Arc<RouteCounts>>>,
     /// One scrape at a time: the tunnel gauges are refilled from the
     /// registry of connections for each.
     scrape: tokio::sync::Mutex<()>,
@@ -122,6 +165,7 @@ impl Default for EdgeMetrics {
             tunnel_rtt: Family::default(),
             audit_write: Histogram::new(LATENCY_BUCKETS),
             audit_failures: Counter::default(),
+            route_counts: RwLock::default(),
             scrape: tokio::sync::Mutex::new(()),
             registry: Registry::default(),
         };
@@ -236,6 +280,64 @@ impl EdgeMetrics {
                 outcome,
             })
             .inc();
+        if route.is_empty() {
+            return;
+        }
+        let known = self
+            .route_counts
+            .read()
+            .expect("route counts")
+            .get(route)
+            .cloned();
+        let counts = match known {
+            Some(c) => c,
+            None => self
+                .route_counts
+                .write()
+                .expect("route counts")
+                .entry(route.to_owned())
+                .or_default()
+                .clone(),
+        };
+        counts.sessions.fetch_add(1, Ordering::Relaxed);
+        if ERROR_OUTCOMES.contains(&outcome) {
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// What `route` (its hostname as routed) carried since the edge
+    /// started: the counters above, summed over front ends, outcomes and
+    /// directions.
+    pub(crate) fn route_totals(&self, route: &str) -> RouteTotals {
+        let (sessions, errors) = self
+            .route_counts
+            .read()
+            .expect("route counts")
+            .get(route)
+            .map_or((0, 0), |c| {
+                (
+                    c.sessions.load(Ordering::Relaxed),
+                    c.errors.load(Ordering::Relaxed),
+                )
+            });
+        let mut bytes = 0u64;
+        for front in FRONTS {
+            for direction in ["to_origin", "to_client"] {
+                let labels = BytesLabels {
+                    front: front_label(front),
+                    route: route.to_owned(),
+                    direction,
+                };
+                if let Some(c) = self.bytes.get(&labels) {
+                    bytes = bytes.saturating_add(c.get());
+                }
+            }
+        }
+        RouteTotals {
+            sessions,
+            errors,
+            bytes,
+        }
     }
 
     /// The byte counter of a route in one direction (`to_origin` or
@@ -363,5 +465,32 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
+    }
+
+    #[test]
+    fn route_totals_sum_fronts_outcomes_and_directions() {
+        let m = EdgeMetrics::default();
+        let route = "app.example.com";
+        assert_eq!(m.route_totals(route), RouteTotals::default());
+        m.session_opened(Front::Http);
+        m.session_closed(Front::Http, route, "2xx", Duration::ZERO, (0, 0));
+        m.session_opened(Front::Http);
+        m.session_closed(Front::Http, route, "5xx", Duration::ZERO, (0, 0));
+        m.session_opened(Front::Tcp);
+        m.session_closed(Front::Tcp, route, "tunnel_reset", Duration::ZERO, (5, 7));
+        m.count_session(Front::Http, route, "denied");
+        m.bytes_counter(Front::Http, route, "to_client").inc_by(100);
+        m.count_session(Front::Http, "", "unknown_host");
+        m.count_session(Front::Http, "other.example.com", "upstream_error");
+        assert_eq!(
+            m.route_totals(route),
+            RouteTotals {
+                sessions: 4,
+                errors: 2,
+                bytes: 112,
+            }
+        );
+        assert_eq!(m.route_totals("other.example.com").errors, 1);
+        assert_eq!(m.route_totals(""), RouteTotals::default());
     }
 }

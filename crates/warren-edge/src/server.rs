@@ -337,6 +337,24 @@ pub async fn run(
         (_, false) => None,
     };
     let quick_sweep = quick.clone().map(|q| tokio::spawn(q.sweep_forever()));
+    // The dashboard, and the sampler that fills its traffic plots.
+    let traffic = Arc::new(admin::ui::traffic::Traffic::default());
+    let traffic_sampler = tokio::spawn(admin::ui::traffic::sample_forever(
+        traffic.clone(),
+        store.clone(),
+        metrics.clone(),
+    ));
+    let dashboard = admin::ui::Ui::new(
+        admin::ui::UiSettings {
+            admin_group: cfg.admin_group.clone(),
+            // The admin listener is plain HTTP (loopback by default).
+            tls: false,
+        },
+        traffic,
+    );
+    if let Some(group) = &cfg.admin_group {
+        tracing::info!(%group, "members of this identity-provider group may sign in to the dashboard");
+    }
     let proxy_ctx = Arc::new(EdgeCtx {
         routes: routes.clone(),
         upstream: Upstream {
@@ -453,7 +471,7 @@ pub async fn run(
                 "admin",
                 ConnLimits::new(ADMIN_CONNECTIONS, ADMIN_CONNECTIONS, cfg.client_keepalive),
             ),
-            admin::router(admin_state, cfg.header_read_timeout),
+            admin::router_with_ui(admin_state, cfg.header_read_timeout, dashboard),
             cfg.header_read_timeout,
         )),
     ];
@@ -478,6 +496,7 @@ pub async fn run(
     }
     for t in tasks
         .into_iter()
+        .chain([traffic_sampler])
         .chain(pg_task)
         .chain(quic_task)
         .chain(quick_sweep)

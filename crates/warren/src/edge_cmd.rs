@@ -117,6 +117,11 @@ pub(crate) struct EdgeArgs {
     /// the previous key stays published [default: 30].
     #[arg(long, env = "WARREN_SIGNING_KEY_ROTATION_DAYS")]
     signing_key_rotation_days: Option<u64>,
+    /// Let users of the identity provider in this group (its groups
+    /// claim) sign in to the dashboard (`/ui/` on --listen-admin); without
+    /// it only the admin token opens the dashboard.
+    #[arg(long, env = "WARREN_ADMIN_GROUP", value_name = "GROUP")]
+    admin_group: Option<String>,
 }
 
 impl EdgeArgs {
@@ -156,6 +161,7 @@ impl EdgeArgs {
             max_unauthenticated_per_source: self.max_unauthenticated_per_source,
             audit_retention_days: self.audit_retention_days,
             signing_key_rotation_days: self.signing_key_rotation_days,
+            admin_group: self.admin_group,
         };
         Ok(flags.over(file).resolve()?)
     }

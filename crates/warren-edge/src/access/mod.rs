@@ -38,6 +38,7 @@ use crate::routes::RouteTable;
 pub use grant::{claims_for, reason, Grant, Refusal, Who};
 pub use keys::{Claims, Keys};
 pub use live::{LiveHandle, Watched};
+pub(crate) use tokens::cookie;
 use tokens::{Limiter, TokenCred};
 
 /// The session cookie's name.

@@ -37,6 +37,16 @@ impl ApiError {
         }
     }
 
+    /// Its status (the dashboard answers with it too).
+    pub(super) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Its sentence (the dashboard shows it on the page).
+    pub(super) fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(super) fn no_tunnel(key: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

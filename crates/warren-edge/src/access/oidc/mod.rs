@@ -31,12 +31,15 @@ mod query;
 mod signin;
 
 pub use client::{IdpClient, IdpError};
+// The dashboard's sign-in (`admin/ui/signin.rs`) runs the same code flow.
+pub(crate) use client::{authorization_url, exchange};
 pub(crate) use device::limit as device_body;
 pub use device::{
     poll, redeem, start, DeviceLogins, DEVICE_POLL_PATH, DEVICE_REDEEM_PATH, DEVICE_START_PATH,
 };
 pub(crate) use query::QUERY_VALUE;
 pub use query::{decode, encode, query_param};
+pub(crate) use signin::random_b64;
 pub use signin::{begin, callback, logout, session_cookie};
 
 /// Path the provider redirects back to.

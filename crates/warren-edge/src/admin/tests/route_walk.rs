@@ -14,6 +14,14 @@
 //!
 //! That no endpoint is registered outside `routes!` at all is
 //! `clippy.toml`'s part (`Router::route` and its kin are refused).
+//!
+//! **The one exception is the dashboard**, `/ui` and everything under it:
+//! HTML pages for people, registered in `admin/ui/mod.rs` (the only place
+//! that may call `Router::route`, and only for paths under `/ui`). The
+//! walk checks the exception stays that narrow: no dashboard path is in
+//! the document, the dashboard answers every `/ui/` path with HTML or a
+//! redirect and never with the API's fallbacks, and no path outside
+//! `/ui` is answered by it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +39,11 @@ const PUBLIC: [(&str, &str); 2] = [("GET", "/v1/health"), ("GET", "/api/openapi.
 
 /// What a path parameter is filled with.
 const PLACEHOLDER: &str = "nothing";
+
+/// Whether `path` is the dashboard's (see the module doc).
+fn is_dashboard(path: &str) -> bool {
+    path == crate::admin::ui::PREFIX || path.starts_with("/ui/")
+}
 
 /// One answer of the router, whatever its body.
 struct Answer {
@@ -417,6 +430,10 @@ async fn every_path_the_clients_call_is_documented_with_every_method_served() {
     let ops = operations(&doc);
     let mut served: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for path in &literals {
+        if is_dashboard(path) {
+            // The dashboard's pages: see `the_dashboard_is_html_under_ui_and_nowhere_in_the_document`.
+            continue;
+        }
         for method in METHODS {
             let answer = api.answer(method, path, true, false).await;
             if answer.fallback().is_some() {
@@ -450,4 +467,54 @@ async fn every_path_the_clients_call_is_documented_with_every_method_served() {
         "only {} served paths: {served:?}",
         served.len()
     );
+}
+
+#[tokio::test]
+async fn the_dashboard_is_html_under_ui_and_nowhere_in_the_document() {
+    let api = Api::new().await;
+    let doc = document(&api).await;
+    let ops = operations(&doc);
+    for o in &ops {
+        assert!(
+            !is_dashboard(o.path),
+            "{} is documented, but /ui is the dashboard's",
+            o.name()
+        );
+    }
+    // Every page the dashboard registers is under /ui, and answers as the
+    // dashboard: a page, or a redirect to the sign-in page; never JSON.
+    let pages = crate::admin::ui::paths();
+    assert!(pages.len() >= 15, "{pages:?}");
+    for page in pages {
+        assert!(is_dashboard(page), "{page} is outside /ui");
+        let uri = fill(&page.replace("{*rest}", "nothing/else"));
+        let answer = api.answer("GET", &uri, false, false).await;
+        assert!(
+            answer.fallback().is_none() && answer.json().is_none(),
+            "GET {uri} answered like the API: {}",
+            answer.describe()
+        );
+        assert!(
+            answer.status.is_success()
+                || answer.status.is_redirection()
+                || answer.status == StatusCode::NOT_FOUND
+                || answer.status == StatusCode::METHOD_NOT_ALLOWED,
+            "GET {uri}: {}",
+            answer.describe()
+        );
+    }
+    // Paths the dashboard does not have are its 404 page under /ui, and
+    // the API's 404 everywhere else.
+    let unknown = api.answer("GET", "/ui/no/such/page", false, false).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.fallback().is_none(), "{}", unknown.describe());
+    for path in ["/uix", "/v1/ui", "/u"] {
+        let answer = api.answer("GET", path, true, false).await;
+        assert_eq!(
+            answer.fallback(),
+            Some("the 404 fallback"),
+            "{path}: {}",
+            answer.describe()
+        );
+    }
 }
