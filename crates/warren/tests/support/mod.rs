@@ -10,6 +10,7 @@
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub mod access;
+pub mod dashboard;
 pub mod deps;
 pub mod inproc;
 pub mod oidc;

@@ -342,6 +342,19 @@ pub async fn confirm_device(url: &str, user: (&str, &str)) -> Visit {
     .await
 }
 
+/// [`browse`] with more of `browser.js`'s settings in `envs`: `CONFIRM`
+/// (a selector clicked before the login form, such as a sign-in
+/// button), `THEN_WAIT` (a selector waited for on `then`'s page),
+/// `SCREENSHOT` (a PNG of the last page).
+pub async fn browse_env(
+    url: &str,
+    user: (&str, &str),
+    then: Option<&str>,
+    envs: &[(&str, &str)],
+) -> Visit {
+    browse_with(url, user, &[], then, None, envs).await
+}
+
 async fn browse_with(
     url: &str,
     user: (&str, &str),

@@ -138,8 +138,14 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(hosts: &[&str], ingress: &str) -> Stack {
+        Stack::start_with_env(hosts, ingress, &[]).await
+    }
+
+    /// [`Stack::start`] with the edge given extra environment variables
+    /// (`WARREN_*` settings).
+    pub async fn start_with_env(hosts: &[&str], ingress: &str, envs: &[(&str, &str)]) -> Stack {
         let dir = temp_dir();
-        let edge = Edge::start(dir.path()).await;
+        let edge = Edge::start_with_env(dir.path(), envs).await;
         let token = edge.tunnel("office", hosts).await;
         let cfg = write_config(
             dir.path(),
