@@ -15,9 +15,10 @@
 //!   `dashboard`).
 //! - `POST /ui/sign-out` ends the session.
 //!
-//! The session cookie is `SameSite=Strict`, which a browser keeps from
-//! the redirect chain that comes back from the provider: the callback
-//! answers with a page that goes on to the dashboard from here.
+//! A browser does not send a `SameSite=Strict` cookie, as the session
+//! cookie is, along redirects that come back from a provider on another
+//! site, so the callback does not redirect: it answers with a page that
+//! goes on to the dashboard from here.
 
 use std::time::Instant;
 
