@@ -51,6 +51,9 @@ pub(crate) const KEY_FILE: &str = "pg-credentials.key";
 /// The associated data's prefix; the database and the role follow.
 const AAD_LABEL: &[u8] = b"warren pg credential\0";
 
+/// The longest password the edge seals.
+pub(crate) const MAX_PASSWORD_LEN: usize = 4096;
+
 const PG_KEY: KeyFile = KeyFile {
     what: "the PostgreSQL credential key",
     replacing_it: "makes every stored database credential undecryptable",

@@ -327,6 +327,7 @@ pub async fn run(
             outside_domain: cfg.allow_routes_outside_domain,
         },
         metrics: metrics.clone(),
+        databases: databases.clone(),
     };
     let quick = match (&cfg.domain, cfg.quick_tunnels) {
         (Some(domain), true) => {
