@@ -42,21 +42,23 @@
 //! | GET | `/v1/export` | the edge's state as a declared state (`warren export`) |
 //! | GET | `/metrics` | the edge's metrics, OpenMetrics text (see `metrics.rs`) |
 //! | ... | `/v1/access/...` | applications, policies, service tokens, identity providers, sessions, keys: see [`access`] |
+//! | ... | `/v1/databases/...` | pooled PostgreSQL databases and their credentials (never returned): see [`databases`] |
 //! | ... | `/ui/...` | the dashboard: HTML pages for people, not API operations, so not in the document (see [`ui`]) |
 //!
 //! **Tokens and secrets are never logged**; responses carrying them are
 //! marked `Cache-Control: no-store`.
 //!
 //! One module per resource: `tunnels`, `tokens` (a tunnel's token and
-//! secret rotation), `ingress`, `routes`, `audit`, `access`; `auth` checks
-//! the admin token, `error` is the one error answer ([`ApiError`]),
-//! `openapi` the document. `ui` is the dashboard, mounted beside the API
-//! by [`router_with_ui`].
+//! secret rotation), `ingress`, `routes`, `audit`, `access`, `databases`;
+//! `auth` checks the admin token, `error` is the one error answer
+//! ([`ApiError`]), `openapi` the document. `ui` is the dashboard, mounted
+//! beside the API by [`router_with_ui`].
 
 mod access;
 mod apply;
 mod audit;
 mod auth;
+mod databases;
 mod error;
 mod ingress;
 mod openapi;
@@ -130,6 +132,9 @@ pub(crate) struct AdminState {
     pub route_policy: crate::routes::RoutePolicy,
     /// What `/metrics` shows.
     pub metrics: Arc<crate::metrics::EdgeMetrics>,
+    /// Pooled databases: their credentials are sealed with its key, and it
+    /// is reloaded after every database change.
+    pub databases: crate::databases::Databases,
 }
 
 /// The admin API, with a dashboard of default settings (the admin token
@@ -181,6 +186,7 @@ fn endpoints(state: &AdminState) -> OpenApiRouter<AdminState> {
         .routes(routes!(apply::export))
         .routes(routes!(metrics))
         .merge(access::routes())
+        .merge(databases::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

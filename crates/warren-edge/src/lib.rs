@@ -30,6 +30,7 @@ mod admin;
 mod audit;
 pub mod ca;
 pub mod config;
+mod databases;
 pub mod declared;
 #[doc(hidden)]
 pub mod fuzz;

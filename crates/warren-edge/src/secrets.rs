@@ -7,6 +7,9 @@
 //! `warren tunnel token` can print a tunnel's token again at any time, and
 //! rotating a secret is bumping its generation.
 //!
+//! [`load_or_create_key`] is how every such key file is made and read
+//! (also the PostgreSQL credential key, `databases.rs`).
+//!
 //! [`bootstrap_admin_token`] creates the first admin API token on a fresh
 //! edge and writes it to `<data-dir>/admin-token`; [`check_admin_token`]
 //! verifies a presented one in constant time.
@@ -51,41 +54,7 @@ impl TunnelSecrets {
     /// Reads `<data_dir>/tunnel-secret.key`, creating it (mode 0600, 32
     /// random bytes) if it does not exist.
     pub fn load_or_create(data_dir: &Path) -> io::Result<TunnelSecrets> {
-        let path = data_dir.join(TUNNEL_KEY_FILE);
-        let mut key = [0u8; KEY_LEN];
-        rand::rng().fill_bytes(&mut key);
-        match create_private_file(&path) {
-            Ok(mut file) => {
-                file.write_all(&key)?;
-                file.sync_all()?;
-                Ok(TunnelSecrets { key })
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::load(&path),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn load(path: &Path) -> io::Result<TunnelSecrets> {
-        let file = fs::File::open(path)?;
-        if file.metadata()?.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                "the tunnel secret key is readable by other users; restrict it with chmod 600"
-            );
-        }
-        let mut bytes = Vec::with_capacity(KEY_LEN);
-        file.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes)?;
-        let key: [u8; KEY_LEN] = bytes.try_into().map_err(|b: Vec<u8>| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} holds {}{} bytes instead of {KEY_LEN}; restore it from a backup (replacing it invalidates every tunnel's secret)",
-                    path.display(),
-                    b.len(),
-                    if b.len() > KEY_LEN { " or more" } else { "" },
-                ),
-            )
-        })?;
+        let key = load_or_create_key(&data_dir.join(TUNNEL_KEY_FILE), &TUNNEL_KEY)?;
         Ok(TunnelSecrets { key })
     }
 
@@ -104,6 +73,62 @@ impl TunnelSecrets {
         mac.update(generation.to_string().as_bytes());
         mac.finalize().into_bytes().into()
     }
+}
+
+/// A 32-byte key kept in a file of the data directory: what to call it
+/// in a warning, and what replacing the file would break.
+pub(crate) struct KeyFile {
+    /// `the tunnel secret key`.
+    pub(crate) what: &'static str,
+    /// `invalidates every tunnel's secret`.
+    pub(crate) replacing_it: &'static str,
+}
+
+const TUNNEL_KEY: KeyFile = KeyFile {
+    what: "the tunnel secret key",
+    replacing_it: "invalidates every tunnel's secret",
+};
+
+/// Reads the 32-byte key at `path`, creating the file (mode 0600, 32
+/// random bytes) if it does not exist. A key readable by other users is
+/// used with a warning; a file of another length is refused.
+pub(crate) fn load_or_create_key(path: &Path, kind: &KeyFile) -> io::Result<[u8; KEY_LEN]> {
+    let mut key = [0u8; KEY_LEN];
+    rand::rng().fill_bytes(&mut key);
+    match create_private_file(path) {
+        Ok(mut file) => {
+            file.write_all(&key)?;
+            file.sync_all()?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_key(path, kind),
+        Err(e) => Err(e),
+    }
+}
+
+fn load_key(path: &Path, kind: &KeyFile) -> io::Result<[u8; KEY_LEN]> {
+    let file = fs::File::open(path)?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            "{} is readable by other users; restrict it with chmod 600",
+            kind.what
+        );
+    }
+    let mut bytes = Vec::with_capacity(KEY_LEN);
+    file.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes)?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} holds {}{} bytes instead of {KEY_LEN}; restore it from a backup (replacing it {})",
+                path.display(),
+                b.len(),
+                if b.len() > KEY_LEN { " or more" } else { "" },
+                kind.replacing_it,
+            ),
+        )
+    })
 }
 
 /// Why the admin API token could not be set up.

@@ -15,6 +15,7 @@ use crate::admin::{self, AdminState};
 use crate::audit::AuditSink;
 use crate::ca::{Ca, CaError, SniResolver};
 use crate::config::{EdgeConfig, QuicListen};
+use crate::databases::Databases;
 use crate::registry::Registry;
 use crate::routes::{RoutePolicy, RouteTable, ServedNames};
 use crate::secrets::{self, TunnelSecrets};
@@ -59,6 +60,10 @@ pub enum EdgeError {
     /// The key tunnel secrets are derived with could not be read or made.
     #[error("cannot read or create the tunnel secret key in {dir}: {source}; check that the data directory is readable and writable by warren's user")]
     SecretKey { dir: String, source: std::io::Error },
+    /// The key database credentials are sealed with could not be read or
+    /// made.
+    #[error("cannot read or create the PostgreSQL credential key in {dir}: {source}; check that the data directory is readable and writable by warren's user")]
+    CredentialKey { dir: String, source: std::io::Error },
     /// A listener's TLS configuration was refused by rustls.
     #[error("cannot set up TLS for the {what} listener: {source}")]
     TlsSetup {
@@ -233,6 +238,11 @@ pub async fn run(
     let ca = Arc::new(Ca::load_or_create(dir)?);
     let routes = RouteTable::new();
     routes.reload(&store).await?;
+    let databases = Databases::load(dir).map_err(|source| EdgeError::CredentialKey {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    databases.reload(&store).await?;
     let registry = Registry::new();
     if crate::access::keys::ensure_current(&store, cfg.signing_key_rotation).await? {
         tracing::info!("made a new identity-token signing key");
@@ -244,10 +254,11 @@ pub async fn run(
         cfg.audit_on_failure,
         metrics.clone(),
     );
-    let access = Access::start(
+    let access = Access::start_with(
         store.clone(),
         audit.clone(),
         routes.clone(),
+        Some(databases.clone()),
         cfg.access.clone(),
     )
     .await?;
@@ -316,6 +327,7 @@ pub async fn run(
             outside_domain: cfg.allow_routes_outside_domain,
         },
         metrics: metrics.clone(),
+        databases: databases.clone(),
     };
     let quick = match (&cfg.domain, cfg.quick_tunnels) {
         (Some(domain), true) => {
@@ -368,6 +380,7 @@ pub async fn run(
         idle_timeout: cfg.idle_timeout,
         metrics: metrics.clone(),
         quick,
+        databases,
     });
     // The native PostgreSQL listener: certificates by SNI from the CA,
     // optional client certificates from it too.

@@ -56,6 +56,13 @@ pub(crate) struct EdgeCtx {
     pub(crate) metrics: Arc<EdgeMetrics>,
     /// `--quick-tunnels`: made on request without an admin token.
     pub(crate) quick: Option<Arc<crate::quick::QuickTunnels>>,
+    /// Pooled PostgreSQL databases by hostname, with their credentials
+    /// (`databases.rs`); reloaded with the routes.
+    #[allow(
+        dead_code,
+        reason = "read by the pooler (issue 12), written alongside; remove once it reads it"
+    )]
+    pub(crate) databases: crate::databases::Databases,
 }
 
 /// The front end a session came in through.

@@ -58,6 +58,12 @@
 //!   network) denies the request if evaluation reaches it; `decide` never
 //!   panics.
 //!
+//! - **Database roles.** A policy's `db_roles` are the PostgreSQL roles a
+//!   request it allows may use on a pooled database; `decide` does not
+//!   read them (the edge takes them from the deciding policy). Only
+//!   `allow` and `service_auth` policies may have them: a `deny` gives
+//!   nothing and a `bypass` has no identity to map.
+//!
 //! The deciding rule is described as `include email_domain example.com`,
 //! `exclude ip_range 10.0.0.0/8`, `require group admins`, or `default deny`.
 //! When a request is denied by default after an allowing policy's include
@@ -76,7 +82,7 @@ pub use cidr::{CidrError, IpNet, IpRange};
 pub use decide::{decide, Decision, Outcome};
 pub use hosts::most_specific;
 pub use model::{Action, Application, Clause, Facts, Identity, Policy, Rule};
-pub use validate::{validate, PolicyError, RuleRef};
+pub use validate::{db_role_problem, validate, PolicyError, RuleRef, MAX_DB_ROLE_LEN};
 
 /// The longest a sign-in session may last: a year. Longer durations are
 /// refused rather than left to saturate into "never expires".

@@ -45,6 +45,11 @@ pub struct Policy {
     /// All must match.
     #[serde(default)]
     pub require: Vec<Rule>,
+    /// The database roles a request this policy allows may use on a
+    /// pooled PostgreSQL database (`warren db`); empty: none. Meaningful
+    /// on `allow` and `service_auth` policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db_roles: Vec<String>,
 }
 
 /// What a matching policy does.

@@ -66,6 +66,19 @@ pub enum StoreError {
     /// A revoked token cannot be rotated.
     #[error("the service token {0:?} is revoked; create a new one with `warren access service-token create NAME`")]
     ServiceTokenRevoked(String),
+    /// A pooled database with that name already exists.
+    #[error("a pooled database named {0:?} already exists; pick another name, or change its settings with `warren db set {0}`")]
+    PgDatabaseExists(String),
+    /// Another pooled database is on that hostname.
+    #[error("the hostname {hostname} already serves the pooled database {database}; give this one another route's hostname, or remove that one first with `warren db remove {database}`")]
+    PgHostnameTaken { hostname: String, database: String },
+    /// No pooled database has that name.
+    #[error("there is no pooled database named {0:?}; list them with `warren db list`")]
+    UnknownPgDatabase(String),
+    /// A pooled database's settings or a credential's role are not usable;
+    /// the message says which and what to give instead.
+    #[error("{0}")]
+    InvalidPgDatabase(String),
     /// Some other input is not usable; the message says what.
     #[error("{0}")]
     InvalidInput(String),

@@ -4,8 +4,9 @@
 //! → [`warren_connector::run`] and `warren tunnel ingress` ([`tunnel_cmd`]);
 //! `warren access tcp|login|token|pg-cert` → [`warren_access`]
 //! ([`access_cmd`]); `warren tunnel create|list|...`, `warren access
-//! app|...` and `warren audit` → the admin API ([`admin_cli`]); `warren dev`
-//! → edge + connector in one process ([`dev`]).
+//! app|...`, `warren db ...` and `warren audit` → the admin API
+//! ([`admin_cli`]); `warren dev` → edge + connector in one process
+//! ([`dev`]).
 
 #![forbid(unsafe_code)]
 
@@ -67,6 +68,12 @@ enum Command {
     Apply(admin_cli::apply::ApplyArgs),
     /// Write the edge's state in the format `warren apply` reads.
     Export(admin_cli::apply::ExportArgs),
+    /// Pooled PostgreSQL databases: where they are, the pooler's settings,
+    /// and the credentials the edge logs in with (stored encrypted).
+    Db {
+        #[command(subcommand)]
+        cmd: admin_cli::db::DbCmd,
+    },
 }
 
 /// A `--flag 30s` value (Go-style duration or seconds).
@@ -84,6 +91,7 @@ fn main() -> std::process::ExitCode {
         } | Command::Audit { .. }
             | Command::Apply(_)
             | Command::Export(_)
+            | Command::Db { .. }
             | Command::Access {
                 cmd: AccessCmd::Admin(_)
                     | AccessCmd::Token { .. }
@@ -187,6 +195,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Audit { cmd } => admin_cli::audit::run(cmd).await,
         Command::Apply(args) => admin_cli::apply::apply(args).await,
         Command::Export(args) => admin_cli::apply::export(args).await,
+        Command::Db { cmd } => admin_cli::print(&admin_cli::db::run(cmd).await?),
     }
 }
 

@@ -3,9 +3,9 @@
 //! is valid OpenAPI 3.1 by `openapi-spec-validator` (the 3.1 schema and its
 //! semantic checks: path parameters declared, operation ids unique,
 //! references that resolve), and the JSON bodies the edge answers with —
-//! tunnels with a live connector, routes, ingress pushes, applications
-//! with every kind of rule, service tokens, identity providers, the audit
-//! log, errors — match the schemas it gives them
+//! tunnels with a live connector, routes, ingress pushes, pooled
+//! databases and their credentials, applications with every kind of rule,
+//! service tokens, identity providers, the audit log, errors — match the schemas it gives them
 //! (`tests/fixtures/openapi/validate.py`). A broken copy is refused, so a
 //! pass means the validator ran.
 
@@ -194,6 +194,42 @@ async fn the_admin_api_document_is_valid_openapi_3_1_and_the_answers_match_it() 
     .await;
     api.call("GET", "/v1/routes", "/v1/routes", None, 200).await;
 
+    // A pooled database and a credential (whose answers carry no password).
+    let d = "/v1/databases/{name}";
+    api.call(
+        "POST",
+        "/v1/databases",
+        "/v1/databases",
+        Some(
+            json!({"name": "orders", "hostname": "pool.example.com", "database": "orders",
+                    "pool_mode": "session", "cache": true}),
+        ),
+        201,
+    )
+    .await;
+    api.call(
+        "PATCH",
+        d,
+        "/v1/databases/orders",
+        Some(json!({"pool_size": 5, "cache_max_bytes": 1048576})),
+        200,
+    )
+    .await;
+    let set = api
+        .call(
+            "PUT",
+            &format!("{d}/credentials/{{role}}"),
+            "/v1/databases/orders/credentials/app",
+            Some(json!({"password": "not-shown"})),
+            200,
+        )
+        .await;
+    assert!(!set.to_string().contains("not-shown"), "{set}");
+    api.call("GET", d, "/v1/databases/orders", None, 200).await;
+    api.call("GET", "/v1/databases", "/v1/databases", None, 200)
+        .await;
+    api.call("GET", d, "/v1/databases/nothing", None, 404).await;
+
     let app = json!({
         "name": "wiki",
         "hostnames": ["app.example.com"],
@@ -201,7 +237,8 @@ async fn the_admin_api_document_is_valid_openapi_3_1_and_the_answers_match_it() 
             {"name": "staff", "action": "allow",
              "include": [{"email_domain": "example.com"}, {"email": "ops@example.org"}],
              "exclude": [{"ip_range": "192.0.2.0/24"}],
-             "require": [{"group": "staff"}]},
+             "require": [{"group": "staff"}],
+             "db_roles": ["app"]},
             {"name": "ci", "action": "service_auth",
              "include": [{"service_token": "ci"}, "any_service_token", "everyone"]},
         ],

@@ -58,6 +58,21 @@ impl Grant {
         reason(&self.decision)
     }
 
+    /// The database roles the request may use on a pooled database: the
+    /// `db_roles` of the policy that allowed it. Empty on a public route
+    /// no application covers.
+    pub fn db_roles(&self) -> Vec<String> {
+        let (Some(app), Some(policy)) = (&self.app, &self.decision.policy) else {
+            return Vec::new();
+        };
+        app.app
+            .policies
+            .iter()
+            .find(|p| p.name == *policy)
+            .map(|p| p.db_roles.clone())
+            .unwrap_or_default()
+    }
+
     /// The signed identity for the origin, if the request has one.
     pub fn assertion(&self, keys: &Keys, host: &str) -> Option<String> {
         let app = self.app.as_ref()?;
@@ -181,5 +196,87 @@ impl Refusal {
                 "too many failed service-token attempts from this address".into(),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use warren_policy::{decide, Action, Application, Facts, Outcome, Policy, Rule};
+
+    use super::*;
+
+    fn policy(name: &str, action: Action, include: Rule, db_roles: &[&str]) -> Policy {
+        Policy {
+            name: name.into(),
+            action,
+            include: vec![include],
+            exclude: vec![],
+            require: vec![],
+            db_roles: db_roles.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    fn grant(app: &Arc<AppRow>, facts: &Facts) -> Grant {
+        let decision = decide(&app.app, facts);
+        assert_eq!(decision.outcome, Outcome::Allow, "{decision:?}");
+        Grant {
+            app: Some(app.clone()),
+            who: Who {
+                identity: facts.identity.clone(),
+                ..Who::default()
+            },
+            decision,
+        }
+    }
+
+    #[test]
+    fn db_roles_are_the_deciding_policys() {
+        let app = Arc::new(AppRow {
+            name: "orders".into(),
+            tag: "t".into(),
+            app: Application {
+                name: "orders".into(),
+                hostnames: vec!["db.example.com".into()],
+                path_prefix: None,
+                session_duration_secs: 3600,
+                policies: vec![
+                    policy(
+                        "analysts",
+                        Action::Allow,
+                        Rule::Group("analysts".into()),
+                        &["analyst", "reporting"],
+                    ),
+                    policy(
+                        "staff",
+                        Action::Allow,
+                        Rule::EmailDomain("example.com".into()),
+                        &[],
+                    ),
+                    policy("ci", Action::ServiceAuth, Rule::AnyServiceToken, &["ci"]),
+                ],
+            },
+            statement_log: false,
+            created_at: 0,
+        });
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let analyst = Facts::user("a@example.com", vec!["analysts".into()], ip);
+        assert_eq!(grant(&app, &analyst).db_roles(), ["analyst", "reporting"]);
+        let staff = Facts::user("b@example.com", vec![], ip);
+        assert!(grant(&app, &staff).db_roles().is_empty());
+        let ci = Facts::service_token("ci", ip);
+        assert_eq!(grant(&app, &ci).db_roles(), ["ci"]);
+
+        let public = Grant {
+            app: None,
+            who: Who::default(),
+            decision: Decision {
+                outcome: Outcome::Allow,
+                policy: None,
+                rule: Some("public route".into()),
+            },
+        };
+        assert!(public.db_roles().is_empty());
     }
 }

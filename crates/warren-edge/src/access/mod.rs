@@ -34,6 +34,7 @@ use warren_policy::{Decision, Facts, Identity, Outcome};
 use warren_store::{AppRow, AuditEntry, IdpRow, Store, StoreError};
 
 use crate::audit::AuditSink;
+use crate::databases::Databases;
 use crate::routes::RouteTable;
 pub use grant::{claims_for, reason, Grant, Refusal, Who};
 pub use keys::{Claims, Keys};
@@ -175,6 +176,9 @@ struct Inner {
     live: live::Live,
     audit: AuditSink,
     routes: RouteTable,
+    /// Reloaded with the routes (`None`: an edge without pooled databases,
+    /// as the fuzzers build it).
+    databases: Option<Databases>,
     settings: AccessSettings,
     http: oidc::IdpClient,
     sessions: sessions::Sessions,
@@ -189,6 +193,18 @@ impl Access {
         routes: RouteTable,
         settings: AccessSettings,
     ) -> Result<Access, StoreError> {
+        Access::start_with(store, audit, routes, None, settings).await
+    }
+
+    /// [`Access::start`], reloading `databases` too whenever the routes
+    /// are reloaded.
+    pub(crate) async fn start_with(
+        store: Store,
+        audit: AuditSink,
+        routes: RouteTable,
+        databases: Option<Databases>,
+        settings: AccessSettings,
+    ) -> Result<Access, StoreError> {
         let snapshot = Snapshot::load(&store).await?;
         let access = Access {
             inner: Arc::new(Inner {
@@ -199,6 +215,7 @@ impl Access {
                 live: live::Live::default(),
                 audit,
                 routes,
+                databases,
                 settings,
                 sessions: sessions::Sessions::default(),
                 device: oidc::DeviceLogins::default(),
@@ -235,7 +252,8 @@ impl Access {
         &self.inner.device
     }
 
-    /// Reloads the snapshot (and the route table) now.
+    /// Reloads the snapshot (and the route table and pooled databases)
+    /// now.
     pub async fn refresh(&self) -> Result<(), StoreError> {
         refresh::refresh(&self.inner).await
     }

@@ -38,6 +38,9 @@ pub(super) fn credentials_hold(snap: &Snapshot, who: &Who) -> Option<String> {
 pub(super) async fn refresh(inner: &Inner) -> Result<(), StoreError> {
     let snap = Snapshot::load(&inner.store).await?;
     inner.routes.reload(&inner.store).await?;
+    if let Some(databases) = &inner.databases {
+        databases.reload(&inner.store).await?;
+    }
     tracing::debug!(generation = snap.generation, "access snapshot refreshed");
     *inner.snapshot.write().expect("snapshot lock") = Arc::new(snap);
     recheck(inner);

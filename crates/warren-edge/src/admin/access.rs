@@ -260,6 +260,11 @@ struct AddPolicy {
     /// All must match.
     #[serde(default)]
     require: Vec<Rule>,
+    /// The PostgreSQL roles a request this policy allows may use on a
+    /// pooled database (`allow` and `service_auth` policies only).
+    #[serde(default)]
+    #[schema(example = json!(["analyst"]))]
+    db_roles: Vec<String>,
     /// 1-based place among the policies; default last.
     #[serde(default)]
     #[schema(minimum = 1)]
@@ -274,6 +279,7 @@ impl AddPolicy {
             include: self.include,
             exclude: self.exclude,
             require: self.require,
+            db_roles: self.db_roles,
         };
         (policy, self.position)
     }

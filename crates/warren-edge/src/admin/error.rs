@@ -94,15 +94,19 @@ impl From<StoreError> for ApiError {
             | StoreError::InvalidPool(_)
             | StoreError::InvalidApp(_)
             | StoreError::InvalidServiceTokenName(_)
+            | StoreError::InvalidPgDatabase(_)
             | StoreError::InvalidInput(_) => StatusCode::BAD_REQUEST,
             StoreError::TunnelExists(_)
             | StoreError::RouteExists { .. }
             | StoreError::AppExists(_)
             | StoreError::ServiceTokenExists(_)
-            | StoreError::ServiceTokenRevoked(_) => StatusCode::CONFLICT,
+            | StoreError::ServiceTokenRevoked(_)
+            | StoreError::PgDatabaseExists(_)
+            | StoreError::PgHostnameTaken { .. } => StatusCode::CONFLICT,
             StoreError::UnknownTunnel(_)
             | StoreError::UnknownApp(_)
-            | StoreError::UnknownServiceToken(_) => StatusCode::NOT_FOUND,
+            | StoreError::UnknownServiceToken(_)
+            | StoreError::UnknownPgDatabase(_) => StatusCode::NOT_FOUND,
             StoreError::Io { .. }
             | StoreError::Database { .. }
             | StoreError::Migrate { .. }

@@ -32,7 +32,7 @@ pub(super) const SCHEME: &str = "admin_token";
     info(
         title = "Warren admin API",
         version = env!("CARGO_PKG_VERSION"),
-        description = "The admin API of a Warren edge, on its admin listener: tunnels, their tokens and ingress configs, hostname routes, the audit log, access control and metrics. Every error answer is `{\"error\": \"<one sentence>\"}` (`ApiErrorBody`). Every operation but `GET /v1/health` and this document needs `Authorization: Bearer <admin token>` (the `admin_token` scheme)."
+        description = "The admin API of a Warren edge, on its admin listener: tunnels, their tokens and ingress configs, hostname routes, the audit log, access control, pooled PostgreSQL databases and metrics. Every error answer is `{\"error\": \"<one sentence>\"}` (`ApiErrorBody`). Every operation but `GET /v1/health` and this document needs `Authorization: Bearer <admin token>` (the `admin_token` scheme)."
     ),
     components(schemas(ApiErrorBody)),
     modifiers(&BearerScheme),
@@ -48,6 +48,7 @@ pub(super) const SCHEME: &str = "admin_token";
         (name = "idps", description = "OIDC identity providers."),
         (name = "sessions", description = "Sessions the edge issued."),
         (name = "keys", description = "The identity-token signing key."),
+        (name = "databases", description = "Pooled PostgreSQL databases, their pool and cache settings, and the credentials the edge logs in with (stored sealed, never returned)."),
         (name = "apply", description = "The edge's state as one declared document: `warren apply` and `warren export`."),
         (name = "metrics", description = "The edge's metrics."),
     )

@@ -17,6 +17,7 @@ use crate::registry::Registry;
 use crate::routes::RouteTable;
 use crate::secrets::{bootstrap_admin_token, TunnelSecrets};
 
+mod databases;
 mod route_walk;
 
 /// The admin routers' body timeout in these tests.
@@ -60,6 +61,7 @@ impl Api {
             metrics: Default::default(),
             token_edges: vec!["127.0.0.1:7844".into(), "127.0.0.2:7844".into()],
             ca_pin: ca_pin(b"ca"),
+            databases: crate::databases::Databases::load(dir.path()).unwrap(),
             route_policy: crate::routes::RoutePolicy {
                 domain: Some("example.com".into()),
                 outside_domain: false,

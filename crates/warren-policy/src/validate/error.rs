@@ -155,6 +155,39 @@ pub enum PolicyError {
         /// Where the rule is.
         at: RuleRef,
     },
+    /// A database role is not a PostgreSQL role name.
+    #[error("application {application:?}, policy {policy:?}: database role {role:?} {reason}")]
+    BadDbRole {
+        /// The application.
+        application: String,
+        /// The policy.
+        policy: String,
+        /// The role as written.
+        role: String,
+        /// What is wrong and what to write instead.
+        reason: &'static str,
+    },
+    /// A database role is listed twice.
+    #[error("application {application:?}, policy {policy:?} lists the database role {role:?} twice; list each role once")]
+    DuplicateDbRole {
+        /// The application.
+        application: String,
+        /// The policy.
+        policy: String,
+        /// The repeated role.
+        role: String,
+    },
+    /// A policy that denies, or lets requests through without an
+    /// identity, has database roles.
+    #[error("application {application:?}, policy {policy:?} has database roles, but its action {action} {}; put the roles on an allow or service_auth policy", db_roles_unused(*action))]
+    DbRolesNotGranted {
+        /// The application.
+        application: String,
+        /// The policy.
+        policy: String,
+        /// The policy's action.
+        action: Action,
+    },
     /// The rule can never hold for the kind of request the action applies
     /// to, so the policy can never match.
     #[error("{at} ({rule}) can never match under action {action}, which applies only to {}, so the policy never matches; {}", applies_to(*action), wrong_kind_fix(*action))]
@@ -166,6 +199,13 @@ pub enum PolicyError {
         /// The policy's action.
         action: Action,
     },
+}
+
+fn db_roles_unused(action: Action) -> &'static str {
+    match action {
+        Action::Deny => "refuses every request it matches, so no one would ever be given them",
+        _ => "lets requests through without an identity, so no identity would be mapped to them",
+    }
 }
 
 fn applies_to(action: Action) -> &'static str {

@@ -94,6 +94,58 @@ pub fn validate(app: &Application) -> Result<(), PolicyError> {
             });
         }
         validate_policy(app, policy)?;
+        validate_db_roles(app, policy)?;
+    }
+    Ok(())
+}
+
+/// The longest PostgreSQL role name: the server truncates identifiers to
+/// `NAMEDATALEN - 1` bytes.
+pub const MAX_DB_ROLE_LEN: usize = 63;
+
+/// Why `role` cannot be a PostgreSQL role name, or `None` if it can: it
+/// must be 1 to [`MAX_DB_ROLE_LEN`] bytes with no NUL (the server would
+/// truncate a longer one, and the protocol cannot carry a NUL). The store
+/// checks the roles of database credentials with the same rule.
+pub fn db_role_problem(role: &str) -> Option<&'static str> {
+    if role.is_empty() {
+        Some("is empty; write the PostgreSQL role's name, like app")
+    } else if role.len() > MAX_DB_ROLE_LEN {
+        Some("is longer than 63 bytes, and PostgreSQL truncates role names to 63; use the role's name exactly as the server has it")
+    } else if role.contains('\0') {
+        Some("contains a NUL byte, which a PostgreSQL role name cannot; write the role's name exactly as the server has it")
+    } else {
+        None
+    }
+}
+
+fn validate_db_roles(app: &Application, policy: &Policy) -> Result<(), PolicyError> {
+    if policy.db_roles.is_empty() {
+        return Ok(());
+    }
+    if matches!(policy.action, Action::Deny | Action::Bypass) {
+        return Err(PolicyError::DbRolesNotGranted {
+            application: app.name.clone(),
+            policy: policy.name.clone(),
+            action: policy.action,
+        });
+    }
+    for (i, role) in policy.db_roles.iter().enumerate() {
+        if let Some(reason) = db_role_problem(role) {
+            return Err(PolicyError::BadDbRole {
+                application: app.name.clone(),
+                policy: policy.name.clone(),
+                role: role.clone(),
+                reason,
+            });
+        }
+        if policy.db_roles[..i].contains(role) {
+            return Err(PolicyError::DuplicateDbRole {
+                application: app.name.clone(),
+                policy: policy.name.clone(),
+                role: role.clone(),
+            });
+        }
     }
     Ok(())
 }

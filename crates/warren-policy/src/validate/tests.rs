@@ -23,6 +23,7 @@ fn policy(name: &str, action: Action, include: Vec<Rule>) -> Policy {
         include,
         exclude: vec![],
         require: vec![],
+        db_roles: vec![],
     }
 }
 
@@ -235,4 +236,61 @@ fn rules_that_can_never_match_the_action() {
         )
     }]);
     assert_eq!(validate(&mixed), Ok(()));
+}
+
+#[test]
+fn database_roles() {
+    let with_roles = |action, roles: &[&str]| Policy {
+        db_roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        ..policy("analysts", action, vec![Rule::Group("analysts".into())])
+    };
+    let ok = app(vec![
+        with_roles(Action::Allow, &["analyst", "Read Only", &"r".repeat(63)]),
+        Policy {
+            db_roles: vec!["ci".into()],
+            ..policy("ci", Action::ServiceAuth, vec![Rule::AnyServiceToken])
+        },
+    ]);
+    assert_eq!(validate(&ok), Ok(()));
+
+    let with = |p: Policy| message(|a| a.policies.push(p));
+    assert_eq!(
+        with(with_roles(Action::Allow, &[""])),
+        "application \"intranet\", policy \"analysts\": database role \"\" is empty; write the PostgreSQL role's name, like app"
+    );
+    assert!(with(with_roles(Action::Allow, &[&"r".repeat(64)]))
+        .contains("is longer than 63 bytes, and PostgreSQL truncates role names to 63"));
+    assert!(with(with_roles(Action::Allow, &["a\0b"])).contains("contains a NUL byte"));
+    assert_eq!(
+        with(with_roles(Action::Allow, &["analyst", "analyst"])),
+        "application \"intranet\", policy \"analysts\" lists the database role \"analyst\" twice; list each role once"
+    );
+    assert_eq!(
+        with(with_roles(Action::Deny, &["analyst"])),
+        "application \"intranet\", policy \"analysts\" has database roles, but its action deny refuses every request it matches, so no one would ever be given them; put the roles on an allow or service_auth policy"
+    );
+    assert!(with(with_roles(Action::Bypass, &["analyst"]))
+        .contains("its action bypass lets requests through without an identity"));
+    assert_eq!(db_role_problem("app"), None);
+}
+
+#[test]
+fn database_roles_in_json() {
+    let p: Policy = serde_json::from_str(
+        r#"{"name": "a", "action": "allow", "include": ["everyone"], "db_roles": ["app"]}"#,
+    )
+    .unwrap();
+    assert_eq!(p.db_roles, ["app"]);
+    // Left out when empty, so stored policies without roles read as before.
+    let none: Policy =
+        serde_json::from_str(r#"{"name": "a", "action": "allow", "include": ["everyone"]}"#)
+            .unwrap();
+    assert!(none.db_roles.is_empty());
+    assert!(!serde_json::to_string(&none).unwrap().contains("db_roles"));
+    // Unknown fields are still refused.
+    let e = serde_json::from_str::<Policy>(
+        r#"{"name": "a", "action": "allow", "include": ["everyone"], "db_role": ["app"]}"#,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("unknown field `db_role`"), "{e}");
 }

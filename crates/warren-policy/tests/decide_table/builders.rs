@@ -11,6 +11,7 @@ pub(crate) fn p(name: &str, action: Action, include: Vec<Rule>) -> Policy {
         include,
         exclude: vec![],
         require: vec![],
+        db_roles: vec![],
     }
 }
 

@@ -5,6 +5,7 @@ use super::*;
 
 mod audit;
 mod open;
+mod pg_databases;
 mod routes;
 mod tunnels;
 

@@ -18,6 +18,7 @@ pub(crate) mod access;
 pub(crate) mod apply;
 pub(crate) mod audit;
 mod client;
+pub(crate) mod db;
 mod text;
 
 pub(crate) use client::*;

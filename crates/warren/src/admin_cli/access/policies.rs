@@ -35,6 +35,11 @@ pub(crate) enum PolicyCmd {
         /// All must match (repeatable).
         #[arg(long)]
         require: Vec<String>,
+        /// A PostgreSQL role a request this policy allows may use on a
+        /// pooled database (`warren db`); repeatable. Only on allow and
+        /// service-auth policies.
+        #[arg(long = "db-role", value_name = "ROLE")]
+        db_roles: Vec<String>,
         /// Place among the policies, 1 = evaluated first [default: last].
         #[arg(long)]
         position: Option<usize>,
@@ -103,28 +108,50 @@ fn rules_text(v: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// `analyst, reporting`; empty when the policy gives no database role.
+fn roles_text(v: &Value) -> String {
+    v.as_array()
+        .map(|roles| {
+            roles
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 pub(super) fn policies_text(policies: &[Value]) -> String {
     if policies.is_empty() {
         return "No policies: everyone is denied. Add one with `warren access policy add APP NAME --action allow --include ...`\n".into();
     }
+    // The database roles' column only when a policy gives one.
+    let roles = policies
+        .iter()
+        .any(|p| p["db_roles"].as_array().is_some_and(|r| !r.is_empty()));
     let rows: Vec<Vec<String>> = policies
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            vec![
+            let mut row = vec![
                 (i + 1).to_string(),
                 p["name"].as_str().unwrap_or_default().to_owned(),
                 p["action"].as_str().unwrap_or_default().to_owned(),
                 rules_text(&p["include"]),
                 rules_text(&p["exclude"]),
                 rules_text(&p["require"]),
-            ]
+            ];
+            if roles {
+                row.push(roles_text(&p["db_roles"]));
+            }
+            row
         })
         .collect();
-    table(
-        &["#", "POLICY", "ACTION", "INCLUDE", "EXCLUDE", "REQUIRE"],
-        &rows,
-    )
+    let mut header = vec!["#", "POLICY", "ACTION", "INCLUDE", "EXCLUDE", "REQUIRE"];
+    if roles {
+        header.push("DB ROLES");
+    }
+    table(&header, &rows)
 }
 
 /// Runs one `PolicyCmd` command; returns what to print.
@@ -137,6 +164,7 @@ pub(super) async fn run(cmd: PolicyCmd) -> anyhow::Result<String> {
             include,
             exclude,
             require,
+            db_roles,
             position,
             api,
         } => {
@@ -155,6 +183,7 @@ pub(super) async fn run(cmd: PolicyCmd) -> anyhow::Result<String> {
                 "include": rules(&include)?,
                 "exclude": rules(&exclude)?,
                 "require": rules(&require)?,
+                "db_roles": db_roles,
                 "position": position,
             });
             let path = format!("/v1/access/apps/{}/policies", encode_segment(&app));
@@ -230,5 +259,22 @@ mod tests {
             .contains("is not a rule"));
         assert_eq!(session_secs("7d").unwrap(), 604_800);
         assert!(session_secs("soon").is_err());
+    }
+
+    #[test]
+    fn database_roles_get_a_column_only_when_a_policy_has_some() {
+        let plain = json!({"name": "staff", "action": "allow", "include": ["everyone"]});
+        assert!(!policies_text(std::slice::from_ref(&plain)).contains("DB ROLES"));
+        let text = policies_text(&[
+            plain,
+            json!({"name": "analysts", "action": "allow", "include": [{"group": "analysts"}],
+                   "db_roles": ["analyst", "reporting"]}),
+        ]);
+        let mut lines = text.lines();
+        assert!(lines.next().unwrap().ends_with("DB ROLES"), "{text}");
+        assert!(
+            lines.nth(1).unwrap().ends_with("analyst, reporting"),
+            "{text}"
+        );
     }
 }
