@@ -1,6 +1,7 @@
 //! Arbitrary bytes through the PostgreSQL core's state machines: the
 //! negotiator (either policy, any TLS decisions), the authentication relay
-//! (database and client bytes) and the session trackers. None may panic,
+//! (database and client bytes), the session trackers and the pooler's
+//! core (flow, framer, statement rewriter, Warren's own login). None may panic,
 //! what they hand out must hold together (a startup re-parses to itself, a
 //! cancel re-encodes to its bytes, a replay is a ClientHello's start), and
 //! how the bytes are cut into feeds must not change what they say.
@@ -13,7 +14,7 @@ use warren_pg::negotiate::Policy;
 #[path = "../../crates/warren-pg/tests/drive/mod.rs"]
 mod drive;
 
-use drive::{negotiate, relay, track};
+use drive::{negotiate, pool, relay, track};
 
 /// `data` cut at a point chosen by `at` (0 to 255: its share of the length).
 fn split(data: &[u8], at: u8) -> (&[u8], &[u8]) {
@@ -55,5 +56,12 @@ fuzz_target!(|data: &[u8]| {
         track(input, input.len().max(1), max_body),
         track(input, chunk, max_body),
         "cutting changed the trackers"
+    );
+
+    // The pooler's core: the same split between client and server bytes.
+    assert_eq!(
+        pool(client, database, input.len().max(1)),
+        pool(client, database, chunk),
+        "cutting changed the pool core"
     );
 });

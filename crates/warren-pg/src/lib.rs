@@ -79,6 +79,7 @@
 pub mod auth;
 pub mod message;
 pub mod negotiate;
+pub mod pool;
 pub mod scan;
 pub mod startup;
 pub mod track;

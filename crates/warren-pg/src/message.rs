@@ -246,7 +246,10 @@ impl MessageDecoder {
 }
 
 /// Reads a NUL-terminated string off the front of `buf`.
-fn take_cstr<'a>(buf: &mut &'a [u8], what: &'static str) -> Result<&'a [u8], MessageError> {
+pub(crate) fn take_cstr<'a>(
+    buf: &mut &'a [u8],
+    what: &'static str,
+) -> Result<&'a [u8], MessageError> {
     let nul = buf
         .iter()
         .position(|&b| b == 0)

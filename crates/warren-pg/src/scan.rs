@@ -56,6 +56,14 @@ pub enum Event<'a> {
         /// The length of its body.
         len: usize,
     },
+    /// A noted message's header (see [`Scanner::noting`]): its body passes
+    /// without being collected.
+    Seen {
+        /// The message's tag.
+        tag: u8,
+        /// The length of its body.
+        len: usize,
+    },
 }
 
 /// Where the scanner is in the stream.
@@ -80,6 +88,7 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct Scanner {
     watched: TagSet,
+    noted: TagSet,
     max_body: usize,
     state: State,
     header: [u8; HEADER_LEN],
@@ -90,8 +99,16 @@ impl Scanner {
     /// A scanner at the start of a message, collecting the bodies of the
     /// `watched` message types up to `max_body` bytes.
     pub fn new(watched: TagSet, max_body: usize) -> Self {
+        Self::noting(watched, TagSet::default(), max_body)
+    }
+
+    /// Like [`new`](Self::new), and also reports the header of each message
+    /// of the `noted` types ([`Event::Seen`]) without collecting its body:
+    /// for a caller that needs to know a message went by, not what it said.
+    pub fn noting(watched: TagSet, noted: TagSet, max_body: usize) -> Self {
         Self {
             watched,
+            noted,
             max_body,
             state: State::Header { got: 0 },
             header: [0; HEADER_LEN],
@@ -201,7 +218,10 @@ impl Scanner {
         };
         if !self.watched.contains(tag) {
             self.state = skip;
-            return Ok(None);
+            return Ok(self
+                .noted
+                .contains(tag)
+                .then_some(Event::Seen { tag, len: body }));
         }
         if body > self.max_body {
             self.state = skip;

@@ -28,7 +28,7 @@ const CANCEL_FIXED_LEN: usize = 12;
 
 /// Why a first message was refused. Each text is one sentence fit for the
 /// client's ErrorResponse and the log line.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StartupError {
     /// The client closed the connection without sending a byte.
     #[error("the client closed the connection before sending its first message")]

@@ -261,7 +261,9 @@ impl Iterator for BackendEvents<'_, '_> {
         Some(match t.scanner.scan(&mut self.input) {
             Ok(None) => return None,
             Err(e) => Err(TrackError::Framing(e)),
-            Ok(Some(Event::TooLong { tag, len })) => Ok(BackendEvent::TooLong { tag, len }),
+            Ok(Some(Event::TooLong { tag, len } | Event::Seen { tag, len })) => {
+                Ok(BackendEvent::TooLong { tag, len })
+            }
             Ok(Some(Event::Message { tag, body })) => {
                 t.session.event(tag, body).map_err(TrackError::Malformed)
             }
@@ -366,7 +368,7 @@ impl Iterator for FrontendEvents<'_, '_> {
                 };
                 return Some(Ok(FrontendEvent::TooLong { kind, len }));
             }
-            Ok(Some(Event::TooLong { tag, .. })) => (tag, &[][..]),
+            Ok(Some(Event::TooLong { tag, .. } | Event::Seen { tag, .. })) => (tag, &[][..]),
             Ok(Some(Event::Message { tag, body })) => (tag, body),
         };
         let event = match tag {

@@ -7,7 +7,7 @@
 
 mod drive;
 
-use drive::{negotiate, relay, track};
+use drive::{negotiate, pool, relay, track};
 use warren_pg::negotiate::Policy;
 use warren_pg::{encode_cancel, encode_ssl_request, encode_startup, CancelKey, ProtocolVersion};
 
@@ -125,5 +125,11 @@ fn arbitrary_bytes_never_panic_and_cutting_changes_nothing() {
 
         let s = stream(&mut rng);
         assert_eq!(track(&s, s.len().max(1), 16), track(&s, chunk, 16));
+        let (client, server) = s.split_at(s.len() / 2);
+        assert_eq!(
+            pool(client, server, s.len().max(1)),
+            pool(client, server, chunk),
+            "cutting changed the pool core: chunk {chunk} client {client:?}"
+        );
     }
 }

@@ -13,6 +13,7 @@ fn wire(tag: u8, body: &[u8]) -> Vec<u8> {
 enum Seen {
     Message { tag: u8, body: Vec<u8>, end: usize },
     TooLong { tag: u8, len: usize, end: usize },
+    Noted { tag: u8, len: usize, end: usize },
     Error(MessageError),
 }
 
@@ -36,6 +37,7 @@ fn scan_cut(scanner: &mut Scanner, stream: &[u8], cuts: &[usize]) -> Vec<Seen> {
                 Ok(Some(Event::TooLong { tag, len })) => {
                     seen.push(Seen::TooLong { tag, len, end: at })
                 }
+                Ok(Some(Event::Seen { tag, len })) => seen.push(Seen::Noted { tag, len, end: at }),
                 Err(e) => seen.push(Seen::Error(e)),
             }
         }
@@ -199,5 +201,44 @@ fn lengths_that_cannot_be_framed_break_the_scanner_once() {
             );
             assert!(s.is_broken() && !s.at_boundary());
         }
+    }
+}
+
+#[test]
+fn noted_headers_are_reported_without_their_bodies() {
+    let stream = [
+        wire(b'B', b"0123456789"),
+        wire(b'Q', b"SELECT\0"),
+        wire(b'S', b""),
+    ]
+    .concat();
+    let watched = TagSet::of(b"Q");
+    let noted = TagSet::of(b"BS");
+    for cut in 0..=stream.len() {
+        let mut s = Scanner::noting(watched, noted, 64);
+        let seen = scan_cut(&mut s, &stream, &[cut]);
+        assert_eq!(
+            seen,
+            vec![
+                // A noted message is reported once its header is in.
+                Seen::Noted {
+                    tag: b'B',
+                    len: 10,
+                    end: 5
+                },
+                Seen::Message {
+                    tag: b'Q',
+                    body: b"SELECT\0".to_vec(),
+                    end: 27
+                },
+                Seen::Noted {
+                    tag: b'S',
+                    len: 0,
+                    end: 32
+                },
+            ],
+            "cut at {cut}"
+        );
+        assert!(s.collected_capacity() < 64);
     }
 }

@@ -173,3 +173,129 @@ pub(crate) fn track(stream: &[u8], chunk: usize, max_body: usize) -> Vec<String>
     ));
     back
 }
+
+/// Runs the pooler's core over `client` and `server` bytes, `chunk` bytes
+/// per feed: the flow follows both, the framer and the statement rewriter
+/// take the client's bytes and the server's answers, and Warren's own
+/// login reads the server's. Returns what each said, to compare across
+/// cuts; an error stops that machine (as it ends the session).
+pub(crate) fn pool(client: &[u8], server: &[u8], chunk: usize) -> Vec<String> {
+    use warren_pg::pool::{
+        ClientFramer, Flow, Login, Piece, Prepared, ServerLogin, StatementCache, Statements,
+    };
+
+    let (mut out, mut rw) = (Vec::new(), Vec::new());
+    let mut flow = Flow::new(false);
+    let mut framer = ClientFramer::default();
+    let mut statements = Statements::default();
+    let (mut cache, mut prepared) = (StatementCache::default(), Prepared::default());
+    let (mut to_server, mut to_client) = (bytes::BytesMut::new(), bytes::BytesMut::new());
+    let (mut flow_ok, mut rewrite_ok) = (true, true);
+    // As the edge drives them: the flow sees every chunk first; what it
+    // forwards goes to the framer; nothing after a Terminate or an error.
+    for piece in client.chunks(chunk) {
+        let f = match flow.from_client(piece) {
+            Ok(f) => f,
+            Err(e) => {
+                out.push(format!("flow: {e}"));
+                flow_ok = false;
+                break;
+            }
+        };
+        // (How much of a chunk goes depends on where a Terminate is cut,
+        // by design: only that it came is compared.)
+        assert!(f.forward <= piece.len());
+        if rewrite_ok {
+            framer.push(&piece[..f.forward]);
+            loop {
+                match framer.next_piece() {
+                    Ok(None) => break,
+                    Ok(Some(Piece::Whole(m))) => {
+                        if let Err(e) =
+                            statements.from_client(&m, &mut cache, &mut prepared, &mut to_server)
+                        {
+                            rw.push(format!("rewrite: {e}"));
+                            rewrite_ok = false;
+                            break;
+                        }
+                    }
+                    Ok(Some(Piece::Header { tag, bytes })) => {
+                        statements.passing(tag, &mut prepared);
+                        to_server.extend_from_slice(&bytes);
+                    }
+                    Ok(Some(Piece::Body(b))) => to_server.extend_from_slice(&b),
+                    Err(e) => {
+                        rw.push(format!("frame: {e}"));
+                        rewrite_ok = false;
+                        break;
+                    }
+                }
+                statements.due(&mut to_client);
+            }
+        }
+        if f.terminated {
+            out.push("terminated".to_owned());
+            break;
+        }
+    }
+    for piece in server.chunks(chunk) {
+        if flow_ok {
+            if let Err(e) = flow.from_server(piece) {
+                out.push(format!("flow: {e}"));
+                flow_ok = false;
+            }
+        }
+        if rewrite_ok {
+            if let Err(e) = statements.from_server(piece, &mut prepared, &mut to_client) {
+                rw.push(format!("answers: {e}"));
+                rewrite_ok = false;
+            }
+        }
+    }
+    if flow_ok {
+        out.append(&mut rw);
+    }
+    out.push(format!(
+        "flow releasable={} busy={} status={:?} pins={} cleanup={:?}",
+        flow.releasable(),
+        flow.busy(),
+        flow.status(),
+        flow.pins(),
+        flow.cleanup()
+    ));
+    // After a client error, how much went out depends on the cut.
+    if rewrite_ok && flow_ok {
+        out.push(format!(
+            "rewrite to_server={:?} to_client={:?} settled={} named={} prepared={}",
+            to_server,
+            to_client,
+            statements.settled(),
+            statements.len(),
+            prepared.len()
+        ));
+    }
+    // Warren's own login against the same server bytes.
+    let (mut login, _) = ServerLogin::new("app", "app", "pw", &[]).unwrap();
+    let mut done = false;
+    for piece in server.chunks(chunk) {
+        login.feed(piece);
+        while let Some(step) = login.poll() {
+            match step {
+                // The SCRAM nonce is random: only the kind is compared.
+                Login::Send(b) => out.push(format!("login sends '{}'", b[0] as char)),
+                Login::Ready(e) => {
+                    out.push(format!("login ready {e:?}"));
+                    done = true;
+                }
+                Login::Failed(e) => {
+                    out.push(format!("login failed: {e}"));
+                    done = true;
+                }
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    out
+}
