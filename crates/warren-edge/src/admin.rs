@@ -49,10 +49,10 @@
 //! marked `Cache-Control: no-store`.
 //!
 //! One module per resource: `tunnels`, `tokens` (a tunnel's token and
-//! secret rotation), `ingress`, `routes`, `audit`, `access`, `databases`;
-//! `auth` checks the admin token, `error` is the one error answer
-//! ([`ApiError`]), `openapi` the document. `ui` is the dashboard, mounted
-//! beside the API by [`router_with_ui`].
+//! secret rotation), `ingress`, `routes`, `audit`, `access`, `databases`
+//! (and `pools`); `auth` checks the admin token, `error` is the one error
+//! answer ([`ApiError`]), `openapi` the document. `ui` is the dashboard,
+//! mounted beside the API by [`router_with_ui`].
 
 mod access;
 mod apply;
@@ -62,6 +62,7 @@ mod databases;
 mod error;
 mod ingress;
 mod openapi;
+mod pools;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -135,6 +136,8 @@ pub(crate) struct AdminState {
     /// Pooled databases: their credentials are sealed with its key, and it
     /// is reloaded after every database change.
     pub databases: crate::databases::Databases,
+    /// The PostgreSQL pools, for `/v1/pools`.
+    pub pg_pools: Arc<crate::pg::pool::Pools>,
 }
 
 /// The admin API, with a dashboard of default settings (the admin token
@@ -257,7 +260,8 @@ async fn metrics(
 ) -> ApiResult<Response> {
     let tunnels = state.store.list_tunnels().await?;
     let names = crate::metrics::TunnelNames::new(tunnels.into_iter().map(|t| (t.id, t.name)));
-    let text = state.metrics.render(&state.registry, &names).await;
+    let pools: Vec<_> = state.pg_pools.all().iter().map(|p| p.view()).collect();
+    let text = state.metrics.render(&state.registry, &names, &pools).await;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

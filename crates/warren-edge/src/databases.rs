@@ -26,10 +26,6 @@
 // The pooler that reads most of this (issue 12) is written alongside;
 // until it lands, what only it reads is used by the tests alone. Remove
 // this once it does.
-#![cfg_attr(
-    not(test),
-    allow(dead_code, reason = "read by the pooler (issue 12), written alongside")
-)]
 
 use std::collections::HashMap;
 use std::fmt;
@@ -156,6 +152,7 @@ pub(crate) struct Password(String);
 
 impl Password {
     /// Wraps a password (a test's, or one just decrypted).
+    #[cfg_attr(not(test), allow(dead_code, reason = "tests build configs by hand"))]
     pub(crate) fn new(password: String) -> Password {
         Password(password)
     }

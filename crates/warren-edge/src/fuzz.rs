@@ -59,6 +59,7 @@ impl AdminApi {
             token_edges: vec!["127.0.0.1:7844".into()],
             ca_pin: warren_proto::token::ca_pin(b"fuzz"),
             databases: crate::databases::Databases::load(data_dir)?,
+            pg_pools: Default::default(),
             access,
             route_policy: RoutePolicy {
                 domain: Some(DOMAIN.into()),

@@ -14,6 +14,10 @@
 //! | `warren_edge_tunnel_rtt_seconds` | `tunnel`, `connector`, `conn_index` | each connection's round-trip time |
 //! | `warren_edge_audit_write_seconds` | | one batch of audit entries written (histogram) |
 //! | `warren_edge_audit_write_failures_total` | | batches that could not be written (retried) |
+//! | `warren_edge_pg_pool_clients` | `database`, `role`, `state` | pooled PostgreSQL clients: `connected`, `active` (holding a server connection), `waiting` |
+//! | `warren_edge_pg_pool_servers` | `database`, `role`, `state` | the pool's server connections: `open`, `idle` |
+//! | `warren_edge_pg_pool_transactions_total` | `database`, `role` | transactions served (connections given back) |
+//! | `warren_edge_pg_pool_checkout_timeouts_total` | `database`, `role` | clients that found every connection busy for the checkout timeout |
 //!
 //! `front` is `http`, `edge_endpoint`, `tcp` (WebSocket), `tcp_quic` or
 //! `postgres`; `route` is the route's hostname as configured (a wildcard
@@ -52,6 +56,19 @@ struct SessionLabels {
     front: &'static str,
     route: String,
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    database: String,
+    role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolStateLabels {
+    database: String,
+    role: String,
+    state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -142,6 +159,10 @@ pub(crate) struct EdgeMetrics {
     tunnel_rtt: Family<ConnLabels, Gauge<f64, AtomicU64>>,
     audit_write: Histogram,
     audit_failures: Counter,
+    pool_clients: Family<PoolStateLabels, Gauge>,
+    pool_servers: Family<PoolStateLabels, Gauge>,
+    pool_transactions: Family<PoolLabels, Counter>,
+    pool_timeouts: Family<PoolLabels, Counter>,
     /// Sessions and errors by route (routes as configured, so bounded like
     /// the labels), for [`EdgeMetrics::route_totals`].
     route_counts: RwLock<HashMap<String, Arc<RouteCounts>>>,
@@ -165,6 +186,10 @@ impl Default for EdgeMetrics {
             tunnel_rtt: Family::default(),
             audit_write: Histogram::new(LATENCY_BUCKETS),
             audit_failures: Counter::default(),
+            pool_clients: Family::default(),
+            pool_servers: Family::default(),
+            pool_transactions: Family::default(),
+            pool_timeouts: Family::default(),
             route_counts: RwLock::default(),
             scrape: tokio::sync::Mutex::new(()),
             registry: Registry::default(),
@@ -193,6 +218,26 @@ impl Default for EdgeMetrics {
             "access_decisions",
             "Access decisions made by applications, by application and result",
             m.decisions.clone(),
+        );
+        registry.register(
+            "pg_pool_clients",
+            "Pooled PostgreSQL clients, by database, role and state (connected, active, waiting)",
+            m.pool_clients.clone(),
+        );
+        registry.register(
+            "pg_pool_servers",
+            "Server connections of the PostgreSQL pools, by database, role and state (open, idle)",
+            m.pool_servers.clone(),
+        );
+        registry.register(
+            "pg_pool_transactions",
+            "Transactions the PostgreSQL pools served (server connections given back)",
+            m.pool_transactions.clone(),
+        );
+        registry.register(
+            "pg_pool_checkout_timeouts",
+            "Clients that found every server connection busy for the checkout timeout",
+            m.pool_timeouts.clone(),
         );
         registry.register(
             "tunnel_registrations",
@@ -386,8 +431,40 @@ impl EdgeMetrics {
         &self,
         connections: &Connections,
         tunnel_names: &TunnelNames,
+        pools: &[crate::pg::pool::PoolView],
     ) -> String {
         let _one = self.scrape.lock().await;
+        self.pool_clients.clear();
+        self.pool_servers.clear();
+        for p in pools {
+            let state = |state| PoolStateLabels {
+                database: p.database.clone(),
+                role: p.role.clone(),
+                state,
+            };
+            for (s, v) in [
+                ("connected", p.clients),
+                ("active", p.clients_active),
+                ("waiting", p.clients_waiting),
+            ] {
+                self.pool_clients.get_or_create(&state(s)).set(i64::from(v));
+            }
+            for (s, v) in [("open", p.servers), ("idle", p.servers_idle)] {
+                self.pool_servers.get_or_create(&state(s)).set(i64::from(v));
+            }
+            let labels = PoolLabels {
+                database: p.database.clone(),
+                role: p.role.clone(),
+            };
+            // The pools count; the counters catch up with them.
+            for (family, now) in [
+                (&self.pool_transactions, p.transactions),
+                (&self.pool_timeouts, p.checkout_timeouts),
+            ] {
+                let c = family.get_or_create(&labels);
+                c.inc_by(now.saturating_sub(c.get()));
+            }
+        }
         self.tunnel_connections.clear();
         self.tunnel_streams.clear();
         self.tunnel_rtt.clear();

@@ -314,6 +314,9 @@ pub async fn run(
     } else {
         cfg.advertise.clone()
     };
+    // Shared by the native listener, which fills them, and the admin API,
+    // which shows them.
+    let pg_pools: Arc<crate::pg::pool::Pools> = Arc::default();
     let admin_state = AdminState {
         store: store.clone(),
         secrets,
@@ -328,6 +331,7 @@ pub async fn run(
         },
         metrics: metrics.clone(),
         databases: databases.clone(),
+        pg_pools: pg_pools.clone(),
     };
     let quick = match (&cfg.domain, cfg.quick_tunnels) {
         (Some(domain), true) => {
@@ -424,6 +428,7 @@ pub async fn run(
                 proxy_ctx.clone(),
                 Arc::new(tls),
                 cfg.pg_startup_timeout,
+                pg_pools.clone(),
             );
             Some(tokio::spawn(crate::pg::serve(
                 Acceptor::new(l, "postgres", limits.clone()),

@@ -58,10 +58,6 @@ pub(crate) struct EdgeCtx {
     pub(crate) quick: Option<Arc<crate::quick::QuickTunnels>>,
     /// Pooled PostgreSQL databases by hostname, with their credentials
     /// (`databases.rs`); reloaded with the routes.
-    #[allow(
-        dead_code,
-        reason = "read by the pooler (issue 12), written alongside; remove once it reads it"
-    )]
     pub(crate) databases: crate::databases::Databases,
 }
 
@@ -249,6 +245,9 @@ pub(crate) struct Session {
     tunnel: String,
     live: Option<LiveHandle>,
     registration: Option<Registration>,
+    /// What the front end adds to the audit entry's destination (a
+    /// pooled session's role, mode and pins).
+    pub(crate) detail: String,
     /// A PostgreSQL session's cancel key, once the database sent it.
     pub(crate) cancel_key: Mutex<Option<crate::pg::CancelKeyGuard>>,
     /// This session may write audit entries until it drops; shutdown
@@ -296,6 +295,7 @@ impl Session {
             tunnel: String::new(),
             live: None,
             registration: None,
+            detail: String::new(),
             cancel_key: Mutex::new(None),
             _owed: ctx.audit.owe(),
             idle_timeout: ctx.idle_timeout,
@@ -501,6 +501,12 @@ impl Session {
         Ok(opened)
     }
 
+    /// Names the tunnel the session's bytes went through, for a front end
+    /// that does not [`open`](Self::open) its own stream (the pool).
+    pub(crate) fn set_tunnel(&mut self, tunnel: String) {
+        self.tunnel = tunnel;
+    }
+
     /// Keeps the session only as long as its grant holds (for a request
     /// to `path`): after this, [`Session::revoked`] resolves when access
     /// is withdrawn.
@@ -576,9 +582,11 @@ impl Session {
             (End::SetupFailed(what), None) => (*what).to_owned(),
             (End::Idle(after), None) => format!("idle for {} s", after.as_secs()),
         };
-        let destination = format!("{} {reported}", self.front.destination())
-            .trim_end()
-            .to_owned();
+        let destination = [self.front.destination(), &self.detail, &reported]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         let grant = self.grant();
         let entry = AuditEntry {
             kind: "connection".into(),

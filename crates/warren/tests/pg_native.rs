@@ -63,48 +63,7 @@ async fn native() -> Native {
 impl Native {
     /// `warren access pg-cert` with a service token; the printed conninfo.
     async fn pg_cert(&self, token: &support::access::ServiceToken) -> String {
-        let e = &self.s.edge;
-        let home = self.home.path().join(&token.id);
-        let (home_s, edge, ca) = (
-            home.display().to_string(),
-            e.https.to_string(),
-            e.ca.display().to_string(),
-        );
-        let mut env = token.env().to_vec();
-        env.push(("WARREN_HOME", &home_s));
-        let o = support::warren(
-            &["access", "pg-cert", DB, "--edge", &edge, "--ca-cert", &ca],
-            &env,
-        )
-        .await;
-        assert_eq!(o.code, 0, "{}", o.stderr);
-        assert!(
-            o.stderr
-                .contains("Wrote a client certificate for db.example.com"),
-            "{}",
-            o.stderr
-        );
-        let conn = o
-            .stdout
-            .trim()
-            .strip_prefix("psql \"")
-            .and_then(|r| r.strip_suffix('"'))
-            .unwrap_or_else(|| panic!("a psql line: {}", o.stdout))
-            .to_owned();
-        let port = e.postgres.unwrap().port();
-        assert!(
-            conn.contains(&format!(
-                "host={DB} hostaddr=127.0.0.1 port={port} sslmode=verify-full"
-            )),
-            "{conn}"
-        );
-        use std::os::unix::fs::PermissionsExt;
-        let key = home.join("pg").join(format!("{DB}.key"));
-        assert_eq!(
-            std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        conn
+        support::postgres::pg_cert(&self.s.edge, self.home.path(), token, DB).await
     }
 }
 

@@ -37,6 +37,8 @@ pub(super) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(list_databases, create_database))
         .routes(routes!(show_database, update_database, delete_database))
         .routes(routes!(set_credential, delete_credential))
+        .routes(routes!(super::pools::database_pools))
+        .routes(routes!(super::pools::list_pools))
 }
 
 /// A pooled database with its credentials' roles.
@@ -254,7 +256,7 @@ fn bad(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
-fn no_database(name: &str) -> ApiError {
+pub(super) fn no_database(name: &str) -> ApiError {
     ApiError::from(warren_store::StoreError::UnknownPgDatabase(name.to_owned()))
 }
 

@@ -62,6 +62,7 @@ impl Api {
             token_edges: vec!["127.0.0.1:7844".into(), "127.0.0.2:7844".into()],
             ca_pin: ca_pin(b"ca"),
             databases: crate::databases::Databases::load(dir.path()).unwrap(),
+            pg_pools: Default::default(),
             route_policy: crate::routes::RoutePolicy {
                 domain: Some("example.com".into()),
                 outside_domain: false,

@@ -20,6 +20,7 @@
 //! Every refusal is an ErrorResponse psql prints ([`respond`]).
 
 pub(crate) mod cancel;
+pub(crate) mod pool;
 pub(crate) mod respond;
 pub(crate) mod verifier;
 
@@ -49,6 +50,8 @@ pub(crate) struct PgListener {
     pub(crate) tls: Arc<rustls::ServerConfig>,
     pub(crate) startup_timeout: Duration,
     cancels: CancelKeys,
+    /// Server connections of pooled databases (`warren db add`).
+    pub(crate) pools: Arc<pool::Pools>,
 }
 
 impl PgListener {
@@ -56,18 +59,22 @@ impl PgListener {
         ctx: Arc<EdgeCtx>,
         tls: Arc<rustls::ServerConfig>,
         startup_timeout: Duration,
+        pools: Arc<pool::Pools>,
     ) -> Arc<Self> {
         Arc::new(PgListener {
             ctx,
             tls,
             startup_timeout,
             cancels: CancelKeys::default(),
+            pools,
         })
     }
 }
 
 /// Accepts PostgreSQL clients until the task is dropped.
 pub(crate) async fn serve(mut listener: crate::accept::Acceptor, pg: Arc<PgListener>) {
+    let maintenance = tokio::spawn(pg.pools.clone().maintain(pg.ctx.clone()));
+    let _maintenance = AbortOnDrop(maintenance);
     loop {
         let accepted = listener.next().await;
         let _ = accepted.tcp.set_nodelay(true);
@@ -158,7 +165,17 @@ impl PgListener {
         }
         let startup = &ready.startup;
         tracing::info!(%peer, %host, identity = %session.grant().who.label(), user = %startup.user(), database = %startup.database(), "PostgreSQL session allowed at the edge");
-        self.session(stream, session, ready.raw, ready.rest).await;
+        match ctx.databases.for_host(&host) {
+            Some(db) if db.auth == crate::databases::AuthMode::Identity => {
+                self.pooled(stream, session, startup, ready.rest.clone(), db)
+                    .await
+            }
+            Some(db) => {
+                tracing::debug!(%host, auth = db.auth.as_str(), "a passthrough database: its session is spliced, not pooled");
+                self.session(stream, session, ready.raw, ready.rest).await
+            }
+            None => self.session(stream, session, ready.raw, ready.rest).await,
+        }
     }
 
     /// Open, proxy and finish for an allowed session.
@@ -217,11 +234,13 @@ impl PgListener {
     }
 
     /// Sends a `CancelRequest` to the connector of the session it names.
-    async fn cancel(&self, c: warren_pg::CancelRequest, raw: Bytes, peer: SocketAddr) {
-        let Some(host) = self.cancels.host_of(c.pid, c.key.as_bytes()) else {
-            tracing::info!(%peer, "a PostgreSQL cancel request for an unknown session was dropped");
+    async fn cancel(&self, c: warren_pg::CancelRequest, _raw: Bytes, peer: SocketAddr) {
+        let Some(target) = self.cancels.target_of(c.pid, &c.key) else {
+            tracing::info!(%peer, "a PostgreSQL cancel request for an unknown or idle session was dropped");
             return;
         };
+        let host = target.host;
+        let raw = warren_pg::encode_cancel(target.pid, &target.key);
         let Some(route) = self.ctx.routes.lookup(&host) else {
             return;
         };
@@ -252,6 +271,15 @@ impl PgListener {
                 tracing::info!(%host, "a PostgreSQL cancel request could not be forwarded")
             }
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -6,6 +6,10 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use warren_pg::message::sqlstate;
 use warren_pg::{error_response, NegotiationError, Severity};
 
+use warren_pg::pool::{FlowError, StartupParamError};
+
+use super::pool::client::RoleRefusal;
+use super::pool::PoolError;
 use crate::access::Refusal;
 use crate::session::Failure;
 use crate::upstream::UpstreamError;
@@ -32,6 +36,24 @@ pub(crate) enum PgRefusal {
     NotTcp { host: String },
     /// The tunnel closed while the startup was being sent.
     TunnelClosedDuringStartup,
+    /// Pooled: the identity maps to no role it may use.
+    NoRole {
+        database: String,
+        who: String,
+        why: RoleRefusal,
+    },
+    /// Pooled: the edge holds no credential for the role.
+    NoCredential { database: String, role: String },
+    /// Pooled: a startup parameter the pool cannot carry.
+    StartupParam(StartupParamError),
+    /// Pooled: no server connection.
+    Pool(PoolError),
+    /// Pooled: the client's messages could not be followed.
+    Protocol(FlowError),
+    /// Pooled: the server connection closed under the client.
+    ServerGone,
+    /// Access was withdrawn while the session was open.
+    Revoked,
 }
 
 impl PgRefusal {
@@ -45,7 +67,26 @@ impl PgRefusal {
             PgRefusal::Session { host, failure, had_cert } => session(host, failure, *had_cert),
             PgRefusal::NotTcp { host } => (UNABLE_TO_CONNECT, format!("{host} is not a PostgreSQL or TCP service")),
             PgRefusal::TunnelClosedDuringStartup => (CONNECTION_FAILURE, "the tunnel closed during startup".into()),
+            PgRefusal::NoRole { database, who, why: RoleRefusal::NoneMapped } => (INSUFFICIENT_PRIVILEGE, format!("{who} may connect to {database} but no database role is mapped to them; an administrator can add one with `warren access policy add APP POLICY ... --db-role ROLE`")),
+            PgRefusal::NoRole { database, who, why: RoleRefusal::NotAllowed { asked, allowed } } => (INSUFFICIENT_PRIVILEGE, format!("{who} may use the role{} {} on {database}, not {asked}; connect with user={}", if allowed.len() == 1 { "" } else { "s" }, allowed.join(", "), allowed[0])),
+            PgRefusal::NoCredential { database, role } => (INVALID_AUTHORIZATION, format!("the Warren edge holds no credential for role {role} on {database}; an administrator can store one with `warren db credential set {database} --role {role} --password-file FILE`")),
+            PgRefusal::StartupParam(e) => (FEATURE_NOT_SUPPORTED, e.to_string()),
+            PgRefusal::Pool(e @ PoolError::Exhausted { .. }) => (TOO_MANY_CONNECTIONS, e.to_string()),
+            PgRefusal::Pool(PoolError::Upstream(e)) => (UNABLE_TO_CONNECT, e.to_string()),
+            PgRefusal::Pool(e @ PoolError::Login(_)) => (INVALID_AUTHORIZATION, e.to_string()),
+            PgRefusal::Pool(e) => (UNABLE_TO_CONNECT, e.to_string()),
+            PgRefusal::Protocol(e) => (PROTOCOL_VIOLATION, e.to_string()),
+            PgRefusal::ServerGone => (CONNECTION_FAILURE, "the database connection closed in the middle of the session; reconnect".into()),
+            PgRefusal::Revoked => (ADMIN_SHUTDOWN, "access to this database was withdrawn; the session is closed".into()),
         }
+    }
+
+    /// Writes the FATAL ErrorResponse, leaving the stream open (to a
+    /// write half; closing is the caller's).
+    pub(crate) async fn write<S: AsyncWrite + Unpin>(&self, s: &mut S) {
+        let (code, message) = self.render();
+        let m = error_response(Severity::Fatal, code, &message);
+        let _ = s.write_all(&m.encode()).await;
     }
 
     /// Sends the FATAL ErrorResponse and closes the client's side (only
@@ -105,6 +146,32 @@ mod tests {
             PgRefusal::Negotiation(NegotiationError::TooManyEncryptionRequests),
             PgRefusal::NotTcp { host: host.clone() },
             PgRefusal::TunnelClosedDuringStartup,
+            PgRefusal::NoRole {
+                database: "orders".into(),
+                who: "ci".into(),
+                why: RoleRefusal::NoneMapped,
+            },
+            PgRefusal::NoRole {
+                database: "orders".into(),
+                who: "ci".into(),
+                why: RoleRefusal::NotAllowed {
+                    asked: "postgres".into(),
+                    allowed: vec!["app".into()],
+                },
+            },
+            PgRefusal::NoCredential {
+                database: "orders".into(),
+                role: "app".into(),
+            },
+            PgRefusal::StartupParam(StartupParamError::Replication),
+            PgRefusal::Pool(PoolError::Exhausted {
+                database: "orders".into(),
+                role: "app".into(),
+                size: 2,
+                waited_ms: 5000,
+            }),
+            PgRefusal::ServerGone,
+            PgRefusal::Revoked,
             PgRefusal::Session {
                 host: host.clone(),
                 failure: Failure::UnknownHost,

@@ -152,6 +152,18 @@ pub(crate) enum DbCmd {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// The pools: per database and role, clients (connected, holding a
+    /// server connection, waiting), server connections (open, idle),
+    /// transactions, waits and closes (PgBouncer's SHOW POOLS and SHOW
+    /// STATS).
+    Pools {
+        /// Only this database's pools.
+        name: Option<String>,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: Output,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// The credentials the edge logs in to a database with, one per role.
     Credential {
         #[command(subcommand)]
@@ -277,6 +289,7 @@ impl SettingsArgs {
             );
         }
         if self.cache {
+            eprintln!("warning: the pooler's result cache is not built yet: --cache and its settings are stored for it, and no query is cached until it is");
             body.insert("cache".into(), json!(true));
         } else if self.no_cache {
             body.insert("cache".into(), json!(false));
@@ -585,6 +598,14 @@ pub(crate) async fn run(cmd: DbCmd) -> anyhow::Result<String> {
                 format!("Changed pooled database {}\n{}", d.name, show_text(&d))
             })?
         }
+        DbCmd::Pools { name, output, api } => {
+            let path = match &name {
+                Some(n) => format!("{}/pools", db_path(n)),
+                None => "/v1/pools".to_owned(),
+            };
+            let v = ApiClient::new(&api)?.call(Method::GET, &path, None).await?;
+            render(output, &v, |p: Vec<PoolRow>| pools_text(&p))?
+        }
         DbCmd::Remove { name, api } => {
             ApiClient::new(&api)?
                 .call(Method::DELETE, &db_path(&name), None)
@@ -787,4 +808,61 @@ mod tests {
             .to_string()
             .contains("is not set"));
     }
+}
+
+/// One pool, as `GET /v1/pools` shows it.
+#[derive(Deserialize)]
+struct PoolRow {
+    database: String,
+    role: String,
+    mode: String,
+    pool_size: u32,
+    clients: u32,
+    clients_active: u32,
+    clients_waiting: u32,
+    servers: u32,
+    servers_idle: u32,
+    transactions: u64,
+    avg_wait_us: u64,
+    checkout_timeouts: u64,
+    servers_closed: u64,
+    statements: usize,
+}
+
+fn pools_text(pools: &[PoolRow]) -> String {
+    if pools.is_empty() {
+        return "No pool yet: a pool is made at its first client\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = pools
+        .iter()
+        .map(|p| {
+            vec![
+                p.database.clone(),
+                p.role.clone(),
+                p.mode.clone(),
+                format!("{}/{}/{}", p.clients, p.clients_active, p.clients_waiting),
+                format!("{}/{} of {}", p.servers, p.servers_idle, p.pool_size),
+                p.transactions.to_string(),
+                format!("{:.2}", p.avg_wait_us as f64 / 1000.0),
+                p.checkout_timeouts.to_string(),
+                p.servers_closed.to_string(),
+                p.statements.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "DATABASE",
+            "ROLE",
+            "MODE",
+            "CLIENTS/ACTIVE/WAITING",
+            "SERVERS/IDLE",
+            "TRANSACTIONS",
+            "AVG WAIT MS",
+            "TIMEOUTS",
+            "CLOSED",
+            "STATEMENTS",
+        ],
+        &rows,
+    )
 }

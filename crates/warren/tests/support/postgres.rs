@@ -327,3 +327,55 @@ impl Postgres {
         .await;
     }
 }
+
+/// `warren access pg-cert HOST` as `token` (its files under `home`): the
+/// libpq connection string it prints, checked for the edge's native
+/// listener and an owner-only key.
+pub async fn pg_cert(
+    e: &super::Edge,
+    home: &std::path::Path,
+    token: &super::access::ServiceToken,
+    host: &str,
+) -> String {
+    let home = home.join(&token.id);
+    let (home_s, edge, ca) = (
+        home.display().to_string(),
+        e.https.to_string(),
+        e.ca.display().to_string(),
+    );
+    let mut env = token.env().to_vec();
+    env.push(("WARREN_HOME", &home_s));
+    let o = super::warren(
+        &["access", "pg-cert", host, "--edge", &edge, "--ca-cert", &ca],
+        &env,
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains(&format!("Wrote a client certificate for {host}")),
+        "{}",
+        o.stderr
+    );
+    let conn = o
+        .stdout
+        .trim()
+        .strip_prefix("psql \"")
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("a psql line: {}", o.stdout))
+        .to_owned();
+    let port = e.postgres.unwrap().port();
+    assert!(
+        conn.contains(&format!(
+            "host={host} hostaddr=127.0.0.1 port={port} sslmode=verify-full"
+        )),
+        "{conn}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let key = home.join("pg").join(format!("{host}.key"));
+    assert_eq!(
+        std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    conn
+}
