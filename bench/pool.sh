@@ -191,8 +191,10 @@ idle() {
   python3 "$ROOT/bench/pg_idle.py" --port "$port" --count "$N_IDLE" --hold-secs $((T + 15)) "${args[@]}" >"$TMP/idle-$path.out" &
   local lp=$!; PIDS+=("$lp")
   wait_for "idle clients ($path)" 120 grep -q holding "$TMP/idle-$path.out"
-  rec "idle_open.$path" "$(jq -r 'select(.phase=="holding") | .open' "$TMP/idle-$path.out")"
-  rec "idle_kb.$path" "$(( ($(kb "$pid") - before) * 1024 / N_IDLE ))"
+  local opened; opened=$(jq -r 'select(.phase=="holding") | .open' "$TMP/idle-$path.out")
+  rec "idle_open.$path" "$opened"
+  # Per client that is open (a pooler may refuse or time some out).
+  rec "idle_kb.$path" "$(( ($(kb "$pid") - before) * 1024 / (opened > 0 ? opened : 1) ))"
   rec "busy.$path" "$(bench "$path" -S -c 50)"
   wait "$lp" || true
 }
