@@ -396,6 +396,25 @@ async fn refusals_cancel_and_an_exhausted_pool() {
 }
 
 #[cfg_attr(
+    warren_missing_postgres,
+    ignore = "needs PostgreSQL (server and psql); .ci/run installs what is missing"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_idle_keeps_connections_warm_before_any_client() {
+    let p = pooled(&["--pool-size", "4", "--min-idle", "2"], &["app"]).await;
+    // No client has connected: the pool opens its two by itself.
+    eventually("two warm server connections", support::DEADLINE, || async {
+        (server_connections(&p.pg).await == 2).then_some(())
+    })
+    .await;
+    // A client uses one of them.
+    let (ok, out) = psql(&p.conn, "app", "SELECT current_user").await;
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "app");
+    assert_eq!(server_connections(&p.pg).await, 2);
+}
+
+#[cfg_attr(
     any(warren_missing_postgres, warren_missing_pgbench),
     ignore = "needs PostgreSQL (server and psql) and pgbench; .ci/run installs what is missing"
 )]

@@ -47,6 +47,8 @@ const SERVER_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// An idle connection older than this is checked (an empty query) before
 /// a client gets it.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(30);
+/// How long `min_idle` waits after a failed login before it tries again.
+const TOP_UP_BACKOFF: Duration = Duration::from_secs(10);
 /// How often idle connections are pruned and `min_idle` is topped up.
 const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
 
@@ -231,6 +233,10 @@ pub(crate) struct RolePool {
     params: Mutex<Option<Vec<(String, String)>>>,
     /// Ids for the named statements of its clients (transaction mode).
     pub(crate) statements: Mutex<warren_pg::pool::StatementCache>,
+    /// Connections `min_idle` is opening now.
+    warming: AtomicU32,
+    /// When a `min_idle` login last failed.
+    last_failure: Mutex<Option<Instant>>,
 }
 
 impl RolePool {
@@ -242,6 +248,8 @@ impl RolePool {
             counts: Arc::default(),
             params: Mutex::default(),
             statements: Mutex::default(),
+            warming: AtomicU32::new(0),
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -518,28 +526,40 @@ impl RolePool {
     /// Opens connections until `min_idle` are idle (within `pool_size`),
     /// in the background.
     fn top_up(self: &Arc<Self>, ctx: &Arc<EdgeCtx>, config: &DatabaseConfig) {
+        let warming = self.warming.load(Ordering::Acquire) as usize;
+        let have = self.idle_count() + warming;
         let want = config.pool.min_idle as usize;
-        let idle = self.idle_count();
-        if idle >= want {
+        if have >= want {
+            return;
+        }
+        // After a failed login, wait before the next try.
+        let failed = *self.last_failure.lock().expect("pool failure");
+        if failed.is_some_and(|t| t.elapsed() < TOP_UP_BACKOFF) {
             return;
         }
         let Some(route) = ctx.routes.lookup(&config.hostname) else {
             return;
         };
-        for _ in idle..want {
+        for _ in have..want {
             let Some(slot) = self.reserve(config.pool.size) else {
                 return;
             };
+            self.warming.fetch_add(1, Ordering::AcqRel);
             let (pool, ctx, route) = (self.clone(), ctx.clone(), route.clone());
             tokio::spawn(async move {
                 // The connections min_idle keeps are opened for no one in
                 // particular: they carry no identity assertion.
-                if let Ok(conn) = pool.connect(&ctx, &route, "", slot).await {
-                    let mut conn = conn;
-                    conn.idle_since = Instant::now();
-                    pool.idle.lock().expect("pool idle").push_back(conn);
-                    pool.counts.wake.notify_one();
+                match pool.connect(&ctx, &route, "", slot).await {
+                    Ok(mut conn) => {
+                        conn.idle_since = Instant::now();
+                        pool.idle.lock().expect("pool idle").push_back(conn);
+                        pool.counts.wake.notify_one();
+                    }
+                    Err(_) => {
+                        *pool.last_failure.lock().expect("pool failure") = Some(Instant::now());
+                    }
                 }
+                pool.warming.fetch_sub(1, Ordering::AcqRel);
             });
         }
     }
@@ -611,6 +631,15 @@ impl Pools {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // A database that keeps connections warm has its pools before
+            // its first client.
+            for config in ctx.databases.all() {
+                if config.pool.min_idle > 0 {
+                    for role in config.credentials.keys() {
+                        self.get(&config, role);
+                    }
+                }
+            }
             let pools: Vec<_> = self
                 .pools
                 .lock()
