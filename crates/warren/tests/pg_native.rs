@@ -24,20 +24,8 @@ struct Native {
 }
 
 async fn native() -> Native {
-    let (pg, ca) = tokio::task::spawn_blocking(Postgres::start_tls)
-        .await
-        .unwrap();
-    let s = Stack::start(
-        &[],
-        &format!(
-            "  - hostname: {DB}\n    service: postgres://localhost:{}\n    originRequest:\n      caPool: {}\n",
-            pg.port,
-            ca.display()
-        ),
-    )
-    .await;
+    let (pg, s) = support::postgres::behind_connector(DB).await;
     let e = &s.edge;
-    e.ok(&["tunnel", "route", "dns", "office", DB]).await;
     e.ok(&["access", "app", "create", "db", "--host", DB]).await;
     e.ok(&[
         "access",

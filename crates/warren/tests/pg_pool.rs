@@ -30,20 +30,8 @@ struct Pooled {
 /// with `flags`, the credential of `app` stored, and a policy that maps
 /// service token `ci` to `roles`.
 async fn pooled(flags: &[&str], roles: &[&str]) -> Pooled {
-    let (pg, ca) = tokio::task::spawn_blocking(Postgres::start_tls)
-        .await
-        .unwrap();
-    let s = Stack::start(
-        &[],
-        &format!(
-            "  - hostname: {DB}\n    service: postgres://localhost:{}\n    originRequest:\n      caPool: {}\n",
-            pg.port,
-            ca.display()
-        ),
-    )
-    .await;
+    let (pg, s) = support::postgres::behind_connector(DB).await;
     let e = &s.edge;
-    e.ok(&["tunnel", "route", "dns", "office", DB]).await;
     let mut add = vec!["db", "add", "orders", "--route", DB, "--database", "app"];
     add.extend_from_slice(flags);
     e.ok(&add).await;
@@ -86,24 +74,17 @@ async fn pooled(flags: &[&str], roles: &[&str]) -> Pooled {
 /// default channel_binding, as `user`: whether it succeeded, and its
 /// output.
 async fn psql(conn: &str, user: &str, sql: &str) -> (bool, String) {
-    let o = tokio::time::timeout(Duration::from_secs(60), psql_cmd(conn, user, sql).output())
-        .await
-        .expect("psql timed out")
-        .expect("psql");
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
+    psql_session(conn, user, &[sql]).await
 }
 
 /// psql running each of `sqls` as its own query in one session, as
 /// `app`.
 async fn psql_many(conn: &str, sqls: &[&str]) -> (bool, String) {
-    let mut c = psql_cmd(conn, "app", sqls[0]);
+    psql_session(conn, "app", sqls).await
+}
+
+async fn psql_session(conn: &str, user: &str, sqls: &[&str]) -> (bool, String) {
+    let mut c = psql_cmd(conn, user, sqls[0]);
     for sql in &sqls[1..] {
         c.args(["-c", sql]);
     }

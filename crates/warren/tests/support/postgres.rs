@@ -379,3 +379,23 @@ pub async fn pg_cert(
     );
     conn
 }
+
+/// A [`Postgres::start_tls`] cluster behind a connector whose ingress
+/// sends `host` to it as `postgres://` (verify-full against the cluster's
+/// CA), with `host` routed to the connector's tunnel.
+pub async fn behind_connector(host: &str) -> (Postgres, super::Stack) {
+    let (pg, ca) = tokio::task::spawn_blocking(Postgres::start_tls)
+        .await
+        .unwrap();
+    let s = super::Stack::start(
+        &[],
+        &format!(
+            "  - hostname: {host}\n    service: postgres://localhost:{}\n    originRequest:\n      caPool: {}\n",
+            pg.port,
+            ca.display()
+        ),
+    )
+    .await;
+    s.edge.ok(&["tunnel", "route", "dns", "office", host]).await;
+    (pg, s)
+}

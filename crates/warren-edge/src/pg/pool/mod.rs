@@ -633,10 +633,11 @@ impl Pools {
             tick.tick().await;
             // A database that keeps connections warm has its pools before
             // its first client.
-            for config in ctx.databases.all() {
+            let databases = ctx.databases.all();
+            for config in &databases {
                 if config.pool.min_idle > 0 {
                     for role in config.credentials.keys() {
-                        self.get(&config, role);
+                        self.get(config, role);
                     }
                 }
             }
@@ -648,11 +649,11 @@ impl Pools {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             for ((name, role), pool) in pools {
-                match ctx.databases.all().into_iter().find(|d| d.name == name) {
+                match databases.iter().find(|d| d.name == name) {
                     Some(config) if config.credentials.contains_key(&role) => {
-                        self.get(&config, &role);
+                        self.get(config, &role);
                         pool.prune();
-                        pool.top_up(&ctx, &config);
+                        pool.top_up(&ctx, config);
                     }
                     // Removed, or its credential is: no new connection,
                     // the idle ones close; clients on one keep it.
